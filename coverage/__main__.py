@@ -1,0 +1,6 @@
+"""Allow ``python -m coverage ...`` as an alias of the ``eldercov`` command."""
+
+from coverage.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

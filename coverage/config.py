@@ -1,0 +1,328 @@
+"""Read and check a study configuration file (YAML) into plain dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from coverage._errors import ConfigError
+
+#: facility kinds known to the package, in display order
+KINDS: tuple[str, ...] = ("day_care", "canteen", "mutual_aid", "nursing_home", "comprehensive")
+
+#: coordinate systems a tabular input may use
+COORDINATE_SYSTEMS: tuple[str, ...] = ("wgs84", "gcj02", "bd09", "cgcs2000")
+
+
+@dataclass(frozen=True)
+class FacilitySource:
+    """One facility table: its path and the coordinate system of its lon/lat columns."""
+
+    path: Path
+    crs: str = "wgs84"
+    sheet: str | int | None = None
+    encoding: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UnitSource:
+    """Administrative units: polygons (GeoJSON/GPKG/SHP) or a division-code table (CSV)."""
+
+    path: Path
+    crs: str = "wgs84"
+    layer: str | None = None
+
+
+@dataclass(frozen=True)
+class PopulationSource:
+    """
+    Elderly demand: age/sex band rasters, optionally calibrated to census totals.
+
+    ``rasters`` is a list of GeoTIFF paths (globs already expanded). ``census``
+    is an optional table with unit codes and totals of the chosen age group.
+    """
+
+    rasters: tuple[Path, ...] = ()
+    age_group: str = "60+"
+    year: int = 2020
+    census: Path | None = None
+    census_code_column: str = "code"
+    census_total_column: str = "elderly"
+    census_level: str = "county"
+
+
+@dataclass(frozen=True)
+class FerryPolicy:
+    """How ferry lines (``route=ferry``) count: excluded, or an edge costing wait + crossing time."""
+
+    enabled: bool = True
+    wait_seconds: float = 900.0
+    speed_mps: float = 4.0
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Walking parameters. Speeds in metres per second, thresholds in minutes or metres."""
+
+    walk_speed_mps: float = 0.8
+    thresholds_min: tuple[float, ...] = (5.0, 10.0, 15.0)
+    distance_thresholds_m: tuple[float, ...] = (300.0, 500.0, 1000.0)
+    max_access_m: float = 500.0
+    sensitivity_speeds_mps: tuple[float, ...] = (0.75, 0.8, 1.0, 1.1)
+    kind_walk_speed_mps: dict[str, float] = field(default_factory=dict)
+    kinds: tuple[str, ...] = KINDS
+    ferry: FerryPolicy = field(default_factory=FerryPolicy)
+    isochrone_buffer_m: float = 50.0
+
+    def speed_for(self, kind: str) -> float:
+        """Walking speed (m/s) used for facilities of ``kind``."""
+        return float(self.kind_walk_speed_mps.get(kind, self.walk_speed_mps))
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything one study run needs. Paths are absolute (resolved against the file's folder)."""
+
+    name: str
+    title: str
+    config_path: Path
+    network: Path
+    facilities: tuple[FacilitySource, ...]
+    units: UnitSource | None
+    population: PopulationSource
+    parameters: Parameters = field(default_factory=Parameters)
+    target_sets: tuple[str, ...] = ()
+    target_files: tuple[Path, ...] = ()
+    output_dir: Path = Path("outputs")
+    synthetic: bool = False
+    facility_source_note: str = ""
+    basemap: str = "cartodbpositron"
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-friendly dict of the configuration, for the run record."""
+
+        def clean(value: Any) -> Any:
+            if isinstance(value, Path):
+                return str(value)
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [clean(v) for v in value]
+            return value
+
+        return clean(asdict(self))
+
+
+def _require(mapping: dict, key: str, where: str) -> Any:
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise ConfigError(f"{where}: the field '{key}' is required")
+    return mapping[key]
+
+
+def _resolve(base: Path, value: str | Path, where: str, *, must_exist: bool = True) -> Path:
+    path = Path(value)
+    if not path.is_absolute():
+        path = (base / path).resolve()
+    if must_exist and not path.exists():
+        raise ConfigError(
+            f"{where}: file not found: {path}\n"
+            "  what to do / 处理办法: check the path; relative paths are read from the "
+            "folder of the configuration file / 相对路径以配置文件所在目录为准"
+        )
+    return path
+
+
+def _check_crs(value: str, where: str) -> str:
+    crs = str(value).lower().replace("-", "").replace("_", "")
+    aliases = {"wgs84": "wgs84", "epsg4326": "wgs84", "gcj02": "gcj02", "bd09": "bd09",
+               "cgcs2000": "cgcs2000", "epsg4490": "cgcs2000"}
+    if crs not in aliases:
+        raise ConfigError(
+            f"{where}: unknown coordinate system '{value}'; use one of {', '.join(COORDINATE_SYSTEMS)} "
+            "(高德/腾讯 = gcj02, 百度 = bd09, 天地图/国家2000 = cgcs2000, GPS/OSM = wgs84)"
+        )
+    return aliases[crs]
+
+
+def _positive(value: Any, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if not number > 0:
+        raise ConfigError(f"{where}: must be greater than 0, got {value!r}")
+    return number
+
+
+def _expand_rasters(base: Path, spec: Any, where: str) -> tuple[Path, ...]:
+    patterns = [spec] if isinstance(spec, str) else list(spec or [])
+    paths: list[Path] = []
+    for pattern in patterns:
+        pattern_path = Path(pattern)
+        if not pattern_path.is_absolute():
+            pattern_path = base / pattern_path
+        if any(ch in str(pattern) for ch in "*?["):
+            matches = sorted(pattern_path.parent.glob(pattern_path.name))
+            if not matches:
+                raise ConfigError(f"{where}: no file matches {pattern_path}")
+            paths.extend(m.resolve() for m in matches)
+        else:
+            paths.append(_resolve(base, pattern_path, where))
+    return tuple(paths)
+
+
+def parse_parameters(raw: dict | None) -> Parameters:
+    """Check the ``parameters:`` block of a study file and fill defaults."""
+    raw = dict(raw or {})
+    defaults = Parameters()
+    ferry_raw = raw.pop("ferry", {}) or {}
+    if isinstance(ferry_raw, bool):
+        ferry_raw = {"enabled": ferry_raw}
+    ferry = FerryPolicy(
+        enabled=bool(ferry_raw.get("enabled", True)),
+        wait_seconds=float(ferry_raw.get("wait_seconds", FerryPolicy.wait_seconds)),
+        speed_mps=_positive(ferry_raw.get("speed_mps", FerryPolicy.speed_mps), "parameters.ferry.speed_mps"),
+    )
+    kinds = tuple(raw.pop("kinds", KINDS))
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ConfigError(f"parameters.kinds: unknown facility kind '{kind}'; known: {', '.join(KINDS)}")
+    kind_speeds = {}
+    for kind, speed in (raw.pop("kind_walk_speed_mps", {}) or {}).items():
+        if kind not in KINDS:
+            raise ConfigError(f"parameters.kind_walk_speed_mps: unknown facility kind '{kind}'")
+        kind_speeds[kind] = _positive(speed, f"parameters.kind_walk_speed_mps.{kind}")
+    params = Parameters(
+        walk_speed_mps=_positive(raw.pop("walk_speed_mps", defaults.walk_speed_mps), "parameters.walk_speed_mps"),
+        thresholds_min=tuple(
+            sorted(_positive(t, "parameters.thresholds_min") for t in raw.pop("thresholds_min", defaults.thresholds_min))
+        ),
+        distance_thresholds_m=tuple(
+            sorted(
+                _positive(t, "parameters.distance_thresholds_m")
+                for t in raw.pop("distance_thresholds_m", defaults.distance_thresholds_m)
+            )
+        ),
+        max_access_m=_positive(raw.pop("max_access_m", defaults.max_access_m), "parameters.max_access_m"),
+        sensitivity_speeds_mps=tuple(
+            _positive(s, "parameters.sensitivity_speeds_mps")
+            for s in raw.pop("sensitivity_speeds_mps", defaults.sensitivity_speeds_mps)
+        ),
+        kind_walk_speed_mps=kind_speeds,
+        kinds=kinds,
+        ferry=ferry,
+        isochrone_buffer_m=_positive(raw.pop("isochrone_buffer_m", defaults.isochrone_buffer_m),
+                                     "parameters.isochrone_buffer_m"),
+    )
+    if raw:
+        raise ConfigError(f"parameters: unknown field(s) {', '.join(sorted(raw))}")
+    return params
+
+
+def load_study(path: str | Path, *, output_root: str | Path | None = None) -> StudyConfig:
+    """
+    Read a study configuration file.
+
+    Parameters
+    ----------
+    path
+        The YAML file. Relative input paths inside it are read from its folder.
+    output_root
+        Folder under which ``<study name>/`` is written; default ``outputs`` in
+        the current working directory, unless the file sets ``outputs.folder``.
+
+    Returns
+    -------
+    StudyConfig
+    """
+    config_path = Path(path).resolve()
+    if not config_path.exists():
+        raise ConfigError(f"study configuration not found: {config_path}")
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{config_path}: not valid YAML: {exc}") from None
+    base = config_path.parent
+    where = str(config_path)
+
+    study = _require(raw, "study", where)
+    name = str(_require(study, "name", f"{where}: study"))
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(f"{where}: study.name '{name}' must be letters, digits, '-' or '_' (it names the output folder)")
+    inputs = _require(raw, "inputs", where)
+
+    network = _resolve(base, _require(inputs, "network", f"{where}: inputs"), f"{where}: inputs.network")
+
+    facility_specs = _require(inputs, "facilities", f"{where}: inputs")
+    if isinstance(facility_specs, (str, dict)):
+        facility_specs = [facility_specs]
+    facilities = []
+    for i, spec in enumerate(facility_specs):
+        if isinstance(spec, str):
+            spec = {"path": spec}
+        facilities.append(
+            FacilitySource(
+                path=_resolve(base, _require(spec, "path", f"{where}: inputs.facilities[{i}]"),
+                              f"{where}: inputs.facilities[{i}].path"),
+                crs=_check_crs(spec.get("crs", "wgs84"), f"{where}: inputs.facilities[{i}].crs"),
+                sheet=spec.get("sheet"),
+                encoding=spec.get("encoding"),
+                columns=dict(spec.get("columns", {}) or {}),
+            )
+        )
+
+    units = None
+    if inputs.get("units"):
+        spec = inputs["units"]
+        if isinstance(spec, str):
+            spec = {"path": spec}
+        units = UnitSource(
+            path=_resolve(base, _require(spec, "path", f"{where}: inputs.units"), f"{where}: inputs.units.path"),
+            crs=_check_crs(spec.get("crs", "wgs84"), f"{where}: inputs.units.crs"),
+            layer=spec.get("layer"),
+        )
+
+    pop_raw = _require(inputs, "population", f"{where}: inputs")
+    census = pop_raw.get("census")
+    census_spec = census if isinstance(census, dict) else ({"path": census} if census else {})
+    population = PopulationSource(
+        rasters=_expand_rasters(base, pop_raw.get("rasters"), f"{where}: inputs.population.rasters"),
+        age_group=str(pop_raw.get("age_group", "60+")),
+        year=int(pop_raw.get("year", 2020)),
+        census=_resolve(base, census_spec["path"], f"{where}: inputs.population.census") if census_spec else None,
+        census_code_column=str(census_spec.get("code_column", "code")),
+        census_total_column=str(census_spec.get("total_column", "elderly")),
+        census_level=str(census_spec.get("level", "county")),
+    )
+    if population.age_group not in ("60+", "65+", "80+"):
+        raise ConfigError(f"{where}: inputs.population.age_group must be 60+, 65+ or 80+, got {population.age_group!r}")
+
+    targets = raw.get("targets", {}) or {}
+    if isinstance(targets, list):
+        targets = {"sets": targets}
+    outputs = raw.get("outputs", {}) or {}
+    if outputs.get("folder"):
+        output_dir = _resolve(base, outputs["folder"], "outputs.folder", must_exist=False)
+    else:
+        output_dir = Path(output_root or Path.cwd() / "outputs").resolve() / name
+
+    return StudyConfig(
+        name=name,
+        title=str(study.get("title", name)),
+        config_path=config_path,
+        network=network,
+        facilities=tuple(facilities),
+        units=units,
+        population=population,
+        parameters=parse_parameters(raw.get("parameters")),
+        target_sets=tuple(str(s) for s in targets.get("sets", [])),
+        target_files=tuple(_resolve(base, p, f"{where}: targets.files") for p in targets.get("files", [])),
+        output_dir=output_dir,
+        synthetic=bool(study.get("synthetic", False)),
+        facility_source_note=str(study.get("facility_source", "")),
+        basemap=str(outputs.get("basemap", "cartodbpositron")),
+    )
