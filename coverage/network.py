@@ -1,0 +1,279 @@
+"""Build projected walking networks from OpenStreetMap files (.osm, .osm.pbf, .osm.bz2, GraphML)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import osmnx as ox
+import pandas as pd
+
+from coverage._errors import InputDataError
+from coverage.coords import utm_crs_for
+
+#: bump when the filter or the graph build changes, so cached graphs are rebuilt
+NETWORK_BUILD_VERSION = "1"
+
+#: highway values no pedestrian may use (osmnx's "walk" filter, plus trunk links:
+#: ramps of China's urban expressways have no footway)
+EXCLUDED_HIGHWAY = frozenset(
+    {
+        "abandoned", "bus_guideway", "construction", "cycleway", "motorway", "motorway_link",
+        "trunk_link", "no", "planned", "platform", "proposed", "raceway", "razed", "rest_area",
+        "services", "escape", "busway", "corridor_planned",
+    }
+)
+
+#: file endings read as raw OSM by pyosmium
+RAW_OSM_SUFFIXES = (".osm", ".osm.xml", ".xml", ".osm.pbf", ".pbf", ".osm.bz2", ".osm.gz")
+
+
+def is_walkable(tags: dict[str, str]) -> bool:
+    """
+    Whether an OSM way with these tags belongs to the walking network.
+
+    Mirrors osmnx's ``walk`` network filter: any ``highway=*`` way that is not
+    an area, not private, not foot=no, not a motorway, cycleway or
+    construction, and not mapped as a separate sidewalk.
+
+    Parameters
+    ----------
+    tags
+        The way's OSM tags.
+
+    Returns
+    -------
+    bool
+    """
+    highway = tags.get("highway")
+    if highway is None or highway in EXCLUDED_HIGHWAY or highway.startswith("motor"):
+        return False
+    if tags.get("area") == "yes" or tags.get("access") == "private" or tags.get("foot") == "no":
+        return False
+    if tags.get("service") == "private":
+        return False
+    for key in ("sidewalk", "sidewalk:both", "sidewalk:left", "sidewalk:right"):
+        if tags.get(key) == "separate":
+            return False
+    return True
+
+
+def is_ferry(tags: dict[str, str]) -> bool:
+    """Whether an OSM way is a ferry line (``route=ferry``) that foot passengers may use."""
+    return tags.get("route") == "ferry" and tags.get("foot") != "no"
+
+
+def _read_raw_osm(path: Path) -> tuple[dict[int, tuple[float, float]], list[tuple[int, list[int], dict]]]:
+    """
+    Read nodes and walkable/ferry ways from an OSM file with pyosmium.
+
+    Returns
+    -------
+    tuple
+        node locations ``{id: (lon, lat)}`` (only nodes used by kept ways) and
+        the kept ways as ``(way id, node ids, tags)``. Ways whose nodes are
+        missing from the extract are split at the missing nodes.
+    """
+    import osmium
+
+    node_lonlat: dict[int, tuple[float, float]] = {}
+    ways: list[tuple[int, list[int], dict]] = []
+    # nodes must be read for the location cache; only ways reach this loop
+    processor = (
+        osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
+        .with_locations()
+        .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
+    )
+    for way in processor:
+        tags = dict(way.tags)
+        ferry = is_ferry(tags)
+        if not (ferry or is_walkable(tags)):
+            continue
+        keep = {k: tags[k] for k in ("highway", "name", "bridge", "tunnel", "route", "foot", "service") if k in tags}
+        if ferry:
+            keep["ferry"] = True
+            keep.setdefault("highway", "ferry")
+        run: list[int] = []
+        for node_ref in way.nodes:
+            if node_ref.location.valid():
+                node_lonlat[node_ref.ref] = (node_ref.location.lon, node_ref.location.lat)
+                run.append(node_ref.ref)
+            else:
+                if len(run) >= 2:
+                    ways.append((way.id, run, keep))
+                run = []
+        if len(run) >= 2:
+            ways.append((way.id, run, keep))
+    return node_lonlat, ways
+
+
+def _graph_from_ways(node_lonlat: dict, ways: list[tuple[int, list[int], dict]]) -> nx.MultiDiGraph:
+    """Unsimplified osmnx-style MultiDiGraph, every way added in both directions (walking)."""
+    graph = nx.MultiDiGraph(crs="EPSG:4326", created_with=f"eldercare-coverage network {NETWORK_BUILD_VERSION}")
+    used = sorted({n for _, refs, _ in ways for n in refs})
+    graph.add_nodes_from((n, {"x": node_lonlat[n][0], "y": node_lonlat[n][1]}) for n in used)
+    for way_id, refs, tags in ways:
+        attrs = {"osmid": way_id, "oneway": False, "reversed": False, "ferry": bool(tags.get("ferry", False))}
+        attrs.update({k: v for k, v in tags.items() if k != "ferry"})
+        for u, v in zip(refs[:-1], refs[1:]):
+            if u == v:
+                continue
+            graph.add_edge(u, v, **attrs)
+            graph.add_edge(v, u, **{**attrs, "reversed": True})
+    return graph
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """Folder for cached parsed networks: ``$ELDERCOV_CACHE`` or ``~/.cache/eldercare-coverage``."""
+    return Path(os.environ.get("ELDERCOV_CACHE", Path.home() / ".cache" / "eldercare-coverage"))
+
+
+def load_walk_network(
+    path: str | Path,
+    *,
+    to_crs=None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+) -> nx.MultiDiGraph:
+    """
+    Read a walking network from an OSM file and project it to a metric CRS.
+
+    Raw OSM (.osm XML, .osm.pbf, .osm.bz2) is read with pyosmium, keeping only
+    walkable ``highway=*`` ways and ``route=ferry`` lines (buildings, land use,
+    rivers, motorways are dropped); the graph is built in both directions,
+    given great-circle edge lengths and simplified with osmnx. An osmnx GraphML
+    file is loaded as it is. Every connected component is kept: islands are
+    reported downstream, never dropped.
+
+    Parameters
+    ----------
+    path
+        The OSM or GraphML file.
+    to_crs
+        Target CRS; default the local UTM zone of the network's centre.
+    cache_dir
+        Where parsed graphs are cached, keyed by the file's sha256; default
+        :func:`default_cache_dir`.
+    use_cache
+        Read and write that cache.
+
+    Returns
+    -------
+    networkx.MultiDiGraph
+        Projected graph (graph attribute ``crs``), edge attributes ``length``
+        (metres), ``highway``, ``ferry`` (bool) and ``geometry``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputDataError("network file not found", path=path, hint="check inputs.network in the study file")
+    name = path.name.lower()
+    cache_file = None
+    if use_cache:
+        cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        key = f"{_file_sha256(path)}-v{NETWORK_BUILD_VERSION}-ox{ox.__version__}"
+        cache_file = cache_root / "networks" / f"{key}.pickle"
+        if cache_file.exists():
+            with open(cache_file, "rb") as handle:
+                graph = pickle.load(handle)
+            return _project(graph, to_crs)
+
+    if name.endswith(".graphml"):
+        graph = ox.load_graphml(path, edge_dtypes={"ferry": _to_bool})
+        for _, _, data in graph.edges(data=True):
+            data.setdefault("ferry", False)
+        if "crs" in graph.graph and ox.projection.is_projected(graph.graph["crs"]):
+            graph = ox.project_graph(graph, to_latlong=True)
+    elif name.endswith(RAW_OSM_SUFFIXES):
+        try:
+            node_lonlat, ways = _read_raw_osm(path)
+        except RuntimeError as exc:
+            raise InputDataError(
+                f"cannot read as OpenStreetMap data: {exc}",
+                path=path,
+                hint="export the area again from OpenStreetMap as .osm or .osm.pbf / 请重新导出OSM文件",
+            ) from None
+        if not ways:
+            raise InputDataError(
+                "no walkable ways (highway=*) in the file",
+                path=path,
+                hint="the extract must contain streets and paths, not only buildings or land use",
+            )
+        graph = _graph_from_ways(node_lonlat, ways)
+        graph = ox.distance.add_edge_lengths(graph)
+        graph = ox.simplify_graph(graph, edge_attrs_differ=["ferry"])
+    else:
+        raise InputDataError(
+            "unknown network format",
+            path=path,
+            hint="use .osm, .osm.pbf, .osm.bz2 or an osmnx .graphml file",
+        )
+
+    if cache_file is not None:
+        _atomic_pickle(graph, cache_file)
+    return _project(graph, to_crs)
+
+
+def _to_bool(value) -> bool:
+    return str(value).strip().lower() in {"true", "1", "yes"}
+
+
+def _atomic_pickle(obj, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _project(graph: nx.MultiDiGraph, to_crs) -> nx.MultiDiGraph:
+    if to_crs is None:
+        xs = np.fromiter((d["x"] for _, d in graph.nodes(data=True)), float)
+        ys = np.fromiter((d["y"] for _, d in graph.nodes(data=True)), float)
+        to_crs = utm_crs_for(float(np.median(xs)), float(np.median(ys)))
+    return ox.project_graph(graph, to_crs=to_crs)
+
+
+def graph_summary(graph: nx.MultiDiGraph) -> dict[str, int | float]:
+    """
+    Sizes a planner can check: nodes, edges, walkable length (km), ferry lines, components.
+
+    Parameters
+    ----------
+    graph
+        A graph from :func:`load_walk_network`.
+    """
+    undirected = ox.convert.to_undirected(graph)
+    length_m = sum(d.get("length", 0.0) for _, _, d in undirected.edges(data=True) if not d.get("ferry"))
+    ferries = sum(1 for _, _, d in undirected.edges(data=True) if d.get("ferry"))
+    return {
+        "nodes": graph.number_of_nodes(),
+        "edges": graph.number_of_edges(),
+        "walkable_km": round(length_m / 1000.0, 3),
+        "ferry_edges": ferries,
+        "components": nx.number_weakly_connected_components(graph),
+    }
+
+
+def edges_frame(graph: nx.MultiDiGraph) -> pd.DataFrame:
+    """Edge attributes as a DataFrame (u, v, key, length, highway, ferry), for inspection."""
+    rows: Iterable = ((u, v, k, d.get("length"), d.get("highway"), bool(d.get("ferry", False)))
+                      for u, v, k, d in graph.edges(keys=True, data=True))
+    return pd.DataFrame(rows, columns=["u", "v", "key", "length", "highway", "ferry"])

@@ -1,0 +1,619 @@
+"""Walking reach over a network: snap points to edges, multi-source Dijkstra, catchments, isochrones.
+
+Everything here works on plain arrays built once from the graph
+(:class:`NetworkArrays`): a CSR matrix of edge costs, the edge endpoints, the
+edge lengths (metres) and geometries. Points (homes, facilities, candidate
+sites) are attached to the nearest point on the nearest walkable edge, not to
+the nearest node, and the straight-line access leg is walked at the same
+speed. Costs are seconds (time mode) or metres (distance mode: speed 1 m/s,
+ferries counted by their length).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import shapely
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components, dijkstra
+
+from coverage.config import FerryPolicy
+
+# scipy's csgraph treats a stored 0 as "no edge" in some paths; give zero-cost
+# links a negligible positive cost instead (1 microsecond or micrometre)
+_MIN_COST = 1e-6
+
+
+@dataclass(frozen=True)
+class NetworkArrays:
+    """
+    The walking network as arrays, one row per undirected edge.
+
+    Attributes
+    ----------
+    node_ids : numpy.ndarray
+        Graph node ids (e.g. OSM ids), position = array index.
+    node_x, node_y : numpy.ndarray
+        Node coordinates in the working CRS (metres).
+    edge_u, edge_v : numpy.ndarray
+        Edge end positions into the node arrays; the geometry runs from u to v.
+    edge_length_m : numpy.ndarray
+        Edge length (metres).
+    edge_ferry : numpy.ndarray
+        True for ferry lines (not walkable, not snappable).
+    edge_geometry : numpy.ndarray
+        shapely LineStrings in the working CRS, oriented u → v.
+    crs : object
+        The working CRS.
+    """
+
+    node_ids: np.ndarray
+    node_x: np.ndarray
+    node_y: np.ndarray
+    edge_u: np.ndarray
+    edge_v: np.ndarray
+    edge_length_m: np.ndarray
+    edge_ferry: np.ndarray
+    edge_geometry: np.ndarray
+    crs: object
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return len(self.node_ids)
+
+    @property
+    def n_edges(self) -> int:
+        """Number of undirected edges."""
+        return len(self.edge_u)
+
+
+@dataclass(frozen=True)
+class Snap:
+    """
+    Where points attach to the network.
+
+    Attributes
+    ----------
+    edge : numpy.ndarray
+        Edge position per point (-1 when off the network).
+    fraction : numpy.ndarray
+        Position along the edge from its u end, 0..1.
+    access_m : numpy.ndarray
+        Straight-line distance from the point to the edge (metres); inf when off network.
+    """
+
+    edge: np.ndarray
+    fraction: np.ndarray
+    access_m: np.ndarray
+
+    @property
+    def on_network(self) -> np.ndarray:
+        """True where the point attached to an edge within the access limit."""
+        return self.edge >= 0
+
+    def subset(self, mask_or_index) -> Snap:
+        """The snaps of a subset of points (boolean mask or positions)."""
+        return Snap(self.edge[mask_or_index], self.fraction[mask_or_index], self.access_m[mask_or_index])
+
+    def __len__(self) -> int:
+        return len(self.edge)
+
+
+def network_arrays(graph: nx.MultiDiGraph) -> NetworkArrays:
+    """
+    Turn a projected walking graph into :class:`NetworkArrays`.
+
+    Reciprocal directed edges become one undirected edge (walking ignores
+    one-way rules); parallel edges between the same nodes are all kept, each
+    with its own geometry and length.
+
+    Parameters
+    ----------
+    graph
+        Projected graph from :func:`coverage.network.load_walk_network`.
+    """
+    node_ids = np.array(list(graph.nodes), dtype=np.int64)
+    position = {node: i for i, node in enumerate(node_ids.tolist())}
+    node_x = np.array([graph.nodes[n]["x"] for n in node_ids.tolist()], dtype=float)
+    node_y = np.array([graph.nodes[n]["y"] for n in node_ids.tolist()], dtype=float)
+
+    seen: set = set()
+    edge_u, edge_v, lengths, ferries, geometries = [], [], [], [], []
+    for u, v, data in graph.edges(data=True):
+        pu, pv = position[u], position[v]
+        geometry = data.get("geometry")
+        if geometry is None:
+            geometry = shapely.LineString([(node_x[pu], node_y[pu]), (node_x[pv], node_y[pv])])
+        length = float(data.get("length", geometry.length))
+        # the same street stored in both directions is one walkable edge
+        key = (min(pu, pv), max(pu, pv), round(length, 2), round(geometry.length, 1))
+        if key in seen:
+            continue
+        seen.add(key)
+        edge_u.append(pu)
+        edge_v.append(pv)
+        lengths.append(length)
+        ferry = data.get("ferry", False)
+        ferries.append(bool(any(ferry) if isinstance(ferry, list) else ferry))
+        geometries.append(geometry)
+    return NetworkArrays(
+        node_ids=node_ids,
+        node_x=node_x,
+        node_y=node_y,
+        edge_u=np.array(edge_u, dtype=np.int64),
+        edge_v=np.array(edge_v, dtype=np.int64),
+        edge_length_m=np.array(lengths, dtype=float),
+        edge_ferry=np.array(ferries, dtype=bool),
+        edge_geometry=np.array(geometries, dtype=object),
+        crs=graph.graph.get("crs"),
+    )
+
+
+def network_arrays_from_edges(
+    node_x: np.ndarray,
+    node_y: np.ndarray,
+    edge_u: np.ndarray,
+    edge_v: np.ndarray,
+    *,
+    edge_ferry: np.ndarray | None = None,
+    crs=None,
+) -> NetworkArrays:
+    """
+    Build :class:`NetworkArrays` straight from arrays (straight edges).
+
+    Used for generated test and benchmark networks, without a networkx graph.
+
+    Parameters
+    ----------
+    node_x, node_y
+        Node coordinates (metres).
+    edge_u, edge_v
+        Edge ends as node positions, one row per undirected edge.
+    edge_ferry
+        Optional ferry flags.
+    crs
+        The CRS of the coordinates.
+    """
+    edge_u = np.asarray(edge_u, dtype=np.int64)
+    edge_v = np.asarray(edge_v, dtype=np.int64)
+    coords = np.stack(
+        [np.column_stack([node_x[edge_u], node_y[edge_u]]), np.column_stack([node_x[edge_v], node_y[edge_v]])],
+        axis=1,
+    )
+    geometries = shapely.linestrings(coords)
+    return NetworkArrays(
+        node_ids=np.arange(len(node_x), dtype=np.int64),
+        node_x=np.asarray(node_x, dtype=float),
+        node_y=np.asarray(node_y, dtype=float),
+        edge_u=edge_u,
+        edge_v=edge_v,
+        edge_length_m=shapely.length(geometries),
+        edge_ferry=np.zeros(len(edge_u), bool) if edge_ferry is None else np.asarray(edge_ferry, bool),
+        edge_geometry=geometries,
+        crs=crs,
+    )
+
+
+def _points_xy(points) -> np.ndarray:
+    if isinstance(points, (gpd.GeoSeries, gpd.GeoDataFrame)):
+        geoms = points.geometry.values if isinstance(points, gpd.GeoDataFrame) else points.values
+        return shapely.get_coordinates(np.asarray(geoms))
+    return np.asarray(points, dtype=float).reshape(-1, 2)
+
+
+def snap_points(net: NetworkArrays, points, *, max_access_m: float = 500.0) -> Snap:
+    """
+    Attach points to the nearest point of the nearest walkable edge.
+
+    Parameters
+    ----------
+    net
+        The network arrays.
+    points
+        GeoSeries/GeoDataFrame of points in the network's CRS, or an (n, 2)
+        array of x, y (metres).
+    max_access_m
+        Points farther than this from every walkable edge are off the network
+        (edge -1, access inf), never silently attached (metres).
+
+    Returns
+    -------
+    Snap
+    """
+    xy = _points_xy(points)
+    n = len(xy)
+    edge = np.full(n, -1, dtype=np.int64)
+    fraction = np.zeros(n, dtype=float)
+    access = np.full(n, np.inf, dtype=float)
+    if n == 0:
+        return Snap(edge, fraction, access)
+    walkable = np.flatnonzero(~net.edge_ferry)
+    tree = shapely.STRtree(net.edge_geometry[walkable])
+    point_geoms = shapely.points(xy)
+    # ties (a point equidistant from two edges) resolve to the first match
+    (point_idx, tree_idx), distances = tree.query_nearest(
+        point_geoms, max_distance=max_access_m, return_distance=True, all_matches=False
+    )
+    chosen = walkable[tree_idx]
+    edge[point_idx] = chosen
+    access[point_idx] = distances
+    fraction[point_idx] = shapely.line_locate_point(net.edge_geometry[chosen], point_geoms[point_idx], normalized=True)
+    np.clip(fraction, 0.0, 1.0, out=fraction)
+    return Snap(edge, fraction, access)
+
+
+def edge_costs(
+    net: NetworkArrays,
+    *,
+    walk_speed_mps: float | None,
+    ferry: FerryPolicy | None = None,
+) -> np.ndarray:
+    """
+    Cost of traversing each edge.
+
+    Parameters
+    ----------
+    net
+        The network arrays.
+    walk_speed_mps
+        Walking speed (metres per second); ``None`` for distance mode, where
+        costs are metres.
+    ferry
+        Ferry policy; ``None`` or ``enabled=False`` excludes ferries (cost inf).
+        In time mode a ferry costs boarding wait + crossing at the ferry's
+        speed; in distance mode its length.
+
+    Returns
+    -------
+    numpy.ndarray
+        Seconds (time mode) or metres (distance mode) per edge.
+    """
+    speed = 1.0 if walk_speed_mps is None else float(walk_speed_mps)
+    costs = net.edge_length_m / speed
+    if net.edge_ferry.any():
+        if ferry is None or not ferry.enabled:
+            costs = np.where(net.edge_ferry, np.inf, costs)
+        elif walk_speed_mps is not None:
+            ferry_seconds = ferry.wait_seconds + net.edge_length_m / ferry.speed_mps
+            costs = np.where(net.edge_ferry, ferry_seconds, costs)
+    return costs
+
+
+def _node_graph(net: NetworkArrays, costs: np.ndarray, sources: Snap | None, speed: float) -> sparse.csr_matrix:
+    """
+    Directed CSR over nodes plus one virtual node per source point.
+
+    A virtual node links to both ends of its edge with the access leg plus the
+    part of the edge to that end; links only leave it, so no path passes
+    through a facility's position.
+    """
+    usable = np.isfinite(costs)
+    rows = [net.edge_u[usable], net.edge_v[usable]]
+    cols = [net.edge_v[usable], net.edge_u[usable]]
+    weights = [costs[usable], costs[usable]]
+    n_virtual = 0
+    if sources is not None:
+        n_virtual = len(sources)
+        on = np.flatnonzero(sources.on_network)
+        e = sources.edge[on]
+        access_cost = sources.access_m[on] / speed
+        along = sources.fraction[on] * net.edge_length_m[e] / speed
+        rest = (1.0 - sources.fraction[on]) * net.edge_length_m[e] / speed
+        virtual = net.n_nodes + on
+        rows += [virtual, virtual]
+        cols += [net.edge_u[e], net.edge_v[e]]
+        weights += [access_cost + along, access_cost + rest]
+    row = np.concatenate(rows)
+    col = np.concatenate(cols)
+    weight = np.maximum(np.concatenate(weights), _MIN_COST)
+    # parallel edges: keep the cheapest (a CSR built from duplicates would sum them)
+    order = np.lexsort((weight, col, row))
+    row, col, weight = row[order], col[order], weight[order]
+    first = np.ones(len(row), dtype=bool)
+    first[1:] = (row[1:] != row[:-1]) | (col[1:] != col[:-1])
+    size = net.n_nodes + n_virtual
+    return sparse.csr_matrix((weight[first], (row[first], col[first])), shape=(size, size))
+
+
+def _point_costs_from_nodes(
+    net: NetworkArrays, node_cost: np.ndarray, targets: Snap, speed: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Cost to each target point given costs at nodes: via the u end or the v end of its edge.
+
+    ``node_cost`` is (n_nodes,) or (k, n_nodes). Returns the cost (same leading
+    shape, targets last) and which end (0 = u, 1 = v) gave it.
+    """
+    on = targets.on_network
+    e = np.where(on, targets.edge, 0)
+    along = targets.fraction * net.edge_length_m[e] / speed
+    rest = (1.0 - targets.fraction) * net.edge_length_m[e] / speed
+    via_u = node_cost[..., net.edge_u[e]] + along
+    via_v = node_cost[..., net.edge_v[e]] + rest
+    use_v = via_v < via_u
+    best = np.where(use_v, via_v, via_u) + targets.access_m / speed
+    best = np.where(on, best, np.inf)
+    return best, use_v
+
+
+def _same_edge_pairs(sources: Snap, targets: Snap) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (source position, target position) of points attached to the same edge."""
+    s_on = np.flatnonzero(sources.on_network)
+    t_on = np.flatnonzero(targets.on_network)
+    if len(s_on) == 0 or len(t_on) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    left = pd.DataFrame({"edge": sources.edge[s_on], "source": s_on})
+    right = pd.DataFrame({"edge": targets.edge[t_on], "target": t_on})
+    pairs = left.merge(right, on="edge")
+    return pairs["source"].to_numpy(np.int64), pairs["target"].to_numpy(np.int64)
+
+
+def _direct_costs(net, sources: Snap, targets: Snap, s_idx, t_idx, speed: float) -> np.ndarray:
+    """Cost along a shared edge: access legs plus the stretch between the two positions."""
+    length = net.edge_length_m[sources.edge[s_idx]]
+    stretch = np.abs(sources.fraction[s_idx] - targets.fraction[t_idx]) * length
+    return (sources.access_m[s_idx] + stretch + targets.access_m[t_idx]) / speed
+
+
+def nearest_facility(
+    net: NetworkArrays,
+    facilities: Snap,
+    demand: Snap,
+    *,
+    walk_speed_mps: float | None = 0.8,
+    limit: float = 900.0,
+    ferry: FerryPolicy | None = None,
+) -> pd.DataFrame:
+    """
+    Walking cost from every demand point to its nearest facility, in one pass.
+
+    One multi-source Dijkstra (scipy, ``min_only``) from all facilities at
+    once, bounded at ``limit``; each demand point then takes the cheaper of
+    its edge's two ends plus the exact part of the edge, plus its access leg.
+    A facility on the same edge as the home is reached along the edge.
+
+    Parameters
+    ----------
+    net
+        The network arrays.
+    facilities, demand
+        Snaps of the facilities and the demand points.
+    walk_speed_mps
+        Metres per second; ``None`` for distance mode (costs in metres).
+    limit
+        Longest cost searched (seconds, or metres in distance mode); beyond it
+        the cost is inf.
+    ferry
+        Ferry policy (see :func:`edge_costs`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per demand point: ``cost`` (seconds or metres, inf when not
+        reached within the limit or off the network), ``facility_index``
+        (position into ``facilities``, -1 when none), ``access_m``,
+        ``on_network``.
+    """
+    speed = 1.0 if walk_speed_mps is None else float(walk_speed_mps)
+    costs = edge_costs(net, walk_speed_mps=walk_speed_mps, ferry=ferry)
+    n_dem = len(demand)
+    cost = np.full(n_dem, np.inf)
+    facility_index = np.full(n_dem, -1, dtype=np.int64)
+    usable = np.flatnonzero(facilities.on_network)
+    if len(usable) and n_dem:
+        graph = _node_graph(net, costs, facilities, speed)
+        node_cost, _, source = dijkstra(
+            graph, directed=True, indices=net.n_nodes + usable, limit=limit,
+            min_only=True, return_predecessors=True,
+        )
+        node_cost = node_cost[: net.n_nodes]
+        node_source = source[: net.n_nodes] - net.n_nodes  # facility position, negative when none
+        cost, use_v = _point_costs_from_nodes(net, node_cost, demand, speed)
+        e = np.where(demand.on_network, demand.edge, 0)
+        end_node = np.where(use_v, net.edge_v[e], net.edge_u[e])
+        facility_index = np.where(np.isfinite(cost), node_source[end_node], -1)
+        # a facility on the home's own edge: the walk along the edge may be shorter
+        s_idx, t_idx = _same_edge_pairs(facilities, demand)
+        if len(s_idx):
+            direct = _direct_costs(net, facilities, demand, s_idx, t_idx, speed)
+            pairs = pd.DataFrame({"t": t_idx, "s": s_idx, "c": direct}).sort_values(["t", "c", "s"])
+            best = pairs.drop_duplicates("t")
+            better = best["c"].to_numpy() < cost[best["t"].to_numpy()]
+            targets = best["t"].to_numpy()[better]
+            cost[targets] = best["c"].to_numpy()[better]
+            facility_index[targets] = best["s"].to_numpy()[better]
+        cost = np.where(cost <= limit, cost, np.inf)
+        facility_index = np.where(np.isfinite(cost), facility_index, -1)
+    return pd.DataFrame(
+        {
+            "cost": cost,
+            "facility_index": facility_index,
+            "access_m": demand.access_m,
+            "on_network": demand.on_network,
+        }
+    )
+
+
+def catchment_matrix(
+    net: NetworkArrays,
+    sites: Snap,
+    demand: Snap,
+    *,
+    walk_speed_mps: float | None = 0.8,
+    limit: float = 900.0,
+    ferry: FerryPolicy | None = None,
+    max_cells_per_chunk: int = 20_000_000,
+) -> sparse.csr_matrix:
+    """
+    Which demand points each site reaches within ``limit``, and at what cost.
+
+    Bounded Dijkstra from the sites in chunks (so memory stays bounded),
+    exact positions on edges as in :func:`nearest_facility`.
+
+    Parameters
+    ----------
+    net, sites, demand
+        Network arrays and snaps of the sites (facilities or candidates) and demand.
+    walk_speed_mps, limit, ferry
+        As in :func:`nearest_facility`.
+    max_cells_per_chunk
+        Upper bound on (sites in a chunk) × (nodes) cells held at once.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        Shape (n_sites, n_demand); stored values are costs (seconds or metres,
+        at least 1e-6), absent entries are beyond the limit.
+    """
+    speed = 1.0 if walk_speed_mps is None else float(walk_speed_mps)
+    costs = edge_costs(net, walk_speed_mps=walk_speed_mps, ferry=ferry)
+    graph = _node_graph(net, costs, sites, speed)
+    usable = np.flatnonzero(sites.on_network)
+    n_sites, n_dem = len(sites), len(demand)
+    rows, cols, vals = [], [], []
+    per_chunk = max(1, int(max_cells_per_chunk // max(graph.shape[0], n_dem, 1)))
+    demand_on = np.flatnonzero(demand.on_network)
+    demand_snap = demand.subset(demand_on)
+    for start in range(0, len(usable), per_chunk):
+        chunk = usable[start : start + per_chunk]
+        node_cost = dijkstra(graph, directed=True, indices=net.n_nodes + chunk, limit=limit)
+        node_cost = node_cost[:, : net.n_nodes]
+        point_cost, _ = _point_costs_from_nodes(net, node_cost, demand_snap, speed)
+        r, c = np.nonzero(point_cost <= limit)
+        rows.append(chunk[r])
+        cols.append(demand_on[c])
+        vals.append(point_cost[r, c])
+    s_idx, t_idx = _same_edge_pairs(sites, demand)
+    if len(s_idx):
+        direct = _direct_costs(net, sites, demand, s_idx, t_idx, speed)
+        keep = direct <= limit
+        rows.append(s_idx[keep])
+        cols.append(t_idx[keep])
+        vals.append(direct[keep])
+    if rows:
+        row, col, val = np.concatenate(rows), np.concatenate(cols), np.maximum(np.concatenate(vals), _MIN_COST)
+    else:
+        row = col = np.empty(0, np.int64)
+        val = np.empty(0, float)
+    # duplicates (network and same-edge routes to one pair): keep the cheaper
+    frame = pd.DataFrame({"r": row, "c": col, "v": val}).sort_values(["r", "c", "v"]).drop_duplicates(["r", "c"])
+    return sparse.csr_matrix(
+        (frame["v"].to_numpy(), (frame["r"].to_numpy(), frame["c"].to_numpy())), shape=(n_sites, n_dem)
+    )
+
+
+def reached_segments(
+    net: NetworkArrays,
+    sources: Snap,
+    *,
+    walk_speed_mps: float | None,
+    limit: float,
+    ferry: FerryPolicy | None = None,
+) -> np.ndarray:
+    """
+    The parts of walkable edges reachable within ``limit`` from any of the sources.
+
+    The last edge of each route is cut at the exact remaining cost, so the
+    result follows the streets (no convex hulls over unreachable land).
+
+    Returns
+    -------
+    numpy.ndarray
+        shapely LineStrings in the working CRS.
+    """
+    speed = 1.0 if walk_speed_mps is None else float(walk_speed_mps)
+    usable = np.flatnonzero(sources.on_network)
+    if len(usable) == 0:
+        return np.empty(0, dtype=object)
+    costs = edge_costs(net, walk_speed_mps=walk_speed_mps, ferry=ferry)
+    graph = _node_graph(net, costs, sources, speed)
+    node_cost = dijkstra(graph, directed=True, indices=net.n_nodes + usable, limit=limit, min_only=True)
+    node_cost = node_cost[: net.n_nodes]
+    length = net.edge_length_m
+    # metres reachable into each edge from its u end and from its v end
+    from_u = np.clip((limit - node_cost[net.edge_u]) * speed, 0.0, None)
+    from_v = np.clip((limit - node_cost[net.edge_v]) * speed, 0.0, None)
+    from_u = np.where(np.isfinite(from_u), from_u, 0.0)
+    from_v = np.where(np.isfinite(from_v), from_v, 0.0)
+    walk = ~net.edge_ferry
+    pieces: list = []
+    whole = walk & ((from_u >= length) | (from_v >= length) | (from_u + from_v >= length))
+    pieces.extend(net.edge_geometry[whole])
+    partial_u = np.flatnonzero(walk & ~whole & (from_u > 0))
+    partial_v = np.flatnonzero(walk & ~whole & (from_v > 0))
+    pieces.extend(_substrings(net.edge_geometry[partial_u], 0.0, from_u[partial_u] / length[partial_u]))
+    pieces.extend(_substrings(net.edge_geometry[partial_v], 1.0 - from_v[partial_v] / length[partial_v], 1.0))
+    # stretches of the sources' own edges, around each source position
+    e = sources.edge[usable]
+    remaining_m = np.clip((limit - sources.access_m[usable] / speed) * speed, 0.0, None)
+    centre = sources.fraction[usable]
+    half = remaining_m / length[e]
+    reach_own = remaining_m > 0
+    pieces.extend(
+        _substrings(net.edge_geometry[e[reach_own]], np.clip(centre - half, 0, 1)[reach_own],
+                    np.clip(centre + half, 0, 1)[reach_own])
+    )
+    return np.array([p for p in pieces if p is not None and not p.is_empty], dtype=object)
+
+
+def _substrings(geometries: np.ndarray, start, end) -> list:
+    from shapely.ops import substring
+
+    start = np.broadcast_to(np.asarray(start, float), len(geometries))
+    end = np.broadcast_to(np.asarray(end, float), len(geometries))
+    return [substring(g, s, t, normalized=True) for g, s, t in zip(geometries, start, end)]
+
+
+def isochrone_polygon(
+    net: NetworkArrays,
+    sources: Snap,
+    *,
+    walk_speed_mps: float | None,
+    limit: float,
+    buffer_m: float = 50.0,
+    ferry: FerryPolicy | None = None,
+):
+    """
+    Area within ``limit`` of the sources: reached street segments buffered by ``buffer_m`` metres.
+
+    For maps and export only; coverage figures come from per-point costs.
+
+    Returns
+    -------
+    shapely geometry
+        (Multi)Polygon in the working CRS, empty when nothing is reached.
+    """
+    segments = reached_segments(net, sources, walk_speed_mps=walk_speed_mps, limit=limit, ferry=ferry)
+    if len(segments) == 0:
+        return shapely.Polygon()
+    return shapely.union_all(shapely.buffer(segments, buffer_m, quad_segs=4))
+
+
+def node_components(net: NetworkArrays, *, with_ferries: bool) -> np.ndarray:
+    """
+    Connected component label of every node.
+
+    Parameters
+    ----------
+    net
+        The network arrays.
+    with_ferries
+        Whether ferry lines join components.
+    """
+    keep = np.ones(net.n_edges, bool) if with_ferries else ~net.edge_ferry
+    adjacency = sparse.coo_matrix(
+        (np.ones(keep.sum()), (net.edge_u[keep], net.edge_v[keep])), shape=(net.n_nodes, net.n_nodes)
+    )
+    _, labels = connected_components(adjacency, directed=False)
+    return labels
+
+
+def point_components(net: NetworkArrays, snap: Snap, labels: np.ndarray) -> np.ndarray:
+    """Component label of each snapped point (-1 when off the network)."""
+    e = np.where(snap.on_network, snap.edge, 0)
+    return np.where(snap.on_network, labels[net.edge_u[e]], -1)
