@@ -1,0 +1,178 @@
+"""Command line: ``eldercov run|validate|site|make-demo`` (also ``python -m coverage``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from coverage._errors import CoverageError
+
+
+def _study_files(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+        else:
+            files.append(path)
+    return files
+
+
+def _summary_lines(results) -> list[str]:
+    """A one-screen summary of a finished study run."""
+    from coverage.outputs import headline_minutes
+    from coverage.report import KIND_ZH
+
+    config = results.config
+    minutes = headline_minutes(results)
+    wide = results.coverage_wide
+    study = wide[wide["scope"] == "study"].set_index("kind")
+    column = f"share_{minutes:g}min"
+    lines = [
+        "",
+        f"== {config.title}",
+    ]
+    if config.synthetic:
+        lines.append("   合成示例数据 / synthetic demo data")
+    summary = results.ingest_summary
+    lines.append(
+        f"   facilities 设施: {summary['rows_in']} rows in = {summary['accepted']} accepted "
+        f"(+{summary['fixed']} fixed) + {summary['rejected']} rejected → rejects.csv"
+    )
+    elderly = results.demand_projected["elderly"].sum()
+    lines.append(f"   {config.population.age_group} population 老年人口: {elderly:,.0f} persons in "
+                 f"{len(results.demand_projected):,} cells")
+    lines.append(f"   share within {minutes:g} min walk at {config.parameters.walk_speed_mps:g} m/s "
+                 f"/ {minutes:g}分钟步行覆盖率:")
+    for kind in study.index:
+        share = study.loc[kind, column]
+        lines.append(f"     {KIND_ZH.get(kind, kind):<14} {kind:<14} {share:7.1%}")
+    if len(results.targets):
+        met = (results.targets["status"] == "pass").sum()
+        failed = (results.targets["status"] == "fail").sum()
+        nodata = (~results.targets["status"].isin(["pass", "fail"])).sum()
+        lines.append(f"   targets 指标: {met} pass 达标, {failed} fail 未达标, {nodata} no data 无数据")
+    for note in results.notes:
+        lines.append(f"   note: {note}")
+    lines.append(f"   outputs 输出: {config.output_dir}")
+    return lines
+
+
+def _cmd_run(args) -> int:
+    from coverage.config import load_study
+    from coverage.pipeline import run_study
+
+    combined = []
+    for study_file in _study_files(args.studies):
+        config = load_study(study_file, output_root=args.out)
+        print(f"running {config.name} ({study_file})", flush=True)
+        results = run_study(config, lang=args.lang, make_map=not args.no_map, progress=not args.quiet,
+                            echo=None if args.quiet else print)
+        print("\n".join(_summary_lines(results)), flush=True)
+        combined.append(results)
+    if len(combined) > 1:
+        from coverage import report
+
+        import pandas as pd
+
+        frames = []
+        for results in combined:
+            table = results.coverage_wide[results.coverage_wide["scope"] != "town"].copy()
+            table.insert(0, "study", results.config.name)
+            frames.append(table)
+        out_root = Path(args.out or Path.cwd() / "outputs")
+        path = report.write_csv(pd.concat(frames, ignore_index=True), out_root / "combined_overview.csv",
+                                lang=args.lang, synthetic=any(r.config.synthetic for r in combined))
+        print(f"combined overview of {len(combined)} studies: {path}")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from coverage import ingest
+
+    text, rejects, summary = ingest.validate_report(args.file, crs=args.crs)
+    print(text)
+    rejects_path = Path(args.rejects) if args.rejects else Path(args.file).with_name(Path(args.file).stem + "_rejects.csv")
+    ingest.write_rejects(rejects, rejects_path)
+    print(f"rejects file / 剔除记录: {rejects_path}")
+    return 0
+
+
+def _cmd_site(args) -> int:
+    from coverage import proposals
+    from coverage.config import load_study
+
+    config = load_study(args.study, output_root=args.out)
+    result = proposals.propose_sites(
+        config, kind=args.kind, add=args.add, target_share=args.target, minutes=args.minutes,
+        candidate_spacing_m=args.spacing, candidates_file=args.candidates, write=True, echo=print,
+    )
+    print("\n".join(proposals.summary_lines(result)))
+    return 0
+
+
+def _cmd_make_demo(args) -> int:
+    from coverage import demo
+
+    written = demo.make_demo(Path(args.root))
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``eldercov`` command."""
+    parser = argparse.ArgumentParser(
+        prog="eldercov",
+        description="Walking coverage of elderly-care facilities / 养老服务设施步行覆盖评估",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one or more studies (YAML files or a folder of them)")
+    run.add_argument("studies", nargs="+", help="study configuration file(s) or folder(s)")
+    run.add_argument("--lang", choices=["zh", "en"], default="zh", help="table headers (default zh)")
+    run.add_argument("--out", default=None, help="output root folder (default ./outputs)")
+    run.add_argument("--no-map", action="store_true", help="skip the HTML map and PNG figure")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.set_defaults(func=_cmd_run)
+
+    validate = sub.add_parser("validate", help="check a facility table and write its rejects file")
+    validate.add_argument("file", help="facility table (.xlsx, .xls, .csv, .geojson, .gpkg, .shp)")
+    validate.add_argument("--crs", default="wgs84", choices=["wgs84", "gcj02", "bd09", "cgcs2000"],
+                          help="coordinate system of the lon/lat columns (高德/腾讯 gcj02, 百度 bd09)")
+    validate.add_argument("--rejects", default=None, help="where to write the rejects CSV")
+    validate.set_defaults(func=_cmd_validate)
+
+    site = sub.add_parser("site", help="propose sites for new facilities of one kind")
+    site.add_argument("study", help="study configuration file")
+    site.add_argument("--kind", required=True,
+                      choices=["day_care", "canteen", "mutual_aid", "nursing_home", "comprehensive"])
+    group = site.add_mutually_exclusive_group(required=True)
+    group.add_argument("--add", type=int, help="number of new sites to place")
+    group.add_argument("--target", type=float, help="target share of the elderly covered, e.g. 0.9")
+    site.add_argument("--minutes", type=float, default=15.0, help="walking minutes (default 15)")
+    site.add_argument("--spacing", type=float, default=200.0, help="candidate spacing along streets (m)")
+    site.add_argument("--candidates", default=None, help="optional table of candidate buildings (lon/lat)")
+    site.add_argument("--out", default=None, help="output root folder (default ./outputs)")
+    site.set_defaults(func=_cmd_site)
+
+    demo = sub.add_parser("make-demo", help="regenerate the synthetic demo data (合成示例数据)")
+    demo.add_argument("--root", default=".", help="repository root to write data/ and studies/ into")
+    demo.set_defaults(func=_cmd_make_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 for input errors a user can fix)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CoverageError as exc:
+        print(f"error / 错误: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,209 @@
+"""Assemble a study's output folder: tables (CSV + Excel), GeoPackage layers, map, figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from coverage import report
+from coverage.report import KIND_ZH, SYNTHETIC_LABEL
+
+ATTRIBUTION_LINES = (
+    "路网 © OpenStreetMap contributors (ODbL 1.0)",
+    "人口 WorldPop (CC BY 4.0, doi:10.1038/sdata.2017.4)",
+)
+
+
+def headline_minutes(results) -> float:
+    """The service-circle threshold reported as the headline: 15 min when configured, else the longest."""
+    thresholds = results.config.parameters.thresholds_min
+    return 15.0 if 15.0 in thresholds else max(thresholds)
+
+
+def parameters_table(results) -> pd.DataFrame:
+    """The 参数 sheet: every assumption and data source of the run, one per row."""
+    config = results.config
+    params = config.parameters
+    rows = [
+        ("study / 研究", config.title),
+        ("data / 数据说明", SYNTHETIC_LABEL if config.synthetic else "user data / 用户数据"),
+        ("walking speed / 步行速度 (m/s)", params.walk_speed_mps),
+        ("per-kind walking speed / 分类型步速", ", ".join(f"{k}={v}" for k, v in params.kind_walk_speed_mps.items())
+         or "same for all kinds / 各类相同"),
+        ("time thresholds / 时间阈值 (min)", ", ".join(f"{t:g}" for t in params.thresholds_min)),
+        ("distance thresholds / 距离阈值 (m)", ", ".join(f"{t:g}" for t in params.distance_thresholds_m)),
+        ("max access to network / 最大接入距离 (m)", params.max_access_m),
+        ("ferry / 轮渡", f"wait {params.ferry.wait_seconds:g} s + {params.ferry.speed_mps:g} m/s"
+         if params.ferry.enabled else "excluded / 不计"),
+        ("sensitivity speeds / 敏感性步速 (m/s)", ", ".join(f"{s:g}" for s in params.sensitivity_speeds_mps)),
+        ("age group / 年龄组", config.population.age_group),
+        ("population year / 人口年份", config.population.year),
+        ("population method / 人口方法",
+         "raster calibrated to census / 栅格按普查校准" if len(results.calibration) else "raster / 栅格"),
+        ("network file / 路网", str(config.network)),
+        ("network size / 路网规模", ", ".join(f"{k}={v}" for k, v in results.graph_summary.items())),
+    ]
+    for source in config.facilities:
+        rows.append(("facility file / 设施名录", f"{source.path} ({source.crs})"))
+    if config.units:
+        rows.append(("units file / 行政区划", f"{config.units.path} ({config.units.crs})"))
+    for raster in config.population.rasters:
+        rows.append(("population raster / 人口栅格", str(raster)))
+    if config.population.census:
+        rows.append(("census totals / 普查数", str(config.population.census)))
+    rows += [("attribution / 数据来源", line) for line in ATTRIBUTION_LINES]
+    if config.facility_source_note:
+        rows.append(("facility source / 设施来源", config.facility_source_note))
+    rows += [("note / 说明", note) for note in results.notes]
+    return pd.DataFrame(rows, columns=["parameter", "value"]).astype({"value": str})
+
+
+def _village_layer(results) -> gpd.GeoDataFrame | None:
+    """Village/community polygons with the headline coverage share, for GeoPackage and map (WGS-84)."""
+    units = results.units
+    if units is None or results.villages.empty:
+        return None
+    minutes = headline_minutes(results)
+    polygons = units[(units["level"] == "village") & units.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if polygons.empty:
+        return None
+    layer = polygons[["code", "level", "geometry"]].merge(results.villages, on="code", how="left")
+    layer["share"] = layer[f"share_any"]
+    layer["threshold_min"] = minutes
+    return gpd.GeoDataFrame(layer, geometry="geometry", crs=units.crs)
+
+
+def _uncovered_cells(results) -> gpd.GeoDataFrame:
+    """Demand cells beyond the headline threshold of any facility (WGS-84 points, persons)."""
+    minutes = headline_minutes(results)
+    demand = results.demand_projected
+    beyond = results.seconds_by_kind["any"] > minutes * 60.0
+    cells = demand.loc[beyond, ["demand_id", "elderly", "geometry"]]
+    cells = cells.assign(walk_seconds=np.where(np.isfinite(results.seconds_by_kind["any"][beyond]),
+                                                results.seconds_by_kind["any"][beyond], np.nan))
+    return gpd.GeoDataFrame(cells, geometry="geometry", crs=demand.crs).to_crs("EPSG:4326")
+
+
+def _excel_sheets(results) -> dict[str, pd.DataFrame]:
+    wide = results.coverage_wide
+    overview = results.targets if len(results.targets) else wide[wide["scope"] != "town"]
+    sheets = {
+        "总览": overview,
+        "覆盖率": wide[wide["scope"] != "town"],
+        "乡镇街道": wide[wide["scope"] == "town"],
+        "村社区": results.villages,
+        "设施": results.facility_table,
+        "未覆盖": results.uncovered_units,
+        "敏感性": results.sensitivity,
+        "连通性": results.components,
+        "人口校准": results.calibration,
+        "剔除记录": results.rejects,
+        "参数": parameters_table(results),
+    }
+    return sheets
+
+
+def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, timer=None) -> dict[str, Path]:
+    """
+    Write every output file of a study run to ``results.config.output_dir``.
+
+    Parameters
+    ----------
+    results
+        A :class:`coverage.pipeline.StudyResults`.
+    lang
+        ``zh`` or ``en`` headers.
+    make_map
+        Also render the HTML map and PNG figure.
+    timer
+        Optional :class:`coverage.pipeline.StageTimer` to time the writing stages.
+
+    Returns
+    -------
+    dict
+        Output name → path.
+    """
+    from contextlib import nullcontext
+
+    config = results.config
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    synthetic = config.synthetic
+    stage = timer.stage if timer is not None else (lambda name: nullcontext())
+    files: dict[str, Path] = {}
+
+    with stage("write tables"):
+        csv_tables = {
+            "coverage_by_area.csv": results.coverage_wide,
+            "coverage_long.csv": results.coverage_long,
+            "villages.csv": results.villages,
+            "facilities.csv": results.facility_table,
+            "uncovered_units.csv": results.uncovered_units,
+            "sensitivity.csv": results.sensitivity,
+            "components.csv": results.components,
+            "calibration.csv": results.calibration,
+            "rejects.csv": results.rejects,
+            "parameters.csv": parameters_table(results),
+        }
+        if len(results.targets):
+            csv_tables["targets.csv"] = results.targets
+        for name, table in csv_tables.items():
+            files[name] = report.write_csv(table, out / name, lang=lang, synthetic=synthetic)
+        files["coverage.xlsx"] = report.write_excel(
+            _excel_sheets(results), out / f"{config.name}_coverage.xlsx", lang=lang, synthetic=synthetic,
+            title=config.title,
+        )
+
+    villages = _village_layer(results)
+    uncovered = _uncovered_cells(results)
+    facilities = results.facilities.copy()
+    minutes = headline_minutes(results)
+    served = results.facility_table.set_index("facility_id")[f"elderly_within_{max(config.parameters.thresholds_min):g}min"]
+    facilities["served_elderly"] = facilities["facility_id"].map(served)
+    with stage("write layers"):
+        layers = {"facilities": facilities, "villages": villages, "uncovered_cells": uncovered,
+                  "isochrones": results.isochrones}
+        if results.units is not None:
+            layers["units"] = results.units[results.units.geometry.notna()]
+        files["layers.gpkg"] = report.write_geopackage(layers, out / f"{config.name}_layers.gpkg")
+
+    if make_map:
+        with stage("map"):
+            files.update(_write_map(results, villages, facilities, uncovered, minutes, out))
+    return files
+
+
+def _write_map(results, villages, facilities, uncovered, minutes, out: Path) -> dict[str, Path]:
+    from coverage import figures, maps
+
+    config = results.config
+    params = config.parameters
+    subtitle = [
+        f"步行速度 {params.walk_speed_mps:g} 米/秒，服务圈 {minutes:g} 分钟 / walking {params.walk_speed_mps:g} m/s, "
+        f"{minutes:g}-minute circle",
+        f"{config.population.age_group} 人口 {config.population.year} / population {config.population.age_group}, "
+        f"{config.population.year}",
+    ]
+    attribution = list(ATTRIBUTION_LINES)
+    if config.facility_source_note:
+        attribution.append(f"设施 / facilities: {config.facility_source_note}")
+    map_units = villages if villages is not None else results.units
+    kind_names = {k: v for k, v in KIND_ZH.items()}
+    the_map = maps.coverage_map(
+        map_units, facilities, uncovered=uncovered, isochrones=results.isochrones,
+        title=config.title, subtitle_lines=subtitle, attribution_lines=attribution,
+        synthetic=config.synthetic, basemap=config.basemap, target_share=None,
+    )
+    del kind_names
+    files = {"map.html": maps.save_map(the_map, out / f"{config.name}_map.html", offline=True)}
+    try:
+        files["map.png"] = figures.coverage_figure(
+            map_units, facilities, uncovered=uncovered, title=config.title, synthetic=config.synthetic,
+            path=out / f"{config.name}_map.png",
+        )
+    except RuntimeError as exc:  # no CJK font on this machine: the HTML map is still written
+        results.notes.append(f"PNG figure not written: {exc}")
+    return files

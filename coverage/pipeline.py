@@ -1,0 +1,556 @@
+"""The batch job: one study configuration in, coverage tables, layers, a map and a run record out."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from coverage import ingest, metrics, network, population, reach, report
+from coverage._errors import InputDataError
+from coverage.config import StudyConfig, load_study
+
+#: kinds reported in tables, plus "any" (a facility of any kind)
+ANY_KIND = "any"
+
+
+@dataclass
+class StageTimer:
+    """Wall-clock seconds per pipeline stage, for the run record."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    echo: Callable[[str], None] | None = None
+
+    @contextmanager
+    def stage(self, name: str):
+        """Time the enclosed block under ``name``."""
+        if self.echo:
+            self.echo(f"  … {name}")
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 3)
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    """
+    What a study run produced, for notebooks and for the writers.
+
+    GeoDataFrames are in WGS-84 unless named ``*_projected``.
+    """
+
+    config: StudyConfig
+    facilities: gpd.GeoDataFrame
+    rejects: pd.DataFrame
+    ingest_summary: dict
+    units: gpd.GeoDataFrame | None
+    demand_projected: gpd.GeoDataFrame
+    seconds_by_kind: dict[str, np.ndarray]
+    metres_by_kind: dict[str, np.ndarray]
+    nearest_by_kind: dict[str, np.ndarray]
+    coverage_long: pd.DataFrame
+    coverage_wide: pd.DataFrame
+    villages: pd.DataFrame
+    uncovered_units: pd.DataFrame
+    facility_table: pd.DataFrame
+    isochrones: gpd.GeoDataFrame
+    components: pd.DataFrame
+    sensitivity: pd.DataFrame
+    calibration: pd.DataFrame
+    targets: pd.DataFrame
+    graph_summary: dict
+    timings: dict[str, float]
+    output_files: dict[str, Path]
+    notes: list[str]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    names = ["eldercare-coverage", "numpy", "pandas", "scipy", "networkx", "shapely", "pyproj", "pyogrio",
+             "geopandas", "rasterio", "osmnx", "osmium", "folium", "openpyxl", "matplotlib"]
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _read_census_totals(config: StudyConfig) -> pd.DataFrame | None:
+    """Census totals of the chosen age group as ``code, elderly`` (or None when not configured)."""
+    source = config.population
+    if source.census is None:
+        return None
+    path = source.census
+    if path.suffix.lower() in (".xlsx", ".xls") and source.census_total_column == "elderly":
+        table = population.read_census_60plus(path, year=source.year, age_group=source.age_group)
+        return table[table["level"] != "city"][["code", "elderly"]]
+    table = pd.read_csv(path, dtype={source.census_code_column: str}, encoding="utf-8-sig") \
+        if path.suffix.lower() == ".csv" else pd.read_excel(path, dtype={source.census_code_column: str})
+    for column in (source.census_code_column, source.census_total_column):
+        if column not in table.columns:
+            raise InputDataError(
+                f"census table has no column '{column}' (columns: {', '.join(map(str, table.columns))})",
+                path=path,
+                column=column,
+                hint="set inputs.population.census.code_column / total_column to the table's headers",
+            )
+    return pd.DataFrame(
+        {"code": table[source.census_code_column].astype(str).str.strip(),
+         "elderly": pd.to_numeric(table[source.census_total_column], errors="coerce")}
+    ).dropna()
+
+
+def _study_area(units: gpd.GeoDataFrame | None):
+    """Outline of the study (union of the highest-level unit polygons), WGS-84, or None."""
+    if units is None:
+        return None
+    polygons = units[units.geometry.notna() & units.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if polygons.empty:
+        return None
+    for level in ("county", "town", "village"):
+        layer = polygons[polygons["level"] == level]
+        if not layer.empty:
+            return gpd.GeoSeries([layer.union_all()], crs=units.crs)
+    return gpd.GeoSeries([polygons.union_all()], crs=units.crs)
+
+
+def _load_facilities(config: StudyConfig, study_area) -> tuple[gpd.GeoDataFrame, pd.DataFrame, dict]:
+    frames, rejects, summaries = [], [], []
+    for source in config.facilities:
+        accepted, rejected, summary = ingest.read_facilities(
+            source.path, crs=source.crs, sheet=source.sheet, encoding=source.encoding,
+            columns=source.columns or None, study_area=study_area,
+        )
+        frames.append(accepted)
+        rejects.append(rejected)
+        summaries.append(summary)
+    facilities = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")
+    rejected = pd.concat(rejects, ignore_index=True)
+    summary = {
+        "files": [str(s.path) for s in config.facilities],
+        "rows_in": int(sum(s["rows_in"] for s in summaries)),
+        "accepted": int(sum(s["accepted"] for s in summaries)),
+        "rejected": int(sum(s["rejected"] for s in summaries)),
+        "fixed": int(sum(s.get("fixed", 0) for s in summaries)),
+    }
+    return facilities, rejected, summary
+
+
+def _load_demand(config: StudyConfig, units, study_area, working_crs, notes: list[str]):
+    """Demand points (working CRS) assigned to units, calibrated when census totals are given."""
+    params = config.parameters
+    longest_walk_m = max(params.thresholds_min) * 60.0 * max([params.walk_speed_mps, *params.kind_walk_speed_mps.values()])
+    if study_area is not None:
+        bounds = tuple(study_area.total_bounds)
+    else:
+        bounds = None
+    raster = population.read_elderly_raster(
+        list(config.population.rasters), age_group=config.population.age_group, bounds=bounds, pad_m=longest_walk_m
+    )
+    demand = population.demand_points(raster, working_crs)
+    calibration = pd.DataFrame()
+    census = _read_census_totals(config)
+    if census is not None and units is not None:
+        zones = units[(units["level"] == config.population.census_level) & units["code"].isin(census["code"])]
+        zones = zones[zones.geometry.notna() & zones.geom_type.isin(["Polygon", "MultiPolygon"])]
+        if zones.empty:
+            notes.append(
+                f"census totals not applied: no {config.population.census_level} polygons with the census codes"
+            )
+        else:
+            demand, calibration = population.calibrate_to_totals(demand, zones, census)
+    if units is not None:
+        demand = population.assign_units(demand, units)
+    if study_area is not None:
+        inside = demand.geometry.within(study_area.to_crs(working_crs).iloc[0])
+        outside_persons = float(demand.loc[~inside, "elderly"].sum())
+        if outside_persons > 0:
+            notes.append(
+                f"{outside_persons:,.0f} elderly persons in the padded raster window lie outside the study "
+                "area; they are not counted in the coverage rates / 研究区外老人不计入覆盖率"
+            )
+        demand = demand[inside].reset_index(drop=True)
+        demand["demand_id"] = np.arange(len(demand))
+    return demand, calibration, raster
+
+
+def _kind_masks(facilities: gpd.GeoDataFrame, kinds) -> dict[str, np.ndarray]:
+    masks = {kind: ingest.has_kind(facilities, kind).to_numpy(bool) for kind in kinds}
+    masks[ANY_KIND] = np.ones(len(facilities), bool)
+    return masks
+
+
+def compute_reach(
+    net: reach.NetworkArrays,
+    facility_snap: reach.Snap,
+    demand_snap: reach.Snap,
+    masks: dict[str, np.ndarray],
+    config: StudyConfig,
+    *,
+    speed_override: float | None = None,
+    distance_mode: bool = False,
+    progress: bool = False,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """
+    Walking seconds (or metres) to the nearest facility of each kind, one multi-source pass per kind.
+
+    Returns
+    -------
+    tuple
+        cost per kind (seconds, or metres in distance mode; inf beyond the
+        longest threshold) and the nearest facility's position per kind (-1).
+    """
+    from tqdm.auto import tqdm
+
+    params = config.parameters
+    cost_by_kind, nearest_by_kind = {}, {}
+    for kind, mask in tqdm(masks.items(), desc="reach", disable=not progress, leave=False):
+        positions = np.flatnonzero(mask)
+        if distance_mode:
+            speed, limit = None, max(params.distance_thresholds_m)
+        else:
+            speed = speed_override or (params.walk_speed_mps if kind == ANY_KIND else params.speed_for(kind))
+            limit = max(params.thresholds_min) * 60.0
+        result = reach.nearest_facility(
+            net, facility_snap.subset(positions), demand_snap, walk_speed_mps=speed, limit=limit, ferry=params.ferry
+        )
+        cost_by_kind[kind] = result["cost"].to_numpy()
+        local = result["facility_index"].to_numpy()
+        nearest_by_kind[kind] = np.where(local >= 0, positions[np.clip(local, 0, None)], -1)
+    return cost_by_kind, nearest_by_kind
+
+
+def _isochrones(net, facility_snap, masks, config, working_crs) -> gpd.GeoDataFrame:
+    params = config.parameters
+    rows = []
+    for kind, mask in masks.items():
+        if kind == ANY_KIND or not mask.any():
+            continue
+        speed = params.speed_for(kind)
+        for minutes in params.thresholds_min:
+            polygon = reach.isochrone_polygon(
+                net, facility_snap.subset(np.flatnonzero(mask)), walk_speed_mps=speed, limit=minutes * 60.0,
+                buffer_m=params.isochrone_buffer_m, ferry=params.ferry,
+            )
+            if not polygon.is_empty:
+                rows.append({"kind": kind, "minutes": minutes, "walk_speed_mps": speed, "geometry": polygon})
+    frame = gpd.GeoDataFrame(rows, columns=["kind", "minutes", "walk_speed_mps", "geometry"], crs=working_crs)
+    return frame
+
+
+def _components_table(net, facility_snap, demand_snap, demand, facilities, masks, config) -> pd.DataFrame:
+    labels = reach.node_components(net, with_ferries=config.parameters.ferry.enabled)
+    demand_component = reach.point_components(net, demand_snap, labels)
+    facility_component = reach.point_components(net, facility_snap, labels)
+    frame = pd.DataFrame({"component": demand_component, "elderly": demand["elderly"].to_numpy()})
+    table = frame[frame["component"] >= 0].groupby("component").agg(elderly=("elderly", "sum"))
+    node_counts = pd.Series(labels).value_counts()
+    table["nodes"] = node_counts.reindex(table.index).fillna(0).astype(int)
+    for kind, mask in masks.items():
+        counts = pd.Series(facility_component[mask & (facility_component >= 0)]).value_counts()
+        table[f"n_{kind}"] = counts.reindex(table.index).fillna(0).astype(int)
+    table = table.rename(columns={f"n_{ANY_KIND}": "facilities_total"})
+    table = table.sort_values("elderly", ascending=False).reset_index()
+    off = ~demand_snap.on_network
+    if off.any():
+        off_row = {"component": -1, "elderly": float(demand.loc[off, "elderly"].sum()), "nodes": 0}
+        table = pd.concat([table, pd.DataFrame([off_row])], ignore_index=True).fillna(0)
+    return table
+
+
+def _village_table(units, demand, facilities, seconds_by_kind, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per village/community: elderly, facilities inside/assigned, share within the longest threshold."""
+    kinds = list(config.parameters.kinds)
+    villages = units[units["level"] == "village"].copy() if units is not None else pd.DataFrame(columns=["code"])
+    if villages.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    longest_s = max(config.parameters.thresholds_min) * 60.0
+    counts = metrics.unit_facility_counts(villages, facilities, kinds, code_column="village_code")
+    shares = metrics.unit_reach_table(demand, {k: seconds_by_kind[k] for k in [*kinds, ANY_KIND]}, longest_s)
+    town_names = units.set_index("code")["name"].to_dict()
+    table = pd.DataFrame(
+        {
+            "code": villages["code"].astype(str).to_numpy(),
+            "name": villages["name"].to_numpy(),
+            "town_code": villages["parent_code"].astype(str).to_numpy(),
+            "ur_code": villages["ur_code"].to_numpy(),
+            "urban": villages["urban"].to_numpy(),
+        }
+    )
+    table["town_name"] = table["town_code"].map(town_names)
+    table = table.merge(counts, on="code", how="left").merge(shares, on="code", how="left")
+    table["elderly"] = table["elderly"].fillna(0.0)
+    table = table.sort_values("code").reset_index(drop=True)
+
+    rows = []
+    for kind in kinds:
+        within = table[f"share_{kind}"].fillna(0.0)
+        uncovered_persons = table["elderly"] * (1.0 - within)
+        missing = (table[f"n_{kind}"] == 0) & (uncovered_persons > 0.5)
+        for record in table[missing].to_dict("records"):
+            rows.append(
+                {
+                    "code": record["code"], "name": record["name"], "town_name": record["town_name"],
+                    "urban": record["urban"], "kind": kind, "elderly": record["elderly"],
+                    "elderly_uncovered": record["elderly"] * (1.0 - (record[f"share_{kind}"] or 0.0)
+                                                              if pd.notna(record[f"share_{kind}"]) else 1.0),
+                    "share": record[f"share_{kind}"],
+                }
+            )
+    uncovered = pd.DataFrame(rows, columns=["code", "name", "town_name", "urban", "kind", "elderly",
+                                            "elderly_uncovered", "share"])
+    return table, uncovered
+
+
+def _facility_table(net, facilities, facility_snap, demand_snap, demand, nearest_by_kind, config) -> pd.DataFrame:
+    """Per facility: attributes, whether it is on the network, elderly within the longest threshold, elderly it is nearest for."""
+    params = config.parameters
+    longest_s = max(params.thresholds_min) * 60.0
+    catchment = reach.catchment_matrix(
+        net, facility_snap, demand_snap, walk_speed_mps=params.walk_speed_mps, limit=longest_s, ferry=params.ferry
+    )
+    elderly = demand["elderly"].to_numpy(float)
+    served = np.asarray(catchment.astype(bool) @ elderly).ravel()
+    nearest_any = nearest_by_kind[ANY_KIND]
+    nearest_for = np.bincount(nearest_any[nearest_any >= 0], weights=elderly[nearest_any >= 0],
+                              minlength=len(facilities))
+    columns = ["facility_id", "name", "kinds", "type_raw", "beds", "nursing_beds", "floor_area_m2", "caregivers",
+               "address", "town_code", "village_code", "source_file", "source_row", "flags"]
+    table = pd.DataFrame({c: facilities[c].to_numpy() for c in columns if c in facilities})
+    table["lon"] = facilities.geometry.x.round(6).to_numpy()
+    table["lat"] = facilities.geometry.y.round(6).to_numpy()
+    table["on_network"] = facility_snap.on_network
+    table["access_m"] = np.round(facility_snap.access_m, 1)
+    table[f"elderly_within_{max(params.thresholds_min):g}min"] = served
+    table["elderly_nearest"] = nearest_for
+    return table
+
+
+def _sensitivity(net, facility_snap, demand_snap, masks, demand, config) -> pd.DataFrame:
+    params = config.parameters
+    rows = []
+    elderly = demand["elderly"].to_numpy(float)
+    total = elderly.sum()
+    for speed in params.sensitivity_speeds_mps:
+        cost_by_kind, _ = compute_reach(net, facility_snap, demand_snap, masks, config, speed_override=speed)
+        for kind, cost in cost_by_kind.items():
+            for minutes in params.thresholds_min:
+                within = float(elderly[cost <= minutes * 60.0].sum())
+                rows.append({"walk_speed_mps": speed, "kind": kind, "threshold": minutes, "unit": "min",
+                             "elderly": total, "elderly_within": within,
+                             "share": within / total if total else np.nan})
+    return pd.DataFrame(rows)
+
+
+def run_study(
+    config: StudyConfig | str | Path,
+    *,
+    lang: str = "zh",
+    write: bool = True,
+    make_map: bool = True,
+    progress: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> StudyResults:
+    """
+    Run one study end to end.
+
+    Parameters
+    ----------
+    config
+        A :class:`StudyConfig` or the path of a study YAML file.
+    lang
+        ``zh`` (Chinese headers) or ``en`` for the written tables.
+    write
+        Write the output files to ``config.output_dir``.
+    make_map
+        Render the HTML map and the PNG figure.
+    progress
+        Show progress bars.
+    echo
+        Called with a line of text per stage (e.g. ``print``).
+
+    Returns
+    -------
+    StudyResults
+    """
+    if not isinstance(config, StudyConfig):
+        config = load_study(config)
+    params = config.parameters
+    timer = StageTimer(echo=echo)
+    notes: list[str] = []
+
+    with timer.stage("units"):
+        units = ingest.read_units(config.units.path, crs=config.units.crs, layer=config.units.layer) \
+            if config.units else None
+        study_area = _study_area(units)
+
+    with timer.stage("facilities"):
+        facilities, rejects, ingest_summary = _load_facilities(config, study_area)
+        if units is not None:
+            facilities = ingest.assign_facilities_to_units(facilities, units)
+
+    with timer.stage("network"):
+        graph = network.load_walk_network(config.network)
+        working_crs = graph.graph["crs"]
+        net = reach.network_arrays(graph)
+        graph_summary = network.graph_summary(graph)
+        del graph
+
+    with timer.stage("population"):
+        demand, calibration, _ = _load_demand(config, units, study_area, working_crs, notes)
+
+    with timer.stage("snapping"):
+        facilities_projected = facilities.to_crs(working_crs)
+        facility_snap = reach.snap_points(net, facilities_projected.geometry, max_access_m=params.max_access_m)
+        demand_snap = reach.snap_points(net, demand.geometry, max_access_m=params.max_access_m)
+        off_facilities = int((~facility_snap.on_network).sum())
+        if off_facilities:
+            notes.append(
+                f"{off_facilities} facilities are more than {params.max_access_m:g} m from any walkable street "
+                "and serve no one in the figures / 设施距步行道路过远，未计入"
+            )
+        off_persons = float(demand.loc[~demand_snap.on_network, "elderly"].sum())
+        if off_persons > 0:
+            notes.append(
+                f"{off_persons:,.0f} elderly persons live more than {params.max_access_m:g} m from any walkable "
+                "street: counted as not covered / 距道路过远的老人计为未覆盖"
+            )
+
+    masks = _kind_masks(facilities, params.kinds)
+    with timer.stage("reach"):
+        seconds_by_kind, nearest_by_kind = compute_reach(net, facility_snap, demand_snap, masks, config,
+                                                         progress=progress)
+        metres_by_kind, _ = compute_reach(net, facility_snap, demand_snap, masks, config, distance_mode=True,
+                                          progress=progress)
+
+    with timer.stage("metrics"):
+        names = units.set_index("code")["name"].to_dict() if units is not None else {}
+        coverage_long = pd.concat(
+            [
+                metrics.service_circle_table(demand, seconds_by_kind, params.thresholds_min, unit="min",
+                                             units_names=names),
+                metrics.service_circle_table(demand, metres_by_kind, params.distance_thresholds_m, unit="m",
+                                             units_names=names),
+            ],
+            ignore_index=True,
+        )
+        coverage_wide = metrics.wide_coverage_table(coverage_long)
+        villages, uncovered_units = _village_table(units, demand, facilities, seconds_by_kind, config)
+        facility_table = _facility_table(net, facilities, facility_snap, demand_snap, demand, nearest_by_kind, config)
+        components = _components_table(net, facility_snap, demand_snap, demand, facilities, masks, config)
+        no_facility = components[(components["component"] >= 0) & (components["facilities_total"] == 0)]
+        if len(no_facility):
+            notes.append(
+                f"{no_facility['elderly'].sum():,.0f} elderly persons live on {len(no_facility)} network "
+                "part(s) with no facility at all (e.g. islands) / 无设施的孤立路网片区"
+            )
+
+    with timer.stage("sensitivity"):
+        sensitivity = _sensitivity(net, facility_snap, demand_snap, masks, demand, config)
+
+    with timer.stage("isochrones"):
+        isochrones = _isochrones(net, facility_snap, masks, config, working_crs).to_crs("EPSG:4326")
+
+    with timer.stage("targets"):
+        targets_table = _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units, facilities,
+                                          villages)
+
+    results = StudyResults(
+        config=config, facilities=facilities, rejects=rejects, ingest_summary=ingest_summary, units=units,
+        demand_projected=demand, seconds_by_kind=seconds_by_kind, metres_by_kind=metres_by_kind,
+        nearest_by_kind=nearest_by_kind, coverage_long=coverage_long, coverage_wide=coverage_wide,
+        villages=villages, uncovered_units=uncovered_units, facility_table=facility_table, isochrones=isochrones,
+        components=components, sensitivity=sensitivity, calibration=calibration, targets=targets_table,
+        graph_summary=graph_summary, timings=timer.seconds, output_files={}, notes=notes,
+    )
+    if write:
+        from coverage import outputs
+
+        files = outputs.write_study_outputs(results, lang=lang, make_map=make_map, timer=timer)
+        results.output_files.update(files)
+        run_record = build_run_record(results)
+        results.output_files["run.json"] = report.write_json(run_record, config.output_dir / "run.json")
+    return results
+
+
+def _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units, facilities, villages) -> pd.DataFrame:
+    """Evaluate the configured target sets (empty table when none are configured or the module is absent)."""
+    if not config.target_sets and not config.target_files:
+        return pd.DataFrame()
+    try:
+        from coverage import targets
+    except ImportError:  # pragma: no cover - the catalogue module ships with the package
+        return pd.DataFrame()
+    return targets.evaluate_study_targets(
+        config, demand=demand, seconds_by_kind=seconds_by_kind, metres_by_kind=metres_by_kind,
+        units=units, facilities=facilities, villages=villages,
+    )
+
+
+def build_run_record(results: StudyResults) -> dict:
+    """
+    The run record: inputs with sha256, parameters, package versions, timings per stage, counts, outputs.
+
+    Parameters
+    ----------
+    results
+        A finished run.
+    """
+    config = results.config
+    inputs = {"config": config.config_path, "network": config.network}
+    for i, source in enumerate(config.facilities):
+        inputs[f"facilities[{i}]"] = source.path
+    if config.units:
+        inputs["units"] = config.units.path
+    for raster in config.population.rasters:
+        inputs[f"population:{raster.name}"] = raster
+    if config.population.census:
+        inputs["census"] = config.population.census
+    demand = results.demand_projected
+    return {
+        "study": config.name,
+        "title": config.title,
+        "synthetic": config.synthetic,
+        "data_label": report.SYNTHETIC_LABEL if config.synthetic else "",
+        "inputs": {name: {"path": str(path), "sha256": _sha256(path)} for name, path in inputs.items()},
+        "configuration": config.to_record(),
+        "versions": _versions(),
+        "platform": {"machine": platform.machine(), "system": platform.system(), "python": sys.version.split()[0]},
+        "timings_seconds": results.timings,
+        "counts": {
+            "facility_rows": results.ingest_summary,
+            "facilities_by_kind": {k: int(ingest.has_kind(results.facilities, k).sum())
+                                   for k in config.parameters.kinds},
+            "demand_points": int(len(demand)),
+            "elderly_total": round(float(demand["elderly"].sum()), 1),
+            "age_group": config.population.age_group,
+            "population_year": config.population.year,
+            "population_method": "raster, calibrated to census" if len(results.calibration) else "raster",
+            "network": results.graph_summary,
+        },
+        "calibration": results.calibration.to_dict("records") if len(results.calibration) else [],
+        "notes": results.notes,
+        "outputs": {name: {"path": str(path), "sha256": _sha256(path)} for name, path in results.output_files.items()
+                    if Path(path).exists()},
+    }

@@ -1,0 +1,270 @@
+"""Write result tables and layers atomically: CSV (UTF-8-BOM), Excel, GeoPackage and the run record."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: the label every table made from the demo carries
+SYNTHETIC_LABEL = "合成示例数据 / synthetic demo data"
+
+#: internal column name → Chinese header
+HEADERS_ZH: dict[str, str] = {
+    "scope": "统计范围",
+    "code": "区划代码",
+    "name": "名称",
+    "level": "级别",
+    "parent_code": "上级代码",
+    "kind": "设施类型",
+    "kind_zh": "设施类型(中文)",
+    "threshold": "阈值",
+    "unit": "单位",
+    "elderly": "老年人口(人)",
+    "elderly_within": "阈值内老年人口(人)",
+    "share": "覆盖率",
+    "urban": "城镇",
+    "ur_code": "城乡分类代码",
+    "town_code": "乡镇街道代码",
+    "town_name": "乡镇街道",
+    "village_code": "村社区代码",
+    "village_name": "村社区",
+    "facility_id": "设施编号",
+    "kinds": "服务类型",
+    "type_raw": "原始类型",
+    "beds": "床位数",
+    "nursing_beds": "护理型床位",
+    "floor_area_m2": "建筑面积(㎡)",
+    "caregivers": "持证护理员(人)",
+    "address": "地址",
+    "source_file": "来源文件",
+    "source_row": "来源行号",
+    "column": "列",
+    "reason": "原因",
+    "detail": "说明",
+    "raw": "原始内容",
+    "flags": "修正标记",
+    "lon": "经度(WGS-84)",
+    "lat": "纬度(WGS-84)",
+    "target_id": "指标编号",
+    "label_zh": "指标",
+    "label_en": "target",
+    "locality": "地区",
+    "document": "文件",
+    "required": "目标值",
+    "actual": "实际值",
+    "status": "是否达标",
+    "gap": "差距",
+    "gap_unit": "差距单位",
+    "detail_zh": "说明",
+    "walk_speed_mps": "步行速度(米/秒)",
+    "component": "连通片编号",
+    "nodes": "节点数",
+    "facilities_total": "设施数",
+    "parameter": "参数",
+    "value": "取值",
+    "stage": "阶段",
+    "seconds": "耗时(秒)",
+    "data_label": "数据说明",
+    "rank": "排序",
+    "gain": "新增覆盖老人(人)",
+    "cumulative_covered": "累计覆盖老人(人)",
+    "nearest_existing_m": "距最近现有设施(米)",
+    "units_newly_covered": "新覆盖村社区",
+}
+
+#: facility kind → Chinese name
+KIND_ZH: dict[str, str] = {
+    "day_care": "日间照料中心",
+    "canteen": "幸福食堂(助餐点)",
+    "mutual_aid": "互助幸福院",
+    "nursing_home": "敬老院",
+    "comprehensive": "民生服务综合体",
+    "any": "任一类型设施",
+}
+
+
+def header(column: str, lang: str) -> str:
+    """
+    Header text for a column in the chosen language.
+
+    Coverage columns such as ``share_15min`` become ``15分钟覆盖率``.
+    """
+    if lang != "zh":
+        return column
+    if column in HEADERS_ZH:
+        return HEADERS_ZH[column]
+    for prefix, zh in (("share_", "覆盖率"), ("n_", "设施数:")):
+        if column.startswith(prefix):
+            rest = column[len(prefix):]
+            if rest in KIND_ZH:
+                return f"{zh}{KIND_ZH[rest]}" if prefix == "n_" else f"{KIND_ZH[rest]}{zh}"
+            return f"{rest.replace('min', '分钟').replace('m', '米')}{zh}"
+    return column
+
+
+def localise(table: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Rename columns to ``lang`` headers and kind codes to Chinese names where ``lang`` is ``zh``."""
+    out = table.copy()
+    if lang == "zh" and "kind" in out:
+        out["kind"] = out["kind"].map(lambda k: KIND_ZH.get(k, k))
+    return out.rename(columns={c: header(c, lang) for c in out.columns})
+
+
+@contextmanager
+def atomic_path(target: str | Path):
+    """
+    Yield a temporary path beside ``target``; on success it replaces ``target`` in one step.
+
+    A reader never sees a half-written file, and a failed write leaves the
+    previous file in place.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-", suffix=target.suffix)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    tmp_path.unlink()
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def _labelled(table: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
+    if not synthetic:
+        return table
+    out = table.copy()
+    out["data_label"] = SYNTHETIC_LABEL
+    return out
+
+
+def _rounded(table: pd.DataFrame) -> pd.DataFrame:
+    """Round floats so repeated runs write byte-identical tables (persons 0.1, shares 1e-6)."""
+    out = table.copy()
+    for column in out.columns:
+        if pd.api.types.is_float_dtype(out[column]):
+            digits = 6 if ("share" in column or column in ("actual", "required", "gap")) else 3
+            out[column] = out[column].round(digits)
+    return out
+
+
+def write_csv(table: pd.DataFrame, path: str | Path, *, lang: str = "zh", synthetic: bool = False) -> Path:
+    """
+    Write a table as CSV in UTF-8 with BOM (so Excel shows Chinese correctly), atomically.
+
+    Parameters
+    ----------
+    table
+        The table with internal column names.
+    path
+        Target file.
+    lang
+        ``zh`` for Chinese headers, ``en`` for the internal names.
+    synthetic
+        Add a column saying the data are synthetic demo data.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        localise(_rounded(_labelled(table, synthetic)), lang).to_csv(tmp, index=False, encoding="utf-8-sig",
+                                                                     lineterminator="\n")
+    return path
+
+
+def write_excel(
+    sheets: Mapping[str, pd.DataFrame],
+    path: str | Path,
+    *,
+    lang: str = "zh",
+    synthetic: bool = False,
+    title: str | None = None,
+) -> Path:
+    """
+    Write several tables to one Excel workbook, atomically.
+
+    Each sheet starts with a title line (the study title, and the synthetic
+    label where it applies), then the header row, then the data.
+
+    Parameters
+    ----------
+    sheets
+        Sheet name → table (internal column names).
+    path
+        Target ``.xlsx`` file.
+    lang, synthetic
+        As in :func:`write_csv`.
+    title
+        Text of the first row of every sheet.
+    """
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    path = Path(path)
+    heading = title or ""
+    if synthetic and SYNTHETIC_LABEL not in heading:
+        heading = f"{heading}（{SYNTHETIC_LABEL}）" if heading else SYNTHETIC_LABEL
+    with atomic_path(path) as tmp:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+            for sheet_name, table in sheets.items():
+                frame = localise(_rounded(_labelled(table, synthetic)), lang)
+                frame.to_excel(writer, sheet_name=sheet_name[:31], index=False, startrow=1)
+                sheet = writer.sheets[sheet_name[:31]]
+                sheet.cell(row=1, column=1, value=heading).font = Font(bold=True)
+                for index, column in enumerate(frame.columns, start=1):
+                    width = max([len(str(column))] + [len(str(v)) for v in frame[column].head(200)])
+                    sheet.column_dimensions[get_column_letter(index)].width = min(max(8, width * 1.6), 60)
+                sheet.freeze_panes = "A3"
+            # fixed document times keep repeated runs identical
+            import datetime as _dt
+
+            fixed = _dt.datetime(2000, 1, 1)
+            writer.book.properties.created = fixed
+            writer.book.properties.modified = fixed
+    return path
+
+
+def write_geopackage(layers: Mapping[str, object], path: str | Path) -> Path:
+    """
+    Write GeoDataFrames as layers of one GeoPackage, atomically (pyogrio).
+
+    Parameters
+    ----------
+    layers
+        Layer name → GeoDataFrame (empty ones are skipped).
+    path
+        Target ``.gpkg``.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        for name, layer in layers.items():
+            if layer is None or len(layer) == 0:
+                continue
+            layer.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+    return path
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def write_json(record: Mapping, path: str | Path) -> Path:
+    """Write a JSON document (UTF-8, indented, Chinese kept readable) atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, ensure_ascii=False, indent=2, default=_json_default), encoding="utf-8")
+    return path
