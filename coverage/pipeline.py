@@ -363,6 +363,85 @@ def _sensitivity(net, facility_snap, demand_snap, masks, demand, config) -> pd.D
     return pd.DataFrame(rows)
 
 
+
+@dataclass(frozen=True)
+class StudyInputs:
+    """
+    A study's inputs loaded, projected and attached to the network.
+
+    ``facilities`` and ``units`` are WGS-84; ``demand`` is in the working CRS.
+    """
+
+    units: gpd.GeoDataFrame | None
+    study_area: gpd.GeoSeries | None
+    facilities: gpd.GeoDataFrame
+    rejects: pd.DataFrame
+    ingest_summary: dict
+    net: reach.NetworkArrays
+    working_crs: object
+    graph_summary: dict
+    demand: gpd.GeoDataFrame
+    calibration: pd.DataFrame
+    facility_snap: reach.Snap
+    demand_snap: reach.Snap
+
+
+def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: list[str] | None = None) -> StudyInputs:
+    """
+    Load units, facilities, the walking network and the demand, and snap points to the network.
+
+    Parameters
+    ----------
+    config
+        The study.
+    timer
+        Records seconds per stage.
+    notes
+        Receives plain-language notes for the planner (points off the network, …).
+    """
+    params = config.parameters
+    timer = timer or StageTimer()
+    notes = notes if notes is not None else []
+    with timer.stage("units"):
+        units = ingest.read_units(config.units.path, crs=config.units.crs, layer=config.units.layer) \
+            if config.units else None
+        study_area = _study_area(units)
+
+    with timer.stage("facilities"):
+        facilities, rejects, ingest_summary = _load_facilities(config, study_area)
+        if units is not None:
+            facilities = ingest.assign_facilities_to_units(facilities, units)
+
+    with timer.stage("network"):
+        graph = network.load_walk_network(config.network)
+        working_crs = graph.graph["crs"]
+        net = reach.network_arrays(graph)
+        graph_summary = network.graph_summary(graph)
+        del graph
+
+    with timer.stage("population"):
+        demand, calibration, _ = _load_demand(config, units, study_area, working_crs, notes)
+
+    with timer.stage("snapping"):
+        facility_snap = reach.snap_points(net, facilities.to_crs(working_crs).geometry,
+                                          max_access_m=params.max_access_m)
+        demand_snap = reach.snap_points(net, demand.geometry, max_access_m=params.max_access_m)
+        off_facilities = int((~facility_snap.on_network).sum())
+        if off_facilities:
+            notes.append(
+                f"{off_facilities} facilities are more than {params.max_access_m:g} m from any walkable street "
+                "and serve no one in the figures / 设施距步行道路过远，未计入"
+            )
+        off_persons = float(demand.loc[~demand_snap.on_network, "elderly"].sum())
+        if off_persons > 0:
+            notes.append(
+                f"{off_persons:,.0f} elderly persons live more than {params.max_access_m:g} m from any walkable "
+                "street: counted as not covered / 距道路过远的老人计为未覆盖"
+            )
+    return StudyInputs(units, study_area, facilities, rejects, ingest_summary, net, working_crs, graph_summary,
+                       demand, calibration, facility_snap, demand_snap)
+
+
 def run_study(
     config: StudyConfig | str | Path,
     *,
@@ -399,43 +478,11 @@ def run_study(
     params = config.parameters
     timer = StageTimer(echo=echo)
     notes: list[str] = []
-
-    with timer.stage("units"):
-        units = ingest.read_units(config.units.path, crs=config.units.crs, layer=config.units.layer) \
-            if config.units else None
-        study_area = _study_area(units)
-
-    with timer.stage("facilities"):
-        facilities, rejects, ingest_summary = _load_facilities(config, study_area)
-        if units is not None:
-            facilities = ingest.assign_facilities_to_units(facilities, units)
-
-    with timer.stage("network"):
-        graph = network.load_walk_network(config.network)
-        working_crs = graph.graph["crs"]
-        net = reach.network_arrays(graph)
-        graph_summary = network.graph_summary(graph)
-        del graph
-
-    with timer.stage("population"):
-        demand, calibration, _ = _load_demand(config, units, study_area, working_crs, notes)
-
-    with timer.stage("snapping"):
-        facilities_projected = facilities.to_crs(working_crs)
-        facility_snap = reach.snap_points(net, facilities_projected.geometry, max_access_m=params.max_access_m)
-        demand_snap = reach.snap_points(net, demand.geometry, max_access_m=params.max_access_m)
-        off_facilities = int((~facility_snap.on_network).sum())
-        if off_facilities:
-            notes.append(
-                f"{off_facilities} facilities are more than {params.max_access_m:g} m from any walkable street "
-                "and serve no one in the figures / 设施距步行道路过远，未计入"
-            )
-        off_persons = float(demand.loc[~demand_snap.on_network, "elderly"].sum())
-        if off_persons > 0:
-            notes.append(
-                f"{off_persons:,.0f} elderly persons live more than {params.max_access_m:g} m from any walkable "
-                "street: counted as not covered / 距道路过远的老人计为未覆盖"
-            )
+    inputs = prepare_inputs(config, timer, notes)
+    units, facilities, demand = inputs.units, inputs.facilities, inputs.demand
+    net, facility_snap, demand_snap = inputs.net, inputs.facility_snap, inputs.demand_snap
+    rejects, ingest_summary, calibration = inputs.rejects, inputs.ingest_summary, inputs.calibration
+    graph_summary, working_crs = inputs.graph_summary, inputs.working_crs
 
     masks = _kind_masks(facilities, params.kinds)
     with timer.stage("reach"):

@@ -1,0 +1,314 @@
+"""Where to build next: candidate sites, coverage matrices and explained proposals for one study."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from coverage import pipeline, reach, report, siting
+from coverage.config import StudyConfig, load_study
+from coverage.report import KIND_ZH
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """
+    The answer to "where do we build the next sites of this kind".
+
+    Attributes
+    ----------
+    kind, minutes
+        Facility kind and walking threshold (minutes).
+    result
+        The optimisation result (:class:`coverage.siting.SitingResult`).
+    sites
+        Proposed sites (WGS-84 points) with rank, gain (persons newly
+        covered), the units they newly cover and the nearest existing facility.
+    marginal
+        Coverage after 1, 2, … k new sites.
+    candidates
+        All candidate sites considered (WGS-84).
+    output_files
+        Written files by name.
+    """
+
+    config: StudyConfig
+    kind: str
+    minutes: float
+    result: siting.SitingResult
+    sites: gpd.GeoDataFrame
+    marginal: pd.DataFrame
+    candidates: gpd.GeoDataFrame
+    output_files: dict[str, Path]
+
+
+def network_candidates(
+    net: reach.NetworkArrays,
+    demand: gpd.GeoDataFrame,
+    *,
+    spacing_m: float = 200.0,
+    populated_within_m: float = 300.0,
+    study_area=None,
+) -> gpd.GeoDataFrame:
+    """
+    Street-network nodes as candidate sites, thinned to about one per ``spacing_m`` square.
+
+    Only nodes within ``populated_within_m`` metres of a populated cell (and
+    inside the study area, when given) are kept; within each grid square the
+    node nearest the square's centre is chosen, so the result is deterministic.
+
+    Parameters
+    ----------
+    net
+        The network arrays (working CRS, metres).
+    demand
+        Demand points in the same CRS.
+    spacing_m
+        Grid spacing (metres).
+    populated_within_m
+        Keep nodes this close to demand (metres).
+    study_area
+        Optional polygon (working CRS) candidates must lie in.
+    """
+    from scipy.spatial import cKDTree
+
+    walk_nodes = np.unique(np.concatenate([net.edge_u[~net.edge_ferry], net.edge_v[~net.edge_ferry]]))
+    xy = np.column_stack([net.node_x[walk_nodes], net.node_y[walk_nodes]])
+    populated = demand[demand["elderly"] > 0]
+    if len(populated):
+        tree = cKDTree(shapely.get_coordinates(populated.geometry.values))
+        near, _ = tree.query(xy, k=1, distance_upper_bound=populated_within_m)
+        keep = np.isfinite(near)
+        walk_nodes, xy = walk_nodes[keep], xy[keep]
+    if study_area is not None and len(xy):
+        inside = shapely.contains_xy(study_area, xy[:, 0], xy[:, 1])
+        walk_nodes, xy = walk_nodes[inside], xy[inside]
+    cell = np.floor(xy / spacing_m).astype(np.int64)
+    centre = (cell + 0.5) * spacing_m
+    offset = np.hypot(*(xy - centre).T)
+    frame = pd.DataFrame({"cx": cell[:, 0], "cy": cell[:, 1], "offset": offset, "node": walk_nodes,
+                          "x": xy[:, 0], "y": xy[:, 1]})
+    chosen = frame.sort_values(["cx", "cy", "offset", "node"]).drop_duplicates(["cx", "cy"])
+    return gpd.GeoDataFrame(
+        {"candidate_id": [f"node:{net.node_ids[n]}" for n in chosen["node"]], "source": "network node"},
+        geometry=gpd.points_from_xy(chosen["x"], chosen["y"]),
+        crs=net.crs,
+    ).reset_index(drop=True)
+
+
+def unit_centre_candidates(units: gpd.GeoDataFrame | None, working_crs) -> gpd.GeoDataFrame:
+    """Village and community centres (a point inside each polygon, or the unit's point) as candidates."""
+    if units is None:
+        return gpd.GeoDataFrame({"candidate_id": [], "source": []}, geometry=[], crs=working_crs)
+    villages = units[(units["level"] == "village") & units.geometry.notna()].to_crs(working_crs)
+    points = villages.geometry.representative_point()
+    return gpd.GeoDataFrame(
+        {"candidate_id": [f"village:{c}" for c in villages["code"]], "source": "village/community centre",
+         "name": villages["name"].to_numpy()},
+        geometry=points.to_numpy(), crs=working_crs,
+    ).reset_index(drop=True)
+
+
+def table_candidates(path: str | Path, crs: str, working_crs) -> gpd.GeoDataFrame:
+    """
+    Candidate buildings from a user table (vacant schools, village committee buildings, …).
+
+    Read with the facility reader's header and coordinate handling; the type
+    column is not required.
+    """
+    from coverage import ingest
+
+    table = ingest.read_point_table(path, crs=crs)
+    return gpd.GeoDataFrame(
+        {"candidate_id": [f"table:{i}" for i in table["source_row"]], "source": "candidate table",
+         "name": table["name"].to_numpy()},
+        geometry=table.geometry.to_crs(working_crs).to_numpy(), crs=working_crs,
+    )
+
+
+def propose_sites(
+    config: StudyConfig | str | Path,
+    *,
+    kind: str,
+    add: int | None = None,
+    target_share: float | None = None,
+    minutes: float = 15.0,
+    candidate_spacing_m: float = 200.0,
+    candidates_file: str | Path | None = None,
+    candidates_crs: str = "gcj02",
+    time_limit_s: float = 60.0,
+    write: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> Proposal:
+    """
+    Propose new sites of one kind: a fixed number (``add``) or as few as reach ``target_share``.
+
+    Existing facilities of the kind stay; only the elderly they leave
+    uncovered count as gains. Coverage is walking time over the network
+    (catchments from bounded Dijkstra searches), not straight-line distance.
+
+    Parameters
+    ----------
+    config
+        Study (or its YAML path).
+    kind
+        Facility kind, e.g. ``canteen``.
+    add
+        Number of new sites (maximal covering location).
+    target_share
+        Share of the elderly to cover within ``minutes`` (minimum number of sites).
+    minutes
+        Walking threshold (minutes).
+    candidate_spacing_m
+        Spacing of network-node candidates (metres).
+    candidates_file
+        Optional user table of candidate buildings.
+    candidates_crs
+        Coordinate system of that table.
+    time_limit_s
+        Solver time limit (seconds); past it the greedy answer with its gap is reported.
+    write
+        Write the 选址建议 table, GeoPackage layer and marginal curve to the output folder.
+    echo
+        Called with progress lines.
+    """
+    if (add is None) == (target_share is None):
+        raise ValueError("give exactly one of add= (number of sites) or target_share= (e.g. 0.9)")
+    if not isinstance(config, StudyConfig):
+        config = load_study(config)
+    params = config.parameters
+    timer = pipeline.StageTimer(echo=echo)
+    notes: list[str] = []
+    inputs = pipeline.prepare_inputs(config, timer, notes)
+    speed = params.speed_for(kind)
+    limit_s = minutes * 60.0
+    demand = inputs.demand
+    weights = demand["elderly"].to_numpy(float)
+
+    with timer.stage("candidates"):
+        study_area = inputs.study_area.to_crs(inputs.working_crs).iloc[0] if inputs.study_area is not None else None
+        parts = [network_candidates(inputs.net, demand, spacing_m=candidate_spacing_m, study_area=study_area),
+                 unit_centre_candidates(inputs.units, inputs.working_crs)]
+        if candidates_file is not None:
+            parts.append(table_candidates(candidates_file, candidates_crs, inputs.working_crs))
+        candidates = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=inputs.working_crs)
+        candidate_snap = reach.snap_points(inputs.net, candidates.geometry, max_access_m=params.max_access_m)
+        candidates = candidates[candidate_snap.on_network].reset_index(drop=True)
+        candidate_snap = candidate_snap.subset(candidate_snap.on_network)
+
+    with timer.stage("coverage matrix"):
+        existing_mask = pipeline._kind_masks(inputs.facilities, [kind])[kind]
+        existing = reach.nearest_facility(
+            inputs.net, inputs.facility_snap.subset(np.flatnonzero(existing_mask)), inputs.demand_snap,
+            walk_speed_mps=speed, limit=limit_s, ferry=params.ferry,
+        )
+        already = existing["cost"].to_numpy() <= limit_s
+        matrix = reach.catchment_matrix(inputs.net, candidate_snap, inputs.demand_snap, walk_speed_mps=speed,
+                                        limit=limit_s, ferry=params.ferry)
+
+    with timer.stage("optimise"):
+        if add is not None:
+            result = siting.solve_mclp(matrix, weights, add, already_covered=already, time_limit_s=time_limit_s)
+        else:
+            result = siting.min_sites_for_target(matrix, weights, target_share, already_covered=already,
+                                                 time_limit_s=time_limit_s)
+        curve_k = max(10, len(result.selected))
+        marginal = siting.marginal_curve(matrix, weights, min(curve_k, len(candidates)), already_covered=already)
+
+    village_codes = demand["village_code"].astype("string").fillna("").to_numpy() if "village_code" in demand else None
+    explained = siting.explain_sites(result, matrix, weights, candidate_ids=candidates["candidate_id"].to_numpy(),
+                                     demand_unit_codes=village_codes)
+    sites = _site_layer(explained, candidates, inputs, existing_mask, kind)
+    marginal = marginal.assign(kind=kind, minutes=minutes)
+    proposal = Proposal(config, kind, minutes, result, sites, marginal, candidates.to_crs("EPSG:4326"), {})
+    if write:
+        proposal.output_files.update(write_proposal(proposal))
+    return proposal
+
+
+def _site_layer(explained: pd.DataFrame, candidates, inputs, existing_mask, kind) -> gpd.GeoDataFrame:
+    """Proposed sites with their explanations, nearest existing facility and WGS-84 position."""
+    chosen = candidates.set_index("candidate_id").loc[explained["candidate_id"].to_numpy()]
+    existing = inputs.facilities[existing_mask].to_crs(inputs.working_crs)
+    sites = gpd.GeoDataFrame(explained.reset_index(drop=True), geometry=chosen.geometry.to_numpy(),
+                             crs=inputs.working_crs)
+    sites["source"] = chosen["source"].to_numpy()
+    sites["kind"] = kind
+    if len(existing):
+        tree = shapely.STRtree(existing.geometry.values)
+        nearest_idx = tree.nearest(sites.geometry.values)
+        sites["nearest_existing"] = existing["name"].to_numpy()[nearest_idx]
+        sites["nearest_existing_m"] = np.round(
+            shapely.distance(sites.geometry.values, existing.geometry.values[nearest_idx]), 0)
+    else:
+        sites["nearest_existing"] = "无 / none"
+        sites["nearest_existing_m"] = np.nan
+    sites = sites.to_crs("EPSG:4326")
+    sites["lon"] = sites.geometry.x.round(6)
+    sites["lat"] = sites.geometry.y.round(6)
+    return sites
+
+
+def write_proposal(proposal: Proposal) -> dict[str, Path]:
+    """Write the 选址建议 table (CSV + Excel), the marginal curve and a GeoPackage layer."""
+    config = proposal.config
+    out = Path(config.output_dir)
+    stem = f"siting_{proposal.kind}_{proposal.minutes:g}min"
+    table = pd.DataFrame(proposal.sites.drop(columns="geometry"))
+    files = {
+        f"{stem}.csv": report.write_csv(table, out / f"{stem}.csv", synthetic=config.synthetic),
+        f"{stem}_marginal.csv": report.write_csv(proposal.marginal, out / f"{stem}_marginal.csv",
+                                                 synthetic=config.synthetic),
+        f"{stem}.xlsx": report.write_excel(
+            {"选址建议": table, "边际曲线": proposal.marginal, "参数": _siting_parameters(proposal)},
+            out / f"{stem}.xlsx", synthetic=config.synthetic, title=config.title,
+        ),
+        f"{stem}.gpkg": report.write_geopackage({"proposed_sites": proposal.sites}, out / f"{stem}.gpkg"),
+    }
+    return files
+
+
+def _siting_parameters(proposal: Proposal) -> pd.DataFrame:
+    result = proposal.result
+    rows = [
+        ("kind / 设施类型", f"{KIND_ZH.get(proposal.kind, proposal.kind)} ({proposal.kind})"),
+        ("walking minutes / 步行分钟", proposal.minutes),
+        ("walking speed / 步速 (m/s)", proposal.config.parameters.speed_for(proposal.kind)),
+        ("candidates / 候选点数", len(proposal.candidates)),
+        ("method / 方法", result.method),
+        ("status / 求解状态", result.status),
+        ("share before / 现状覆盖率", round(result.share_before, 6)),
+        ("share after / 新增后覆盖率", round(result.share_after, 6)),
+        ("new sites / 新增数量", len(result.selected)),
+        ("upper bound / 上界", result.bound),
+        ("gap / 最优性差距", result.gap),
+    ]
+    return pd.DataFrame(rows, columns=["parameter", "value"]).astype({"value": str})
+
+
+def summary_lines(proposal: Proposal) -> list[str]:
+    """One screen for the ``site`` command."""
+    result = proposal.result
+    lines = [
+        "",
+        f"== {KIND_ZH.get(proposal.kind, proposal.kind)} ({proposal.kind}), {proposal.minutes:g} min walk",
+        f"   covered now 现状覆盖: {result.share_before:.1%}; with {len(result.selected)} new sites 新增后: "
+        f"{result.share_after:.1%} ({result.method}, {result.status}"
+        + (f", gap {result.gap:.2%}" if result.gap else "") + ")",
+    ]
+    for record in proposal.sites.head(20).to_dict("records"):
+        lines.append(f"   #{record['rank']:>2} {record['candidate_id']:<24} +{record['gain']:,.0f} persons "
+                     f"({record['source']}; nearest existing {record['nearest_existing_m']} m)")
+    for name, path in proposal.output_files.items():
+        lines.append(f"   {name}: {path}")
+    if proposal.config.synthetic:
+        lines.append("   合成示例数据 / synthetic demo data")
+    return lines
+
+
