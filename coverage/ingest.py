@@ -841,12 +841,15 @@ def _study_area_union(study_area: Any) -> Any:
     return shapely.union_all(np.asarray(series.values))
 
 
-def _check_study_area(results: list[_RowResult], study_area: Any) -> None:
+def _check_study_area(results: list[_RowResult], study_area: Any, crs: str) -> None:
+    """Reject rows outside the study area (WGS-84), comparing after converting from ``crs``."""
     candidates = [r for r in results if not r.problems and not math.isnan(r.lon)]
     if not candidates:
         return
     area = _study_area_union(study_area)
-    points = shapely.points([r.lon for r in candidates], [r.lat for r in candidates])
+    # the table's coordinates may be GCJ-02/BD-09: a 300–600 m offset would misplace edge rows
+    lon, lat = coords.to_wgs84(np.array([r.lon for r in candidates]), np.array([r.lat for r in candidates]), crs)
+    points = shapely.points(lon, lat)
     inside = shapely.covers(area, points)
     if inside.all():
         return
@@ -1057,7 +1060,7 @@ def _read_checked_points(
         results.append(_check_row(len(kept_rows) - 1, row_number, cells, raw_headers, column_of,
                                   kind_patterns, geometry))
     if study_area is not None:
-        _check_study_area(results, study_area)
+        _check_study_area(results, study_area, crs)
     _check_duplicates(results, kept_rows)
 
     source_file = path.name

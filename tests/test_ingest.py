@@ -701,3 +701,29 @@ def test_facility_is_assigned_to_a_village_point_of_the_real_town_named_in_the_l
     assert assigned["unit_assignment"].iloc[0] == "nearest_village_point"
     assigned_village = units.set_index("code").geometry[assigned["village_code"].iloc[0]]
     assert metres_between(assigned_village.x, assigned_village.y, lon, lat) <= 20.0
+
+
+def test_gcj02_facility_near_the_study_area_edge_is_judged_after_conversion(tmp_path):
+    """A GCJ-02 point just inside the county must not be rejected for its 300–600 m offset."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from coverage import coords
+    from coverage.ingest import read_facilities
+
+    area = gpd.GeoSeries([box(113.80, 30.90, 113.90, 31.00)], crs="EPSG:4326")
+    # 100 m inside the north-east corner in WGS-84; GCJ-02 shifts it outside the box
+    wgs_lon, wgs_lat = 113.90 - 0.001, 31.00 - 0.001
+    gcj_lon, gcj_lat = coords.wgs84_to_gcj02(wgs_lon, wgs_lat)
+    assert not area.iloc[0].contains(gpd.points_from_xy([gcj_lon], [gcj_lat])[0])
+    table = tmp_path / "edge.csv"
+    table.write_text(f"名称,类型,经度,纬度\n边界互助幸福院,互助幸福院,{gcj_lon:.6f},{gcj_lat:.6f}\n", encoding="utf-8")
+    accepted, rejects, summary = read_facilities(table, crs="gcj02", study_area=area)
+    assert len(accepted) == 1 and len(rejects) == 0
+    assert accepted.geometry.x.iloc[0] == pytest_approx(wgs_lon)
+
+
+def pytest_approx(value):
+    import pytest
+
+    return pytest.approx(value, abs=1e-7)
