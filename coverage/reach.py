@@ -210,6 +210,14 @@ def snap_points(net: NetworkArrays, points, *, max_access_m: float = 500.0) -> S
     """
     Attach points to the nearest point of the nearest walkable edge.
 
+    The distance to an edge is the exact point-to-polyline distance that
+    GEOS computes (``shapely.distance``), and the position along the edge is
+    GEOS's ``line_locate_point``; both are evaluated in vectorised numpy over
+    a uniform grid of the edges' straight segments (the same floating-point
+    operations, so the same numbers as shapely gives, without building one
+    shapely point per input point). A point equidistant from two edges
+    attaches to the one with the lower edge position.
+
     Parameters
     ----------
     net
@@ -232,19 +240,234 @@ def snap_points(net: NetworkArrays, points, *, max_access_m: float = 500.0) -> S
     access = np.full(n, np.inf, dtype=float)
     if n == 0:
         return Snap(edge, fraction, access)
-    walkable = np.flatnonzero(~net.edge_ferry)
-    tree = shapely.STRtree(net.edge_geometry[walkable])
-    point_geoms = shapely.points(xy)
-    # ties (a point equidistant from two edges) resolve to the first match
-    (point_idx, tree_idx), distances = tree.query_nearest(
-        point_geoms, max_distance=max_access_m, return_distance=True, all_matches=False
-    )
-    chosen = walkable[tree_idx]
-    edge[point_idx] = chosen
-    access[point_idx] = distances
-    fraction[point_idx] = shapely.line_locate_point(net.edge_geometry[chosen], point_geoms[point_idx], normalized=True)
+    index = _segment_index(net)
+    px = np.ascontiguousarray(xy[:, 0])
+    py = np.ascontiguousarray(xy[:, 1])
+    best_d, best_e = _nearest_edges(index, px, py, float(max_access_m))
+    on = np.flatnonzero(best_d <= max_access_m)
+    edge[on] = best_e[on]
+    access[on] = best_d[on]
+    fraction[on] = _locate_on_edges(index, best_e[on], px[on], py[on])
     np.clip(fraction, 0.0, 1.0, out=fraction)
     return Snap(edge, fraction, access)
+
+
+#: grid cells of the snapping index are about this many mean segment spacings wide
+_CELL_FACTOR = 1.5
+#: points handled per block while snapping (bounds the temporary candidate arrays)
+_SNAP_BLOCK = 1 << 17
+#: slack (metres) against floating-point rounding of grid cell positions
+_GRID_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class _SegmentIndex:
+    """
+    The straight segments of the walkable edges and a uniform grid over them.
+
+    Segments are in edge order (edge ``e`` owns ``first[e]:first[e + 1]``,
+    none for ferries); every segment is listed in each grid cell its
+    bounding box touches.
+    """
+
+    ax: np.ndarray
+    ay: np.ndarray
+    bx: np.ndarray
+    by: np.ndarray
+    edge: np.ndarray
+    first: np.ndarray
+    x0: float
+    y0: float
+    cell: float
+    nx: int
+    ny: int
+    cell_start: np.ndarray
+    cell_segment: np.ndarray
+
+
+def _segment_index(net: NetworkArrays) -> _SegmentIndex:
+    """The snapping index of ``net``, built on first use and kept on the (immutable) arrays."""
+    cached = net.__dict__.get("_segment_index")
+    if cached is not None:
+        return cached
+    walkable = np.flatnonzero(~net.edge_ferry)
+    coords, part = shapely.get_coordinates(net.edge_geometry[walkable], return_index=True)
+    same = part[1:] == part[:-1]
+    ax = np.ascontiguousarray(coords[:-1, 0][same])
+    ay = np.ascontiguousarray(coords[:-1, 1][same])
+    bx = np.ascontiguousarray(coords[1:, 0][same])
+    by = np.ascontiguousarray(coords[1:, 1][same])
+    seg_edge = walkable[part[:-1][same]]
+    first = np.zeros(net.n_edges + 1, dtype=np.int64)
+    np.cumsum(np.bincount(seg_edge, minlength=net.n_edges), out=first[1:])
+    n_seg = len(ax)
+    if n_seg:
+        lo_x, hi_x = np.minimum(ax, bx), np.maximum(ax, bx)
+        lo_y, hi_y = np.minimum(ay, by), np.maximum(ay, by)
+        x0, y0 = float(lo_x.min()), float(lo_y.min())
+        width, height = float(hi_x.max()) - x0, float(hi_y.max()) - y0
+        cell = max(_CELL_FACTOR * np.sqrt(max(width * height, 1.0) / n_seg), 1.0)
+        nx, ny = int(width // cell) + 1, int(height // cell) + 1
+        i0 = np.clip(np.floor((lo_x - _GRID_EPS - x0) / cell), 0, nx - 1).astype(np.int64)
+        i1 = np.clip(np.floor((hi_x + _GRID_EPS - x0) / cell), 0, nx - 1).astype(np.int64)
+        j0 = np.clip(np.floor((lo_y - _GRID_EPS - y0) / cell), 0, ny - 1).astype(np.int64)
+        j1 = np.clip(np.floor((hi_y + _GRID_EPS - y0) / cell), 0, ny - 1).astype(np.int64)
+        span_j = j1 - j0 + 1
+        per_segment = (i1 - i0 + 1) * span_j
+        owner = np.repeat(np.arange(n_seg, dtype=np.int64), per_segment)
+        local = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(per_segment) - per_segment, per_segment)
+        cell_id = (i0[owner] + local // span_j[owner]) * ny + j0[owner] + local % span_j[owner]
+        order = np.argsort(cell_id, kind="stable")
+        cell_segment = owner[order]
+        cell_start = np.zeros(nx * ny + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cell_id, minlength=nx * ny), out=cell_start[1:])
+    else:
+        x0 = y0 = 0.0
+        cell, nx, ny = 1.0, 1, 1
+        cell_start = np.zeros(2, dtype=np.int64)
+        cell_segment = np.empty(0, dtype=np.int64)
+    index = _SegmentIndex(ax, ay, bx, by, seg_edge, first, x0, y0, float(cell), nx, ny, cell_start, cell_segment)
+    object.__setattr__(net, "_segment_index", index)
+    return index
+
+
+def _point_segment_distance(px, py, ax, ay, bx, by) -> np.ndarray:
+    """GEOS ``Distance::pointToSegment``, operation for operation (so bit for bit)."""
+    dx = bx - ax
+    dy = by - ay
+    len2 = dx * dx + dy * dy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = ((px - ax) * dx + (py - ay) * dy) / len2
+        s = ((ay - py) * dx - (ax - px) * dy) / len2
+    to_a = np.sqrt((px - ax) * (px - ax) + (py - ay) * (py - ay))
+    to_b = np.sqrt((px - bx) * (px - bx) + (py - by) * (py - by))
+    perpendicular = np.abs(s) * np.sqrt(len2)
+    degenerate = (ax == bx) & (ay == by)
+    return np.where(degenerate | (r <= 0.0), to_a, np.where(r >= 1.0, to_b, perpendicular))
+
+
+def _ring_offsets(r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cell offsets (di, dj) at Chebyshev distance exactly ``r``."""
+    if r == 0:
+        return np.zeros(1, np.int64), np.zeros(1, np.int64)
+    span = np.arange(-r, r + 1, dtype=np.int64)
+    inner = span[1:-1]
+    di = np.concatenate([span, span, np.full(len(inner), -r), np.full(len(inner), r)])
+    dj = np.concatenate([np.full(len(span), -r), np.full(len(span), r), inner, inner])
+    return di, dj
+
+
+def _nearest_edges(index: _SegmentIndex, px: np.ndarray, py: np.ndarray, max_access_m: float):
+    """
+    Distance to, and position of, the nearest walkable edge for each point.
+
+    Grid cells are searched in growing square rings around each point until
+    the best distance found is shorter than the distance to the edge of the
+    searched square (nothing outside can be nearer) or that square reaches
+    beyond ``max_access_m`` (the point is off the network). Ties go to the
+    lower edge position. Returns (distance, edge); inf and -1 where nothing
+    lies within ``max_access_m``.
+    """
+    n = len(px)
+    best_d = np.full(n, np.inf)
+    best_e = np.full(n, -1, dtype=np.int64)
+    no_edge = np.iinfo(np.int64).max
+    finite = np.isfinite(px) & np.isfinite(py)
+    for start in range(0, n, _SNAP_BLOCK):
+        block = np.arange(start, min(start + _SNAP_BLOCK, n))
+        block = block[finite[block]]
+        if len(block) == 0 or len(index.ax) == 0:
+            continue
+        bx_, by_ = px[block], py[block]
+        ci = np.floor((bx_ - index.x0) / index.cell).astype(np.int64)
+        cj = np.floor((by_ - index.y0) / index.cell).astype(np.int64)
+        d_best = np.full(len(block), np.inf)
+        e_best = np.full(len(block), -1, dtype=np.int64)
+        active = np.arange(len(block))
+        r = 0
+        while len(active):
+            di, dj = _ring_offsets(r)
+            ii = ci[active, None] + di[None, :]
+            jj = cj[active, None] + dj[None, :]
+            valid = (ii >= 0) & (ii < index.nx) & (jj >= 0) & (jj < index.ny)
+            cell_id = np.where(valid, ii * index.ny + jj, 0)
+            first = index.cell_start[cell_id]
+            count = np.where(valid, index.cell_start[cell_id + 1] - first, 0)
+            per_point = count.sum(axis=1)
+            total = int(per_point.sum())
+            if total:
+                flat_first, flat_count = first.ravel(), count.ravel()
+                position = np.repeat(flat_first - (np.cumsum(flat_count) - flat_count), flat_count)
+                position += np.arange(total, dtype=np.int64)
+                seg = index.cell_segment[position]
+                owner = np.repeat(active, per_point)
+                d = _point_segment_distance(
+                    bx_[owner], by_[owner], index.ax[seg], index.ay[seg], index.bx[seg], index.by[seg]
+                )
+                e = index.edge[seg]
+                has = per_point > 0
+                group_start = (np.cumsum(per_point) - per_point)[has]
+                d_min = np.minimum.reduceat(d, group_start)
+                e_min = np.minimum.reduceat(np.where(d == np.repeat(d_min, per_point[has]), e, no_edge), group_start)
+                target = active[has]
+                better = (d_min < d_best[target]) | ((d_min == d_best[target]) & (e_min < e_best[target]))
+                d_best[target[better]] = d_min[better]
+                e_best[target[better]] = e_min[better]
+            # distance from each point to the border of the square searched so far
+            xa, ya = bx_[active], by_[active]
+            left = index.x0 + (ci[active] - r) * index.cell
+            right = index.x0 + (ci[active] + r + 1) * index.cell
+            bottom = index.y0 + (cj[active] - r) * index.cell
+            top = index.y0 + (cj[active] + r + 1) * index.cell
+            border = np.minimum(np.minimum(xa - left, right - xa), np.minimum(ya - bottom, top - ya)) - _GRID_EPS
+            done = (d_best[active] < border) | (border > max_access_m)
+            active = active[~done]
+            r += 1
+        best_d[block] = d_best
+        best_e[block] = e_best
+    return best_d, best_e
+
+
+def _locate_on_edges(index: _SegmentIndex, edges: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """
+    GEOS ``line_locate_point(normalized=True)`` of each point on its edge.
+
+    LengthIndexOfPoint: the measure of the projection onto the first nearest
+    segment, divided by the line's length, with the same operations.
+    """
+    first = index.first[edges]
+    count = index.first[edges + 1] - first
+    start_measure = np.zeros(len(edges))
+    min_distance = np.full(len(edges), np.finfo(float).max)
+    measure = np.full(len(edges), -1.0)
+    rows = np.arange(len(edges))
+    k = 0
+    while len(rows):
+        rows = rows[count[rows] > k]
+        if len(rows) == 0:
+            break
+        s = first[rows] + k
+        ax, ay, bx, by = index.ax[s], index.ay[s], index.bx[s], index.by[s]
+        x, y = px[rows], py[rows]
+        distance = _point_segment_distance(x, y, ax, ay, bx, by)
+        dx = bx - ax
+        dy = by - ay
+        len2 = dx * dx + dy * dy
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = ((x - ax) * dx + (y - ay) * dy) / len2
+        factor = np.where((x == ax) & (y == ay), 0.0, np.where((x == bx) & (y == by), 1.0, factor))
+        seg_length = np.sqrt(dx * dx + dy * dy)
+        start = start_measure[rows]
+        seg_measure = np.where(
+            factor <= 0.0, start, np.where(factor <= 1.0, start + factor * seg_length, start + seg_length)
+        )
+        better = (distance < min_distance[rows]) & (seg_measure > -1.0)
+        measure[rows[better]] = seg_measure[better]
+        min_distance[rows[better]] = distance[better]
+        start_measure[rows] = start + seg_length
+        k += 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return measure / start_measure
 
 
 def edge_costs(
