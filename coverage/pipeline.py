@@ -260,21 +260,38 @@ def _isochrones(net, facility_snap, masks, config, working_crs) -> gpd.GeoDataFr
 
 
 def _components_table(net, facility_snap, demand_snap, demand, facilities, masks, config) -> pd.DataFrame:
-    labels = reach.node_components(net, with_ferries=config.parameters.ferry.enabled)
-    demand_component = reach.point_components(net, demand_snap, labels)
-    facility_component = reach.point_components(net, facility_snap, labels)
+    """
+    Every walking component (ferries not joining), its size, elderly and facilities by kind.
+
+    ``ferry_linked`` says whether a ferry line (when the study counts ferries)
+    joins it to another component; component -1 collects the elderly who live
+    too far from any street.
+    """
+    walk_labels = reach.node_components(net, with_ferries=False)
+    demand_component = reach.point_components(net, demand_snap, walk_labels)
+    facility_component = reach.point_components(net, facility_snap, walk_labels)
     frame = pd.DataFrame({"component": demand_component, "elderly": demand["elderly"].to_numpy()})
     table = frame[frame["component"] >= 0].groupby("component").agg(elderly=("elderly", "sum"))
-    node_counts = pd.Series(labels).value_counts()
+    node_counts = pd.Series(walk_labels).value_counts()
     table["nodes"] = node_counts.reindex(table.index).fillna(0).astype(int)
     for kind, mask in masks.items():
         counts = pd.Series(facility_component[mask & (facility_component >= 0)]).value_counts()
         table[f"n_{kind}"] = counts.reindex(table.index).fillna(0).astype(int)
     table = table.rename(columns={f"n_{ANY_KIND}": "facilities_total"})
-    table = table.sort_values("elderly", ascending=False).reset_index()
+    if config.parameters.ferry.enabled and net.edge_ferry.any():
+        ferry_labels = reach.node_components(net, with_ferries=True)
+        # a walking component is ferry-linked when its ferry-joined component holds more walking components
+        pairs = pd.DataFrame({"walk": walk_labels, "joined": ferry_labels}).drop_duplicates()
+        parts_per_joined = pairs.groupby("joined")["walk"].nunique()
+        linked = pairs.set_index("walk")["joined"].map(parts_per_joined) > 1
+        table["ferry_linked"] = linked.reindex(table.index).fillna(False).astype(bool)
+    else:
+        table["ferry_linked"] = False
+    table = table.sort_values(["elderly", "nodes"], ascending=False).reset_index()
     off = ~demand_snap.on_network
     if off.any():
-        off_row = {"component": -1, "elderly": float(demand.loc[off, "elderly"].sum()), "nodes": 0}
+        off_row = {"component": -1, "elderly": float(demand.loc[off, "elderly"].sum()), "nodes": 0,
+                   "ferry_linked": False}
         table = pd.concat([table, pd.DataFrame([off_row])], ignore_index=True).fillna(0)
     return table
 

@@ -1,0 +1,180 @@
+"""Does the batch job on the demo county give figures a planner can trust and hand on?"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import openpyxl
+import osmnx as ox
+import pandas as pd
+import pytest
+import shapely
+
+from coverage import ingest
+from coverage.config import load_study
+from coverage.network import load_walk_network
+from coverage.pipeline import run_study
+from coverage.report import SYNTHETIC_LABEL
+from tests.conftest import REPO_ROOT
+
+DEMO = REPO_ROOT / "studies" / "demo.yaml"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo_run")
+    config = load_study(DEMO, output_root=out)
+    return run_study(config)
+
+
+def test_demo_writes_the_table_workbook_map_and_run_record(demo_run):
+    out = Path(demo_run.config.output_dir)
+    for name in ("coverage_by_area.csv", "villages.csv", "facilities.csv", "rejects.csv", "demo_coverage.xlsx",
+                 "demo_layers.gpkg", "demo_map.html", "run.json"):
+        assert (out / name).exists(), name
+
+
+def _independent_seconds(graph, facility_xy, home_xy, speed, ferry):
+    """
+    Walking seconds by osmnx's nearest_edges (for attaching points) and
+    networkx's Dijkstra (for the route), without any of our reach code.
+    """
+    undirected = ox.convert.to_undirected(graph)
+    walk_only = graph.copy()
+    walk_only.remove_edges_from([(u, v, k) for u, v, k, d in graph.edges(keys=True, data=True) if d.get("ferry")])
+    routing = nx.Graph()
+    for u, v, data in undirected.edges(data=True):
+        if data.get("ferry"):
+            seconds = ferry.wait_seconds + data["length"] / ferry.speed_mps
+        else:
+            seconds = data["length"] / speed
+        if not routing.has_edge(u, v) or routing[u][v]["w"] > seconds:
+            routing.add_edge(u, v, w=seconds)
+
+    def attach(g, name, x, y):
+        u, v, k = ox.distance.nearest_edges(walk_only, x, y)
+        data = walk_only.edges[u, v, k]
+        line = data.get("geometry") or shapely.LineString(
+            [(graph.nodes[u]["x"], graph.nodes[u]["y"]), (graph.nodes[v]["x"], graph.nodes[v]["y"])])
+        point = shapely.Point(x, y)
+        along = line.project(point, normalized=True) * data["length"]
+        access = line.distance(point)
+        g.add_edge(name, u, w=(access + along) / speed)
+        g.add_edge(name, v, w=(access + data["length"] - along) / speed)
+        return (min(u, v), max(u, v), round(data["length"], 3)), along if line.coords[0] == (
+            graph.nodes[u]["x"], graph.nodes[u]["y"]) else data["length"] - along, access
+
+    facility_edges = []
+    for i, (x, y) in enumerate(facility_xy):
+        facility_edges.append(attach(routing, ("facility", i), x, y))
+    seconds = []
+    for x, y in home_xy:
+        g = routing.copy()
+        home_edge = attach(g, "home", x, y)
+        for i, (edge, along, access) in enumerate(facility_edges):
+            if edge == home_edge[0]:
+                g.add_edge(("facility", i), "home", w=(access + abs(along - home_edge[1]) + home_edge[2]) / speed)
+        lengths = nx.multi_source_dijkstra_path_length(g, [("facility", i) for i in range(len(facility_xy))],
+                                                       weight="w")
+        seconds.append(lengths.get("home", np.inf))
+    return np.array(seconds)
+
+
+def test_demo_walking_times_agree_with_osmnx_and_networkx_to_the_second(demo_run):
+    config = demo_run.config
+    graph = load_walk_network(config.network)
+    crs = graph.graph["crs"]
+    day_care = demo_run.facilities[ingest.has_kind(demo_run.facilities, "day_care")].to_crs(crs)
+    facility_xy = shapely.get_coordinates(day_care.geometry.values)
+    seconds = demo_run.seconds_by_kind["day_care"]
+    reached = np.flatnonzero(np.isfinite(seconds))
+    sample = np.random.default_rng(11).choice(reached, size=25, replace=False)
+    home_xy = shapely.get_coordinates(demo_run.demand_projected.geometry.values[sample])
+    expected = _independent_seconds(graph, facility_xy, home_xy, config.parameters.speed_for("day_care"),
+                                    config.parameters.ferry)
+    assert np.max(np.abs(seconds[sample] - expected)) < 1.0
+
+
+def test_every_row_of_the_facility_table_is_accounted_for(demo_run):
+    record = json.loads((Path(demo_run.config.output_dir) / "run.json").read_text(encoding="utf-8"))
+    rows = record["counts"]["facility_rows"]
+    assert rows["rows_in"] == rows["accepted"] + rows["rejected"]
+    assert rows["rejected"] == len(pd.read_csv(Path(demo_run.config.output_dir) / "rejects.csv",
+                                               encoding="utf-8-sig")["来源行号"].unique())
+    assert rows["accepted"] == len(demo_run.facilities)
+
+
+def test_run_record_names_inputs_with_checksums_versions_and_stage_timings(demo_run):
+    record = json.loads((Path(demo_run.config.output_dir) / "run.json").read_text(encoding="utf-8"))
+    assert record["synthetic"] is True and record["data_label"] == SYNTHETIC_LABEL
+    for entry in record["inputs"].values():
+        assert len(entry["sha256"]) == 64
+    assert {"numpy", "osmnx", "geopandas", "scipy"} <= set(record["versions"])
+    assert {"network", "reach", "population"} <= set(record["timings_seconds"])
+    assert record["configuration"]["parameters"]["walk_speed_mps"] == 0.8
+
+
+def test_the_calibrated_elderly_total_matches_the_census_table(demo_run):
+    census = pd.read_csv(demo_run.config.population.census, encoding="utf-8-sig", dtype={"区划代码": str})
+    towns = census[census["区划代码"].str.endswith("000") & ~census["区划代码"].str.endswith("000000")]
+    assert demo_run.demand_projected["elderly"].sum() == pytest.approx(towns["60岁及以上人口"].sum(), abs=1.0)
+
+
+def test_coverage_shares_are_weighted_by_elderly_persons(demo_run):
+    wide = demo_run.coverage_wide
+    study = wide[(wide["scope"] == "study") & (wide["kind"] == "day_care")].iloc[0]
+    seconds = demo_run.seconds_by_kind["day_care"]
+    elderly = demo_run.demand_projected["elderly"].to_numpy()
+    assert study["share_15min"] == pytest.approx(elderly[seconds <= 900].sum() / elderly.sum())
+    # urban and rural together make up the whole study
+    by_area = wide[(wide["scope"] == "urban_rural") & (wide["kind"] == "day_care")]
+    assert by_area["elderly"].sum() == pytest.approx(elderly.sum())
+    # a longer walk never covers fewer people
+    assert study["share_5min"] <= study["share_10min"] <= study["share_15min"]
+
+
+def test_the_island_without_facilities_is_reported(demo_run):
+    components = demo_run.components
+    island = components[(components["component"] >= 0) & (components["facilities_total"] == 0)]
+    assert len(island) == 1 and island["elderly"].iloc[0] > 100
+    assert bool(island["ferry_linked"].iloc[0])
+    assert any("no facility" in note for note in demo_run.notes)
+
+
+def test_every_table_and_the_map_say_synthetic_demo_data(demo_run):
+    out = Path(demo_run.config.output_dir)
+    for csv in out.glob("*.csv"):
+        table = pd.read_csv(csv, encoding="utf-8-sig")
+        if len(table):
+            assert (table["数据说明"] == SYNTHETIC_LABEL).all(), csv.name
+    workbook = openpyxl.load_workbook(out / "demo_coverage.xlsx", read_only=True)
+    for sheet in workbook.worksheets:
+        assert SYNTHETIC_LABEL in str(next(sheet.iter_rows(max_row=1, values_only=True))[0]), sheet.title
+    assert "合成示例数据" in (out / "demo_map.html").read_text(encoding="utf-8")
+
+
+def test_workbook_has_the_planners_sheets_with_chinese_headers(demo_run):
+    workbook = openpyxl.load_workbook(Path(demo_run.config.output_dir) / "demo_coverage.xlsx", read_only=True)
+    assert {"总览", "乡镇街道", "村社区", "设施", "未覆盖", "参数", "敏感性"} <= set(workbook.sheetnames)
+    headers = next(workbook["村社区"].iter_rows(min_row=2, max_row=2, values_only=True))
+    assert "区划代码" in headers and "老年人口(人)" in headers
+
+
+def test_two_runs_on_the_same_inputs_give_identical_tables(demo_run, tmp_path):
+    again = run_study(load_study(DEMO, output_root=tmp_path), make_map=False)
+    first, second = Path(demo_run.config.output_dir), Path(again.config.output_dir)
+    for csv in sorted(first.glob("*.csv")):
+        assert csv.read_bytes() == (second / csv.name).read_bytes(), csv.name
+    book_a = openpyxl.load_workbook(first / "demo_coverage.xlsx", read_only=True)
+    book_b = openpyxl.load_workbook(second / "demo_coverage.xlsx", read_only=True)
+    for name in book_a.sheetnames:
+        assert list(book_a[name].iter_rows(values_only=True)) == list(book_b[name].iter_rows(values_only=True))
+
+
+def test_english_headers_on_request(tmp_path):
+    results = run_study(load_study(DEMO, output_root=tmp_path), lang="en", make_map=False)
+    table = pd.read_csv(Path(results.config.output_dir) / "villages.csv", encoding="utf-8-sig")
+    assert {"code", "name", "elderly"} <= set(table.columns)
