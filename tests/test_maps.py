@@ -1,0 +1,497 @@
+"""Tests of the interactive coverage map, rendered in a real headless Chromium."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from shapely.geometry import Point, Polygon, box
+
+from coverage import coords, maps
+from coverage.config import KINDS
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOT_DIR = ROOT / "outputs" / "test_maps"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+LON0, LAT0 = 113.9, 30.95
+#: a facility of one kind only, near the middle of the area, clicked in the browser test
+CLICK_NAME = "城关镇日间照料中心"
+CLICK_LONLAT = (LON0 + 0.021, LAT0 + 0.019)
+#: tile hosts of the four basemaps: their image loads fail without a network, which is expected
+TILE_HOSTS = ("openstreetmap.org", "basemaps.cartocdn.com", "tianditu.gov.cn", "autonavi.com")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _wobble(k: np.ndarray | float) -> np.ndarray | float:
+    """A ~10 m wiggle so that densified boundary vertices are not collinear (simplification keeps them)."""
+    return 1e-4 * np.sin(k * 37.0)
+
+
+def _units(n: int = 4, cell: float = 0.012, vertices_per_side: int = 2) -> gpd.GeoDataFrame:
+    """An n × n grid of village polygons with coverage shares (one without elderly)."""
+    rng = np.random.default_rng(8)
+    rows = []
+    for i in range(n):
+        for j in range(n):
+            x0, y0 = LON0 + i * cell, LAT0 + j * cell
+            if vertices_per_side > 2:
+                t = np.linspace(0, cell, vertices_per_side)
+                ring = (
+                    [(x0 + a, y0 + _wobble(a * 1e4)) for a in t]
+                    + [(x0 + cell + _wobble(a * 1e4), y0 + a) for a in t[1:]]
+                    + [(x0 + cell - a, y0 + cell + _wobble(a * 1e4)) for a in t[1:]]
+                    + [(x0 + _wobble(a * 1e4), y0 + cell - a) for a in t[1:]]
+                )
+                geom = Polygon(ring)
+            else:
+                geom = box(x0, y0, x0 + cell, y0 + cell)
+            k = i * n + j
+            share = float(np.round(rng.uniform(0.2, 1.0), 3)) if k != 1 else math.nan
+            rows.append(
+                {
+                    "code": f"4209810{k:05d}",
+                    "name": f"测试村{k + 1}",
+                    "level": "village",
+                    "share": share,
+                    "elderly": 0.0 if k == 1 else float(rng.integers(80, 900)),
+                    "geometry": geom,
+                }
+            )
+    return gpd.GeoDataFrame(rows, crs="EPSG:4326")
+
+
+def _facilities() -> gpd.GeoDataFrame:
+    rows = [
+        (CLICK_NAME, "day_care", 20, 450.0, 1234.0, CLICK_LONLAT),
+        ("东街幸福食堂", "canteen", math.nan, 180.0, 640.0, (LON0 + 0.008, LAT0 + 0.030)),
+        ("李家湾互助幸福院", "mutual_aid", 12, 300.0, 210.0, (LON0 + 0.040, LAT0 + 0.006)),
+        ("城关镇敬老院", "nursing_home", 120, 5200.0, 880.0, (LON0 + 0.036, LAT0 + 0.040)),
+        ("城南街道民生服务综合体", "comprehensive;day_care;canteen", 30, 1500.0, 2100.0, (LON0 + 0.012, LAT0 + 0.008)),
+        ("<b>转义测试</b>食堂", "canteen", 0, math.nan, math.nan, (LON0 + 0.030, LAT0 + 0.026)),
+    ]
+    return gpd.GeoDataFrame(
+        [
+            {"name": n, "kinds": k, "beds": b, "floor_area_m2": a, "served_elderly": s, "geometry": Point(*xy)}
+            for n, k, b, a, s, xy in rows
+        ],
+        crs="EPSG:4326",
+    )
+
+
+def _uncovered() -> gpd.GeoDataFrame:
+    """100 m-ish cells in the north-east corner with persons beyond 15 minutes."""
+    rng = np.random.default_rng(3)
+    cells = []
+    for i in range(6):
+        for j in range(5):
+            x0, y0 = LON0 + 0.03 + i * 0.001, LAT0 + 0.002 + j * 0.001
+            cells.append({"elderly": float(rng.integers(1, 60)), "geometry": box(x0, y0, x0 + 0.001, y0 + 0.001)})
+    return gpd.GeoDataFrame(cells, crs="EPSG:4326")
+
+
+def _isochrones(facilities: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    utm = coords.utm_crs_for(LON0, LAT0)
+    rows = []
+    projected = facilities.to_crs(utm)
+    for kind in KINDS:
+        mask = projected["kinds"].str.split(";").apply(lambda ks, k=kind: k in ks)
+        pts = projected.loc[mask]
+        for minutes in (5, 10, 15):
+            area = pts.buffer(minutes * 60 * 0.8).union_all()
+            rows.append({"kind": kind, "minutes": minutes, "geometry": area})
+    return gpd.GeoDataFrame(rows, crs=utm).to_crs("EPSG:4326")
+
+
+def _sites() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        [
+            {"rank": 1, "kind": "day_care", "gain": 512.0, "geometry": Point(LON0 + 0.033, LAT0 + 0.004)},
+            {"rank": 2, "kind": "canteen", "gain": 230.0, "geometry": Point(LON0 + 0.045, LAT0 + 0.045)},
+        ],
+        crs="EPSG:4326",
+    )
+
+
+def _build(basemap: str = "osm", **kwargs) -> "maps.folium.Map":
+    facilities = _facilities()
+    return maps.coverage_map(
+        _units(),
+        facilities,
+        uncovered=_uncovered(),
+        isochrones=_isochrones(facilities),
+        proposed_sites=_sites(),
+        title="测试县15分钟养老服务圈覆盖",
+        subtitle_lines=("数据日期：2024-06", "步行速度 0.8 m/s，阈值 15 分钟"),
+        attribution_lines=(
+            "© OpenStreetMap contributors (ODbL)",
+            "WorldPop (CC BY 4.0)",
+            "设施名录：测试县民政局",
+        ),
+        basemap=basemap,
+        target_share=0.9,
+        **kwargs,
+    )
+
+
+def _geojson_layers(m) -> list:
+    """Every folium GeoJson element under the map, depth first."""
+    found = []
+
+    def walk(element):
+        for child in element._children.values():
+            if isinstance(child, maps.folium.GeoJson):
+                found.append(child)
+            walk(child)
+
+    walk(m)
+    return found
+
+
+def _feature_lonlat(m, name: str) -> tuple[float, float]:
+    for layer in _geojson_layers(m):
+        for feature in layer.data["features"]:
+            if feature["properties"].get("名称") == name and feature["geometry"]["type"] == "Point":
+                lon, lat = feature["geometry"]["coordinates"]
+                return lon, lat
+    raise AssertionError(f"no point feature named {name}")
+
+
+def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+    lat = math.radians((a[1] + b[1]) / 2)
+    dx = (a[0] - b[0]) * 111_320.0 * math.cos(lat)
+    dy = (a[1] - b[1]) * 110_540.0
+    return math.hypot(dx, dy)
+
+
+# --------------------------------------------------------------------------- browser fixture
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium through selenium, with the browser console log enabled."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip(
+            "browser tests need /usr/bin/chromium and /usr/bin/chromedriver "
+            "(run scripts/ensure_browser.sh as root, or apt-get install chromium chromium-driver)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--lang=zh-CN",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _severe_errors(driver) -> list[str]:
+    """SEVERE console entries other than failed basemap tile loads (there is no network)."""
+    errors = []
+    for entry in driver.get_log("browser"):
+        if entry.get("level") != "SEVERE":
+            continue
+        message = entry.get("message", "")
+        if "Failed to load resource" in message and any(host in message for host in TILE_HOSTS):
+            continue
+        errors.append(message)
+    return errors
+
+
+def _layer_labels(driver) -> list[str]:
+    """Text of every entry in the Leaflet layer control."""
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, ".leaflet-control-layers label")
+    return [el.get_attribute("textContent").strip() for el in found]
+
+
+def _open(driver, path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get_log("browser")  # drop entries from an earlier page
+    driver.get(path.resolve().as_uri())
+    WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".leaflet-control-layers")))
+    WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.CSS_SELECTOR, "path.cov-facility")))
+
+
+# --------------------------------------------------------------------------- tests without a browser
+
+
+def test_display_crs_for():
+    assert maps.display_crs_for("amap") == "gcj02"
+    for name in ("osm", "cartodbpositron", "tianditu"):
+        assert maps.display_crs_for(name) == "wgs84"
+    with pytest.raises(ValueError, match="unknown basemap"):
+        maps.display_crs_for("google")
+
+
+def test_share_classes_have_target_as_boundary():
+    for target in (0.5, 0.65, 0.8, 0.9, 1.0):
+        classes = maps.share_classes(target)
+        assert any(c.lower == pytest.approx(target) for c in classes)
+        assert classes[0].lower == 0.0 and classes[-1].upper == 1.0
+        assert all(c.meets_target == (c.lower >= target) for c in classes)
+        # a share just below the target and one at it fall in classes on either side
+        below = next(c for c in classes if c.contains(target - 1e-6))
+        at = next(c for c in classes if c.contains(target))
+        assert below.meets_target is False and at.meets_target is True
+    with pytest.raises(ValueError, match="share"):
+        maps.share_classes(90)
+
+
+def test_offline_html_has_no_remote_scripts_or_styles(tmp_path):
+    m = _build()
+    out = maps.save_map(m, tmp_path / "map.html")
+    text = out.read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]+src=[\"'](https?:)?//", text, re.I)
+    assert not re.search(r"<link[^>]+href=[\"'](https?:)?//", text, re.I)
+    assert "Leaflet 1.9.4" in text  # the vendored copy is inlined
+    assert "jquery" not in text.lower() and "bootstrap" not in text.lower()
+    assert "合成示例数据" not in text
+    # escaping: a facility name with markup is shown as text, not as HTML
+    names = {f["properties"].get("名称") for layer in _geojson_layers(m) for f in layer.data["features"]}
+    assert "&lt;b&gt;转义测试&lt;/b&gt;食堂" in names and "<b>转义测试</b>食堂" not in names
+    # no temporary files left behind, and an ordinary readable file (not mkstemp's 0600)
+    assert [p.name for p in tmp_path.iterdir()] == ["map.html"]
+    assert out.stat().st_mode & 0o777 == 0o644
+
+
+def test_online_map_links_only_leaflet_and_save_inlines_it(tmp_path):
+    m = _build(offline=False)
+    online = maps.save_map(m, tmp_path / "online.html", offline=False).read_text(encoding="utf-8")
+    remote = re.findall(r"(?:src|href)=\"(https?://[^\"]+\.(?:js|css))\"", online)
+    assert remote and all(re.search(r"/leaflet\.(js|css)$", url) for url in remote)
+    offline = maps.save_map(m, tmp_path / "offline.html").read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]+src=\"http", offline) and "Leaflet 1.9.4" in offline
+
+
+def test_save_refuses_unvendored_remote_library(tmp_path):
+    page = '<html><head><script src="https://cdn.example.org/d3.min.js"></script></head></html>'
+    with pytest.raises(ValueError, match="d3.min.js"):
+        maps.inline_remote_assets(page)
+
+
+def test_synthetic_label_and_title_block(tmp_path):
+    text = maps.save_map(_build(synthetic=True), tmp_path / "m.html").read_text(encoding="utf-8")
+    assert "合成示例数据 / synthetic demo data" in text
+    for line in ("测试县15分钟养老服务圈覆盖", "数据日期：2024-06", "步行速度 0.8 m/s", "WorldPop (CC BY 4.0)",
+                 "© OpenStreetMap contributors (ODbL)", "设施名录：测试县民政局"):
+        assert line in text
+    # the legend shows the target as a class boundary
+    assert "90%–100%（达标）" in text and "75%–&lt;90%" in text
+
+
+def test_amap_overlays_are_shifted_to_gcj02_and_osm_is_not():
+    wgs = CLICK_LONLAT
+    on_osm = _feature_lonlat(_build("osm"), CLICK_NAME)
+    on_amap = _feature_lonlat(_build("amap"), CLICK_NAME)
+    assert _metres(on_osm, wgs) < 0.5
+    assert 300 <= _metres(on_amap, wgs) <= 600
+    expected = coords.from_wgs84(*wgs, "gcj02")
+    assert _metres(on_amap, expected) < 0.5
+    # polygons move too: every unit vertex is offset by the same few hundred metres
+    amap_units = next(layer for layer in _geojson_layers(_build("amap")) if "覆盖率" in layer.layer_name)
+    feature = next(f for f in amap_units.data["features"] if f["properties"]["名称"] == "测试村1")
+    ring = feature["geometry"]["coordinates"][0]
+    corners = list(_units().geometry.iloc[0].exterior.coords)
+    nearest = [min(_metres(tuple(v), c) for c in corners) for v in ring]
+    assert all(300 <= d <= 600 for d in nearest)
+
+
+def test_default_basemap_is_carto_positron(tmp_path, recwarn):
+    facilities = _facilities()
+    m = maps.coverage_map(_units(), facilities, title="默认底图")
+    text = maps.save_map(m, tmp_path / "default.html").read_text(encoding="utf-8")
+    assert "basemaps.cartocdn.com/light_all" in text
+    assert "contributors \\u00a9 CARTO" in text  # the attribution, JSON-escaped in the page
+    assert not [w for w in recwarn if "CartoDB" in str(w.message)]
+    assert _metres(_feature_lonlat(m, CLICK_NAME), CLICK_LONLAT) < 0.5
+
+
+def test_tianditu_needs_a_key(monkeypatch, tmp_path):
+    monkeypatch.delenv("TIANDITU_KEY", raising=False)
+    with pytest.raises(ValueError, match="TIANDITU_KEY"):
+        _build("tianditu")
+    monkeypatch.setenv("TIANDITU_KEY", "testkey123")
+    text = maps.save_map(_build("tianditu"), tmp_path / "t.html").read_text(encoding="utf-8")
+    assert "vec_w/wmts" in text and "cva_w/wmts" in text and "tk=testkey123" in text
+
+
+def test_county_sized_map_is_small_and_rounded(tmp_path):
+    """~50 densely digitised polygons: simplified to ~1 m, rounded to 6 decimals, well under 10 MB."""
+    units = _units(n=7, cell=0.05, vertices_per_side=3000)
+    assert len(units) == 49
+    raw_vertices = sum(len(g.exterior.coords) for g in units.geometry)
+    m = maps.coverage_map(units, _facilities(), title="县域测试", basemap="osm", target_share=0.8)
+    out = maps.save_map(m, tmp_path / "county.html")
+    size = out.stat().st_size
+    assert size < 10 * 1024 * 1024
+    raw_json = len(units.to_json())
+    assert size < raw_json  # simplification and rounding pay for the inlined Leaflet too
+    layer = next(layer for layer in _geojson_layers(m) if "覆盖率" in layer.layer_name)
+    shown_vertices = sum(len(f["geometry"]["coordinates"][0]) for f in layer.data["features"])
+    assert shown_vertices < raw_vertices
+    for feature in layer.data["features"]:
+        for x, y in feature["geometry"]["coordinates"][0]:
+            assert round(x, 6) == x and round(y, 6) == y
+
+
+def test_many_uncovered_cells_are_merged_by_grade():
+    """A county's 100 m grid has tens of thousands of uncovered cells: merged per grade, area kept."""
+    rng = np.random.default_rng(5)
+    cells = [box(LON0 + i * 0.001, LAT0 + j * 0.001, LON0 + (i + 1) * 0.001, LAT0 + (j + 1) * 0.001)
+             for i in range(80) for j in range(50)]
+    uncovered = gpd.GeoDataFrame({"elderly": rng.uniform(0.5, 40, len(cells))}, geometry=cells, crs="EPSG:4326")
+    assert len(uncovered) > maps.MAX_UNCOVERED_FEATURES
+    m = maps.coverage_map(_units(), _facilities(), uncovered=uncovered, title="合并测试", basemap="osm")
+    layer = next(layer for layer in _geojson_layers(m) if "未覆盖" in layer.layer_name)
+    features = layer.data["features"]
+    assert 1 <= len(features) <= 4
+    from shapely.geometry import shape
+
+    merged_area = sum(shape(f["geometry"]).area for f in features)
+    assert merged_area == pytest.approx(sum(g.area for g in uncovered.geometry), rel=1e-3)
+    assert all(f["properties"]["n"].endswith("人（每格）") for f in features)
+    # a few cells keep their own tooltip value
+    small = maps.coverage_map(_units(), _facilities(), uncovered=uncovered.iloc[:10], title="小", basemap="osm")
+    layer = next(layer for layer in _geojson_layers(small) if "未覆盖" in layer.layer_name)
+    assert len(layer.data["features"]) == 10
+
+
+# --------------------------------------------------------------------------- browser tests
+
+
+def test_map_in_browser(browser, tmp_path):
+    from PIL import Image
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    m = _build("osm", synthetic=True)
+    path = maps.save_map(m, tmp_path / "coverage_map.html")
+    _open(browser, path)
+
+    # 1. no JavaScript errors (failed tile loads are expected without a network)
+    errors = _severe_errors(browser)
+    assert not errors, errors
+
+    # 2. every layer is in the layer control
+    labels = _layer_labels(browser)
+    expected = ["OpenStreetMap", "村(社区)覆盖率", "15分钟外的60岁以上老人（未覆盖）", "建议新增选址（2处）"]
+    expected += [f"{maps.KIND_LABELS[k]}（" for k in KINDS]
+    expected += [f"{maps.KIND_LABELS[k]} {mins}分钟步行范围" for k in KINDS for mins in (5, 10, 15)]
+    for name in expected:
+        assert any(label.startswith(name) for label in labels), (name, labels)
+    checked = {
+        el.find_element(By.XPATH, "..").get_attribute("textContent").strip()
+        for el in browser.find_elements(By.CSS_SELECTOR, ".leaflet-control-layers-overlays input:checked")
+    }
+    assert "日间照料中心 15分钟步行范围" in checked and "日间照料中心 5分钟步行范围" not in checked
+
+    # every data layer drew something
+    for css in ("path.cov-unit", "path.cov-unit-fail", "path.cov-facility", "path.cov-uncovered",
+                "path.cov-isochrone", ".cov-site-icon"):
+        assert browser.find_elements(By.CSS_SELECTOR, css), css
+    assert "合成示例数据" in browser.find_element(By.ID, "coverage-title").text
+
+    # 3. a popup opens on clicking a facility marker
+    markers = browser.find_elements(By.CSS_SELECTOR, "path.cov-facility-0")  # row 0 of the facilities: CLICK_NAME
+    assert len(markers) == 1
+    marker = markers[0]
+    ActionChains(browser).move_to_element(marker).click().perform()
+    popup = WebDriverWait(browser, 10).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".leaflet-popup-content")
+    )[0]
+    WebDriverWait(browser, 10).until(
+        lambda d: d.execute_script(
+            "var p = document.querySelector('.leaflet-popup'); return p && getComputedStyle(p).opacity === '1';"
+        )
+    )  # wait for the fade-in before the screenshot
+    text = popup.text
+    assert CLICK_NAME in text
+    for field in ("名称", "类型", "床位数", "建筑面积", "15分钟内服务60岁以上老人", "450 m²", "1,234 人"):
+        assert field in text, (field, text)
+
+    # 4. a screenshot that is not blank
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOT_DIR / "coverage_map_osm.png"
+    browser.save_screenshot(str(shot))
+    image = Image.open(shot).convert("RGB")
+    pixels = np.asarray(image).reshape(-1, 3).astype(int)
+    assert len(np.unique(pixels, axis=0)) > 200
+    saturated = (pixels.max(axis=1) - pixels.min(axis=1)) > 60  # coloured data, not grey background / white UI
+    assert saturated.mean() > 0.05, saturated.mean()
+    assert _severe_errors(browser) == []
+
+
+def test_amap_map_in_browser(browser, tmp_path):
+    """The GCJ-02 variant loads cleanly too and its markers sit at the shifted positions."""
+    from selenium.webdriver.common.by import By
+
+    path = maps.save_map(_build("amap"), tmp_path / "coverage_map_amap.html")
+    _open(browser, path)
+    assert _severe_errors(browser) == []
+    labels = _layer_labels(browser)
+    assert "高德地图" in labels
+    latlng = browser.execute_script(
+        """
+        var name = arguments[0], out = null;
+        Object.keys(window).forEach(function (key) {
+            var obj = window[key];
+            if (obj instanceof L.GeoJSON) {
+                obj.eachLayer(function (layer) {
+                    if (layer.feature.properties['名称'] === name && layer.getLatLng) {
+                        out = [layer.getLatLng().lng, layer.getLatLng().lat];
+                    }
+                });
+            }
+        });
+        return out;
+        """,
+        CLICK_NAME,
+    )
+    assert latlng is not None
+    assert 300 <= _metres(tuple(latlng), CLICK_LONLAT) <= 600
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOT_DIR / "coverage_map_amap.png"))
+
+
+def test_ensure_browser_script_is_idempotent():
+    script = ROOT / "scripts" / "ensure_browser.sh"
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists() and shutil.which("fc-list")):
+        pytest.skip("only checked where the browser is already installed (the script would run apt-get)")
+    import subprocess
+
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "present" in result.stdout and "installing" not in result.stdout
