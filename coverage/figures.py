@@ -327,8 +327,9 @@ def _draw(
         fig.text(0.02, 0.915 - 0.027 * i, str(line), fontsize=11, va="top", color="#333333")
     fig.text(0.02, 0.02, "\n".join(str(a) for a in attribution_lines), fontsize=8, va="bottom", color="#555555")
     if synthetic:
-        fig.text(0.98, 0.955, "合成示例数据 / synthetic demo data", fontsize=15, fontweight="bold", color="white",
-                 ha="right", va="top", bbox={"boxstyle": "round,pad=0.4", "facecolor": "#cc0000", "edgecolor": "none"})
+        # bottom right, so a long title keeps the full width at the top
+        fig.text(0.98, 0.02, "合成示例数据 / synthetic demo data", fontsize=15, fontweight="bold", color="white",
+                 ha="right", va="bottom", bbox={"boxstyle": "round,pad=0.4", "facecolor": "#cc0000", "edgecolor": "none"})
         ax.text(0.5, 0.5, "合成示例数据\nsynthetic demo data", transform=ax.transAxes, fontsize=40, color="#cc0000",
                 alpha=0.13, ha="center", va="center", rotation=30, zorder=10)
     return fig

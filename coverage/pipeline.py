@@ -493,6 +493,11 @@ def run_study(
     if not isinstance(config, StudyConfig):
         config = load_study(config)
     params = config.parameters
+    if config.target_sets or config.target_files:
+        from coverage import targets
+
+        # a misspelt target set fails now, not after the long stages
+        targets.select_study_targets(config)
     timer = StageTimer(echo=echo)
     notes: list[str] = []
     inputs = prepare_inputs(config, timer, notes)

@@ -64,6 +64,11 @@ HEADERS_ZH: dict[str, str] = {
     "gap_unit": "差距单位",
     "detail_zh": "说明",
     "walk_speed_mps": "步行速度(米/秒)",
+    "set": "指标组",
+    "metric": "计算方法",
+    "comparison": "比较",
+    "year": "目标年份",
+    "quote": "文件原文",
     "component": "连通片编号",
     "ferry_linked": "有轮渡连接",
     "elderly_uncovered": "未覆盖老年人口(人)",
@@ -114,11 +119,29 @@ def header(column: str, lang: str) -> str:
     return column
 
 
+#: cell values shown in Chinese tables
+STATUS_ZH = {"pass": "达标", "fail": "未达标", "no data": "无数据"}
+SCOPE_ZH = {"study": "全域", "town": "乡镇街道", "urban_rural": "城乡", "village": "村社区",
+            "all": "全部", "urban": "城镇", "rural": "乡村"}
+
+
 def localise(table: pd.DataFrame, lang: str) -> pd.DataFrame:
-    """Rename columns to ``lang`` headers and kind codes to Chinese names where ``lang`` is ``zh``."""
+    """
+    Rename columns to ``lang`` headers; in ``zh`` also show kinds, statuses and scopes in Chinese.
+
+    The English codes stay in the ``en`` tables, for scripts that read them.
+    """
     out = table.copy()
-    if lang == "zh" and "kind" in out:
-        out["kind"] = out["kind"].map(lambda k: KIND_ZH.get(k, k))
+    if lang == "zh":
+        if "kind" in out:
+            out["kind"] = out["kind"].map(lambda k: KIND_ZH.get(k, k))
+        if "kinds" in out:
+            out["kinds"] = out["kinds"].map(
+                lambda ks: "、".join(KIND_ZH.get(k, k) for k in str(ks).split(";")) if isinstance(ks, str) else ks)
+        if "status" in out:
+            out["status"] = out["status"].map(lambda v: STATUS_ZH.get(v, v))
+        if "scope" in out:
+            out["scope"] = out["scope"].map(lambda v: SCOPE_ZH.get(v, v))
     return out.rename(columns={c: header(c, lang) for c in out.columns})
 
 

@@ -140,7 +140,7 @@ def test_coverage_figure_renders_chinese_without_missing_glyphs():
     assert "synthetic" not in image.info.get("Description", "")
     colours = np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)
     assert len(colours) > 100
-    assert _red_share(image, (0.65, 0.0, 1.0, 0.12)) < 0.01  # no synthetic badge
+    assert _red_share(image, (0.65, 0.88, 1.0, 1.0)) < 0.01  # no synthetic badge (bottom right)
 
 
 @needs_cjk
@@ -153,8 +153,8 @@ def test_coverage_figure_labelled_synthetic(tmp_path):
     assert demo_image.info["Description"] == "合成示例数据 / synthetic demo data"
     assert plain_image.info["Description"] != demo_image.info["Description"]
     # the red badge in the top-right corner is drawn only on the synthetic figure
-    assert _red_share(demo_image, (0.65, 0.0, 1.0, 0.12)) > 0.03
-    assert _red_share(plain_image, (0.65, 0.0, 1.0, 0.12)) < 0.01
+    assert _red_share(demo_image, (0.65, 0.88, 1.0, 1.0)) > 0.03
+    assert _red_share(plain_image, (0.65, 0.88, 1.0, 1.0)) < 0.01
 
 
 @needs_cjk
