@@ -105,6 +105,18 @@ def _cmd_site(args) -> int:
     from coverage.config import load_study
 
     config = load_study(args.study, output_root=args.out)
+    if args.villages:
+        if args.target is None:
+            raise SystemExit("--villages needs --target (share of villages, e.g. 0.6)")
+        table = proposals.propose_village_sites(config, kind=args.kind, target_share=args.target,
+                                                minutes=args.village_minutes, echo=print)
+        info = table.attrs
+        print(f"\n== villages covered by {info['kind']}: {info['share_before']:.1%} now → {info['share_after']:.1%} "
+              f"with {info['new_sites']} new ({info['method']}, {info['status']}); target {info['target_share']:.0%}")
+        for record in table[table["build"]].to_dict("records"):
+            print(f"   build in 建议新建: {record['town_name']}·{record['name']} ({record['code']})")
+        print(f"   table: {info.get('output')}")
+        return 0
     result = proposals.propose_sites(
         config, kind=args.kind, add=args.add, target_share=args.target, minutes=args.minutes,
         candidate_spacing_m=args.spacing, candidates_file=args.candidates, write=True, echo=print,
@@ -156,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     site.add_argument("--spacing", type=float, default=200.0, help="candidate spacing along streets (m)")
     site.add_argument("--candidates", default=None, help="optional table of candidate buildings (lon/lat)")
     site.add_argument("--out", default=None, help="output root folder (default ./outputs)")
+    site.add_argument("--villages", action="store_true",
+                      help="village-count target: fewest villages to build in so --target of villages are covered")
+    site.add_argument("--village-minutes", type=float, default=None,
+                      help="with --villages, also count a village covered when its centre reaches one in this walk")
     site.set_defaults(func=_cmd_site)
 
     demo = sub.add_parser("make-demo", help="regenerate the synthetic demo data (合成示例数据)")

@@ -732,7 +732,7 @@ def _add_uncovered(m: folium.Map, uncovered: gpd.GeoDataFrame, threshold_minutes
 
     folium.GeoJson(
         _feature_collection(shown, props),
-        name=f"{threshold_minutes}分钟外的60岁以上老人（未覆盖）",
+        name=f"{threshold_minutes:g}分钟外的60岁以上老人（未覆盖）",
         style_function=style,
         marker=folium.CircleMarker(radius=3, fill=True),
         tooltip=folium.GeoJsonTooltip(fields=["n"], aliases=["未覆盖60岁以上老人："]),
@@ -745,7 +745,7 @@ def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minut
         return []
     kinds_per_row = [_kinds_of(v) for v in facilities["kinds"]] if "kinds" in facilities else [[]] * len(facilities)
     served = facilities["served_elderly"] if "served_elderly" in facilities else pd.Series(np.nan, index=facilities.index)
-    served_label = f"{threshold_minutes}分钟内服务60岁以上老人"
+    served_label = f"{threshold_minutes:g}分钟内服务60岁以上老人"
     present = []
     for kind in KINDS:
         rows = [i for i, ks in enumerate(kinds_per_row) if kind in ks]
@@ -871,7 +871,7 @@ def _legend_html(
 ) -> str:
     parts = ['<div class="cov-legend" id="coverage-legend">']
     if not units.empty:
-        parts.append(f"<h4>{_units_layer_name(units)}（{threshold_minutes}分钟步行）</h4>")
+        parts.append(f"<h4>{_units_layer_name(units)}（{threshold_minutes:g}分钟步行）</h4>")
         for cls in reversed(classes):
             parts.append(f'<div><span class="sw" style="background:{cls.colour}"></span>{html.escape(cls.label)}</div>')
         parts.append(f'<div><span class="sw" style="background:{_NO_DATA_COLOUR}"></span>无老年人口</div>')
@@ -884,7 +884,7 @@ def _legend_html(
         for kind in kinds_present:
             parts.append(f'<div><span class="dot" style="background:{KIND_COLOURS[kind]}"></span>{KIND_LABELS[kind]}</div>')
     if uncovered_classes:
-        parts.append(f"<h4>{threshold_minutes}分钟外的60岁以上老人</h4>")
+        parts.append(f"<h4>{threshold_minutes:g}分钟外的60岁以上老人</h4>")
         for colour, label in reversed(list(uncovered_classes)):
             parts.append(f'<div><span class="dot" style="background:{colour}"></span>{html.escape(label)}</div>')
     if has_sites:

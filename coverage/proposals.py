@@ -46,6 +46,8 @@ class Proposal:
     marginal: pd.DataFrame
     candidates: gpd.GeoDataFrame
     output_files: dict[str, Path]
+    existing: gpd.GeoDataFrame | None = None
+    units_layer: gpd.GeoDataFrame | None = None
 
 
 def network_candidates(
@@ -226,10 +228,132 @@ def propose_sites(
                                      demand_unit_codes=village_codes)
     sites = _site_layer(explained, candidates, inputs, existing_mask, kind)
     marginal = marginal.assign(kind=kind, minutes=minutes)
-    proposal = Proposal(config, kind, minutes, result, sites, marginal, candidates.to_crs("EPSG:4326"), {})
+    units_layer = _units_after(inputs, result, kind)
+    proposal = Proposal(config, kind, minutes, result, sites, marginal, candidates.to_crs("EPSG:4326"), {},
+                        existing=inputs.facilities[existing_mask], units_layer=units_layer)
     if write:
         proposal.output_files.update(write_proposal(proposal))
     return proposal
+
+
+def propose_village_sites(
+    config: StudyConfig | str | Path,
+    *,
+    kind: str = "mutual_aid",
+    target_share: float = 0.6,
+    minutes: float | None = None,
+    rural_only: bool = True,
+    time_limit_s: float = 60.0,
+    write: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """
+    The fewest villages in which to build so that ``target_share`` of villages are covered.
+
+    For unit-count targets such as Panjin's "≥ 60 % of administrative villages
+    have a 互助幸福院". A village counts as covered when a facility of the kind
+    is inside it or assigned to it by code; with ``minutes`` also when its
+    centre reaches one within that walk. Candidates are the uncovered villages
+    themselves (a new home in village j covers j, and with ``minutes`` every
+    village whose centre is within the walk of j's centre).
+
+    Parameters
+    ----------
+    config
+        Study (or its YAML path).
+    kind
+        Facility kind, default ``mutual_aid``.
+    target_share
+        Share of villages to cover (0..1).
+    minutes
+        Also count a village covered when its centre reaches a facility within
+        this walk (minutes); ``None`` for presence only, as the documents count.
+    rural_only
+        Count administrative villages only (not urban communities).
+    time_limit_s
+        Solver time limit (seconds).
+    write
+        Write ``village_siting_<kind>.csv`` and an Excel sheet.
+    echo
+        Called with progress lines.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per village: code, name, town, elderly, covered_now, build
+        (proposed), covered_after; ``.attrs`` holds the result summary.
+    """
+    from coverage import metrics
+
+    if not isinstance(config, StudyConfig):
+        config = load_study(config)
+    params = config.parameters
+    timer = pipeline.StageTimer(echo=echo)
+    inputs = pipeline.prepare_inputs(config, timer, [])
+    if inputs.units is None:
+        raise ValueError("village siting needs administrative units (inputs.units) with village polygons or points")
+    villages = inputs.units[(inputs.units["level"] == "village") & inputs.units.geometry.notna()]
+    if rural_only:
+        villages = villages[villages["urban"].astype("boolean").fillna(False) == False]  # noqa: E712
+    villages = villages.sort_values("code").reset_index(drop=True)
+    counts = metrics.unit_facility_counts(villages, inputs.facilities, [kind], code_column="village_code")
+    has_one = counts[f"n_{kind}"].to_numpy() > 0
+    centres = villages.to_crs(inputs.working_crs).geometry.representative_point()
+    centre_snap = reach.snap_points(inputs.net, centres, max_access_m=params.max_access_m)
+    n = len(villages)
+    if minutes is None:
+        unit_candidates = np.eye(n, dtype=bool)
+        covered_now = has_one
+    else:
+        speed, limit = params.speed_for(kind), minutes * 60.0
+        between = reach.catchment_matrix(inputs.net, centre_snap, centre_snap, walk_speed_mps=speed, limit=limit,
+                                         ferry=params.ferry).toarray() > 0
+        unit_candidates = between.T | np.eye(n, dtype=bool)
+        mask = pipeline._kind_masks(inputs.facilities, [kind])[kind]
+        existing = reach.nearest_facility(inputs.net, inputs.facility_snap.subset(np.flatnonzero(mask)), centre_snap,
+                                          walk_speed_mps=speed, limit=limit, ferry=params.ferry)
+        covered_now = has_one | (existing["cost"].to_numpy() <= limit)
+    from scipy import sparse
+
+    result = siting.unit_set_cover(sparse.csr_matrix(unit_candidates), target_share,
+                                   units_already_covered=covered_now, time_limit_s=time_limit_s)
+    elderly = metrics.unit_reach_table(inputs.demand, {kind: np.zeros(len(inputs.demand))}, 1.0) \
+        if "village_code" in inputs.demand else pd.DataFrame(columns=["code", "elderly"])
+    names = inputs.units.set_index("code")["name"].to_dict()
+    table = pd.DataFrame({
+        "code": villages["code"].to_numpy(), "name": villages["name"].to_numpy(),
+        "town_name": villages["parent_code"].map(names).to_numpy(),
+        "covered_now": covered_now, "build": np.isin(np.arange(n), result.selected),
+        "covered_after": np.asarray(result.covered, bool),
+    })
+    table = table.merge(elderly[["code", "elderly"]], on="code", how="left")
+    table.attrs.update({"kind": kind, "target_share": target_share, "share_before": result.share_before,
+                        "share_after": result.share_after, "new_sites": len(result.selected),
+                        "method": result.method, "status": result.status, "villages": n})
+    if write:
+        out = Path(config.output_dir)
+        stem = f"village_siting_{kind}"
+        report.write_csv(table, out / f"{stem}.csv", synthetic=config.synthetic)
+        report.write_excel({"选址建议": table}, out / f"{stem}.xlsx", synthetic=config.synthetic, title=config.title)
+        table.attrs["output"] = str(out / f"{stem}.csv")
+    return table
+
+
+def _units_after(inputs, result: siting.SitingResult, kind: str) -> gpd.GeoDataFrame | None:
+    """Village/community polygons with the share of their elderly covered after the proposal (WGS-84)."""
+    from coverage import metrics
+
+    units = inputs.units
+    if units is None or "village_code" not in inputs.demand:
+        return None
+    villages = units[(units["level"] == "village") & units.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if villages.empty:
+        return None
+    covered_seconds = np.where(result.covered, 0.0, np.inf)
+    shares = metrics.unit_reach_table(inputs.demand, {kind: covered_seconds}, 1.0)
+    layer = villages[["code", "name", "level", "geometry"]].merge(shares, on="code", how="left")
+    layer["share"] = layer[f"share_{kind}"]
+    return gpd.GeoDataFrame(layer, geometry="geometry", crs=units.crs)
 
 
 def _site_layer(explained: pd.DataFrame, candidates, inputs, existing_mask, kind) -> gpd.GeoDataFrame:
@@ -250,9 +374,51 @@ def _site_layer(explained: pd.DataFrame, candidates, inputs, existing_mask, kind
         sites["nearest_existing"] = "无 / none"
         sites["nearest_existing_m"] = np.nan
     sites = sites.to_crs("EPSG:4326")
+    sites = _add_location_names(sites, inputs.units)
     sites["lon"] = sites.geometry.x.round(6)
     sites["lat"] = sites.geometry.y.round(6)
     return sites
+
+
+def _add_location_names(sites: gpd.GeoDataFrame, units: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
+    """Name the village/community and town each site lies in, so a planner can find it."""
+    sites = sites.copy()
+    sites["village_name"] = None
+    sites["town_name"] = None
+    if units is None or sites.empty:
+        return sites
+    polygons = units[units.geom_type.isin(["Polygon", "MultiPolygon"])]
+    names = units.set_index("code")["name"].to_dict()
+    villages = polygons[polygons["level"] == "village"]
+    if len(villages):
+        joined = gpd.sjoin(sites[["geometry"]], villages[["code", "name", "parent_code", "geometry"]],
+                           how="left", predicate="within")
+        joined = joined[~joined.index.duplicated()]
+        sites["village_name"] = joined["name"].to_numpy()
+        sites["town_name"] = joined["parent_code"].map(names).to_numpy()
+    return sites
+
+
+def _proposal_map(proposal: Proposal, path: Path) -> Path:
+    """HTML map of the proposal: villages shaded by the kind's coverage after the new sites, existing and new sites."""
+    from coverage import maps
+
+    config = proposal.config
+    return maps.save_map(
+        maps.coverage_map(
+            proposal.units_layer, proposal.existing, proposed_sites=proposal.sites,
+            title=f"{config.title} — {KIND_ZH.get(proposal.kind, proposal.kind)}选址建议",
+            subtitle_lines=[
+                f"{proposal.minutes:g} 分钟步行，步速 {config.parameters.speed_for(proposal.kind):g} 米/秒；"
+                f"现状覆盖 {proposal.result.share_before:.1%} → 新增 {len(proposal.result.selected)} 处后 "
+                f"{proposal.result.share_after:.1%}",
+                "村(社区)着色为新增后的覆盖率 / villages shaded by coverage after the new sites",
+            ],
+            attribution_lines=["路网 © OpenStreetMap contributors (ODbL 1.0)", "人口 WorldPop (CC BY 4.0)"],
+            synthetic=config.synthetic, basemap=config.basemap, threshold_minutes=proposal.minutes,
+        ),
+        path,
+    )
 
 
 def write_proposal(proposal: Proposal) -> dict[str, Path]:
@@ -271,6 +437,8 @@ def write_proposal(proposal: Proposal) -> dict[str, Path]:
         ),
         f"{stem}.gpkg": report.write_geopackage({"proposed_sites": proposal.sites}, out / f"{stem}.gpkg"),
     }
+    if proposal.units_layer is not None:
+        files[f"{stem}_map.html"] = _proposal_map(proposal, out / f"{stem}_map.html")
     return files
 
 
@@ -303,8 +471,11 @@ def summary_lines(proposal: Proposal) -> list[str]:
         + (f", gap {result.gap:.2%}" if result.gap else "") + ")",
     ]
     for record in proposal.sites.head(20).to_dict("records"):
-        lines.append(f"   #{record['rank']:>2} {record['candidate_id']:<24} +{record['gain']:,.0f} persons "
-                     f"({record['source']}; nearest existing {record['nearest_existing_m']} m)")
+        units = f", {record['n_new_units']} new villages/communities" if "n_new_units" in record else ""
+        place = "·".join(str(record[k]) for k in ("town_name", "village_name") if isinstance(record.get(k), str))
+        lines.append(f"   #{record['rank']:>2} {place or record['candidate_id']} ({record['lon']:.5f}, {record['lat']:.5f})"
+                     f" +{record['new_persons']:,.0f} persons"
+                     f"{units} ({record['source']}; nearest existing {record['nearest_existing_m']:.0f} m)")
     for name, path in proposal.output_files.items():
         lines.append(f"   {name}: {path}")
     if proposal.config.synthetic:

@@ -1,0 +1,64 @@
+"""Can a planner drive the tool from the command line, and do mistakes get a clear answer?"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+
+from tests.conftest import REPO_ROOT
+
+DEMO = REPO_ROOT / "studies" / "demo.yaml"
+
+
+def _run(*args, cwd=REPO_ROOT):
+    return subprocess.run([sys.executable, "-m", "coverage", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_validate_reports_counts_and_writes_the_rejects_file(tmp_path):
+    rejects = tmp_path / "rejects.csv"
+    done = _run("validate", str(REPO_ROOT / "data/facilities/demo_facilities_gbk.csv"), "--crs", "gcj02",
+                "--rejects", str(rejects))
+    assert done.returncode == 0, done.stderr
+    assert "rows" in done.stdout.lower() and "行" in done.stdout
+    table = pd.read_csv(rejects, encoding="utf-8-sig")
+    assert set(table["reason"]) >= {"missing_coordinates", "duplicate", "unknown_kind"}
+
+
+def test_a_missing_study_file_is_named_with_exit_code_2(tmp_path):
+    done = _run("run", str(tmp_path / "nope.yaml"))
+    assert done.returncode == 2
+    assert "nope.yaml" in done.stderr
+
+
+def test_a_facility_table_without_coordinates_names_the_file_and_what_to_do(tmp_path):
+    table = tmp_path / "no_coords.csv"
+    table.write_text("名称,类型,地址\n幸福院,互助幸福院,某村\n", encoding="utf-8")
+    study = tmp_path / "study.yaml"
+    study.write_text(DEMO.read_text(encoding="utf-8").replace("../data/facilities/demo_facilities.xlsx", str(table))
+                     .replace("../data/", str(REPO_ROOT / "data") + "/"), encoding="utf-8")
+    done = _run("run", str(study), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert "no_coords.csv" in done.stderr and "经度" in done.stderr
+
+
+def test_a_misspelt_target_set_fails_before_the_long_stages(tmp_path):
+    study = tmp_path / "study.yaml"
+    study.write_text(DEMO.read_text(encoding="utf-8").replace("panjin_2018", "panjin_2081")
+                     .replace("../data/", str(REPO_ROOT / "data") + "/"), encoding="utf-8")
+    done = _run("run", str(study), "--out", str(tmp_path / "out"), "--quiet")
+    assert done.returncode == 2
+    assert "panjin_2081" in done.stderr
+
+
+def test_two_studies_in_one_call_give_a_combined_overview(tmp_path):
+    second = tmp_path / "demo_b.yaml"
+    second.write_text(DEMO.read_text(encoding="utf-8").replace("name: demo", "name: demo_b")
+                      .replace("../data/", str(REPO_ROOT / "data") + "/"), encoding="utf-8")
+    done = _run("run", str(DEMO), str(second), "--out", str(tmp_path / "out"), "--no-map", "--quiet")
+    assert done.returncode == 0, done.stderr
+    combined = pd.read_csv(tmp_path / "out" / "combined_overview.csv", encoding="utf-8-sig")
+    assert set(combined["study"]) == {"demo", "demo_b"}
+    assert "15分钟步行覆盖率" in done.stdout
