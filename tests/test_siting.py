@@ -1,0 +1,369 @@
+"""Tests for coverage.siting: optima checked against brute-force enumeration."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from coverage.siting import (
+    SitingResult,
+    explain_sites,
+    marginal_curve,
+    min_sites_for_target,
+    solve_mclp,
+    unit_set_cover,
+)
+
+SEEDS = range(6)
+
+
+def _instance(seed: int, n_cand: int = 8, n_dem: int = 22, density: float = 0.22, base_frac: float = 0.2):
+    rng = np.random.default_rng(seed)
+    dense = rng.random((n_cand, n_dem)) < density
+    weights = np.round(rng.random(n_dem) * 40, 3)  # persons
+    base = rng.random(n_dem) < base_frac
+    return sp.csr_array(dense), dense, weights, base
+
+
+def _new_weight(dense: np.ndarray, weights: np.ndarray, base: np.ndarray, sites) -> float:
+    if len(sites) == 0:
+        return 0.0
+    cov = dense[list(sites)].any(axis=0) & ~base
+    return float(weights[cov].sum())
+
+
+def _brute_mclp(dense, weights, base, p) -> float:
+    n = dense.shape[0]
+    return max(_new_weight(dense, weights, base, c) for c in itertools.combinations(range(n), min(p, n)))
+
+
+def _reaches(covered_w: float, total: float, target: float) -> bool:
+    return covered_w >= target * total - 1e-9 * total
+
+
+def _brute_min_sites(dense, weights, base, target) -> int | None:
+    total = weights.sum()
+    base_w = weights[base].sum()
+    for k in range(dense.shape[0] + 1):
+        for c in itertools.combinations(range(dense.shape[0]), k):
+            if _reaches(base_w + _new_weight(dense, weights, base, c), total, target):
+                return k
+    return None
+
+
+# --------------------------------------------------------------------------
+# MCLP
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("method", ["exact", "auto"])
+def test_mclp_matches_bruteforce(seed, method):
+    a, dense, w, base = _instance(seed)
+    for p in (1, 2, 3, 4):
+        best = _brute_mclp(dense, w, base, p)
+        res = solve_mclp(a, w, p, already_covered=base, method=method)
+        assert isinstance(res, SitingResult)
+        assert res.status == "optimal"
+        assert res.objective == pytest.approx(best, abs=1e-6)
+        assert len(res.selected) <= p
+        # the reported objective is what the selected sites really cover
+        assert _new_weight(dense, w, base, res.selected) == pytest.approx(res.objective, abs=1e-9)
+        assert res.gap == 0.0
+        assert res.bound == pytest.approx(res.objective, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("local_search", [False, True])
+def test_greedy_bound_and_gap_are_honest(seed, local_search):
+    a, dense, w, base = _instance(seed, n_cand=9, n_dem=30, density=0.25)
+    for p in (2, 3, 4):
+        opt = _brute_mclp(dense, w, base, p)
+        res = solve_mclp(a, w, p, already_covered=base, method="greedy", local_search=local_search)
+        assert res.method in ("greedy", "greedy+swap")
+        assert res.objective <= opt + 1e-9
+        assert res.objective >= (1 - 1 / np.e) * opt - 1e-9
+        assert res.bound is not None and res.bound >= opt - 1e-9
+        true_gap = (opt - res.objective) / opt
+        assert res.gap >= true_gap - 1e-9
+        if res.status == "optimal":
+            assert res.objective == pytest.approx(opt, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_already_covered_is_never_double_counted(seed):
+    a, dense, w, base = _instance(seed, base_frac=0.4)
+    for p in (1, 3):
+        with_base = solve_mclp(a, w, p, already_covered=base, method="exact")
+        zeroed = solve_mclp(a, np.where(base, 0.0, w), p, method="exact")
+        assert with_base.objective == pytest.approx(zeroed.objective, abs=1e-6)
+        assert with_base.base_covered_weight == pytest.approx(w[base].sum())
+        assert with_base.share_after == pytest.approx(
+            (w[base].sum() + with_base.objective) / w.sum()
+        )
+        assert with_base.covered[base].all()
+        assert with_base.marginal["gain"].sum() == pytest.approx(with_base.objective)
+
+
+def test_site_covering_only_existing_coverage_gains_nothing():
+    # candidate 0 covers a huge but already-covered population, candidate 1 a small new one
+    dense = np.array([[1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=bool)
+    w = np.array([1000.0, 500.0, 3.0, 2.0])
+    base = np.array([True, True, False, False])
+    res = solve_mclp(sp.csr_array(dense), w, 1, already_covered=base, method="exact")
+    assert list(res.selected) == [1]
+    assert res.objective == pytest.approx(3.0)
+    curve = marginal_curve(sp.csr_array(dense), w, 3, already_covered=base)
+    assert 0 not in set(curve["candidate"])  # adds nobody
+    assert curve["gain"].tolist() == [3.0, 2.0]
+    expl = explain_sites(res, sp.csr_array(dense), w)
+    assert expl["new_persons"].tolist() == [3.0]
+    assert expl["persons_in_reach"].tolist() == [3.0]
+
+
+def test_selected_in_marginal_order_and_zero_gain_sites_dropped():
+    a, dense, w, base = _instance(3, n_cand=8, n_dem=22)
+    res = solve_mclp(a, w, 4, already_covered=base, method="exact")
+    m = res.marginal
+    assert list(m.columns) == ["rank", "candidate", "gain", "cumulative_covered", "share"]
+    assert m["candidate"].tolist() == list(res.selected)
+    assert (np.diff(m["gain"].to_numpy()) <= 1e-12).all()
+    assert (m["gain"] > 0).all()
+    assert m["cumulative_covered"].iloc[-1] == pytest.approx(res.base_covered_weight + res.objective)
+    # p larger than the useful candidates: only useful sites are returned, all coverable demand covered
+    big = solve_mclp(a, w, 8, already_covered=base)
+    coverable = dense.any(axis=0) & ~base
+    assert big.objective == pytest.approx(w[coverable].sum())
+    assert (big.marginal["gain"] > 0).all()
+
+
+def test_reduction_merges_duplicates_without_changing_optimum():
+    a, dense, w, base = _instance(5, n_cand=7, n_dem=18)
+    # duplicate every demand column with split weights and duplicate two candidates
+    dense2 = np.concatenate([dense, dense], axis=1)
+    dense2 = np.concatenate([dense2, dense2[[1, 4]]], axis=0)
+    w2 = np.concatenate([w * 0.25, w * 0.75])
+    base2 = np.concatenate([base, base])
+    for p in (1, 2, 3):
+        r1 = solve_mclp(a, w, p, already_covered=base, method="exact")
+        r2 = solve_mclp(sp.csr_array(dense2), w2, p, already_covered=base2, method="exact")
+        assert r2.objective == pytest.approx(r1.objective, abs=1e-6)
+        assert r2.info["reduction"]["n_groups"] <= 18
+
+
+def test_dense_and_weighted_input_types():
+    a, dense, w, base = _instance(1)
+    r_sparse = solve_mclp(a, w, 2, already_covered=base)
+    r_dense = solve_mclp(dense.astype(float), list(w), 2, already_covered=list(base))
+    r_coo = solve_mclp(sp.coo_matrix(dense.astype(np.int8)), w, 2, already_covered=base)
+    assert r_dense.objective == pytest.approx(r_sparse.objective)
+    assert r_coo.objective == pytest.approx(r_sparse.objective)
+
+
+def test_trivial_cases():
+    a, dense, w, base = _instance(2)
+    r0 = solve_mclp(a, w, 0, already_covered=base)
+    assert r0.n_sites == 0 and r0.objective == 0.0 and r0.share_after == r0.share_before
+    empty = sp.csr_array((4, 5), dtype=bool)
+    r = solve_mclp(empty, np.ones(5), 2)
+    assert r.n_sites == 0 and r.objective == 0.0 and r.status == "optimal"
+
+
+def test_input_validation():
+    a, dense, w, base = _instance(0)
+    with pytest.raises(ValueError):
+        solve_mclp(a, w[:-1], 2)
+    with pytest.raises(ValueError):
+        solve_mclp(a, -w, 2)
+    with pytest.raises(ValueError):
+        solve_mclp(a, np.where(np.arange(w.size) == 0, np.nan, w), 2)
+    with pytest.raises(ValueError):
+        solve_mclp(a, w, -1)
+    with pytest.raises(ValueError):
+        solve_mclp(a, w, 2, method="magic")
+    with pytest.raises(ValueError):
+        solve_mclp(a, w, 2, already_covered=base[:-1])
+    with pytest.raises(ValueError):
+        min_sites_for_target(a, w, 1.5)
+
+
+def test_time_limit_keeps_a_solution_and_reports_gap():
+    rng = np.random.default_rng(11)
+    # a clustered instance large enough that HiGHS cannot prove optimality in 0.05 s
+    n_c, n_d = 300, 3000
+    pts = rng.random((n_d, 2)) * 10_000
+    cand = pts[rng.choice(n_d, n_c, replace=False)]
+    d2 = ((cand[:, None, :] - pts[None, :, :]) ** 2).sum(axis=2)
+    a = sp.csr_array(d2 <= 720.0**2)
+    w = rng.gamma(2.0, 10.0, n_d)
+    res = solve_mclp(a, w, 30, method="exact", time_limit_s=0.05)
+    assert res.status in ("time_limit", "optimal")
+    assert res.n_sites <= 30 and res.objective > 0
+    assert res.bound is not None and res.bound >= res.objective
+    if res.status == "time_limit":
+        assert res.gap is not None and res.gap >= 0
+    fast = solve_mclp(a, w, 30, method="auto", time_limit_s=5.0)
+    assert fast.bound >= fast.objective and 0 <= fast.gap < 0.2
+
+
+# --------------------------------------------------------------------------
+# marginal curve
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_marginal_curve_consistent(seed):
+    a, dense, w, base = _instance(seed)
+    curve = marginal_curve(a, w, 6, already_covered=base)
+    assert list(curve.columns) == ["rank", "candidate", "gain", "cumulative_covered", "share"]
+    assert curve["rank"].tolist() == list(range(1, len(curve) + 1))
+    gains = curve["gain"].to_numpy()
+    assert (np.diff(gains) <= 1e-12).all() and (gains > 0).all()
+    base_w = w[base].sum()
+    assert np.allclose(curve["cumulative_covered"], base_w + np.cumsum(gains))
+    assert np.allclose(curve["share"], curve["cumulative_covered"] / w.sum())
+    # gains are the true marginal gains of the prefixes
+    for k in range(1, len(curve) + 1):
+        prefix = curve["candidate"].iloc[:k].tolist()
+        assert _new_weight(dense, w, base, prefix) == pytest.approx(gains[:k].sum())
+    # the first pick is the best single site
+    assert gains[0] == pytest.approx(_brute_mclp(dense, w, base, 1))
+    assert curve["candidate"].is_unique
+
+
+# --------------------------------------------------------------------------
+# minimum number of sites
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("method", ["exact", "auto"])
+def test_min_sites_is_minimal_and_reaches_target(seed, method):
+    a, dense, w, base = _instance(seed, n_cand=9, n_dem=26, density=0.2)
+    total = w.sum()
+    max_share = (w[base].sum() + w[dense.any(axis=0) & ~base].sum()) / total
+    for target in (0.35, 0.6, 0.75, max_share - 1e-6):
+        k = _brute_min_sites(dense, w, base, target)
+        res = min_sites_for_target(a, w, target, already_covered=base, method=method)
+        assert k is not None
+        if k == 0:
+            assert res.status == "already_met" and res.n_sites == 0
+            continue
+        assert res.status == "optimal", res.info
+        assert res.n_sites == k
+        covered_w = w[base].sum() + _new_weight(dense, w, base, res.selected)
+        assert _reaches(covered_w, total, target)
+        assert res.share_after >= target - 1e-9
+        assert res.bound == k and res.bound_unit == "sites" and res.gap == 0.0
+        assert res.target_share == target
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_min_sites_greedy_is_feasible_and_bound_valid(seed):
+    a, dense, w, base = _instance(seed, n_cand=9, n_dem=26, density=0.2)
+    for target in (0.5, 0.7):
+        k = _brute_min_sites(dense, w, base, target)
+        res = min_sites_for_target(a, w, target, already_covered=base, method="greedy")
+        if k in (0, None):
+            continue
+        assert res.n_sites >= k
+        assert res.bound <= k
+        assert _reaches(w[base].sum() + _new_weight(dense, w, base, res.selected), w.sum(), target)
+
+
+def test_min_sites_unreachable_and_already_met():
+    a, dense, w, base = _instance(4)
+    coverable = dense.any(axis=0) | base
+    best_share = w[coverable].sum() / w.sum()
+    assert best_share < 0.999
+    res = min_sites_for_target(a, w, 0.999, already_covered=base)
+    assert res.status == "unreachable"
+    assert res.share_after == pytest.approx(best_share)
+    assert res.info["best_share_achievable"] == pytest.approx(best_share)
+    assert res.target_share == 0.999
+    # the fewest sites reaching the best share
+    assert res.n_sites == _brute_min_sites(dense, w, base, best_share - 1e-12)
+    met = min_sites_for_target(a, w, w[base].sum() / w.sum() * 0.99, already_covered=base)
+    assert met.status == "already_met" and met.n_sites == 0
+    zero = min_sites_for_target(a, w, 0.0)
+    assert zero.status == "already_met"
+
+
+# --------------------------------------------------------------------------
+# unit-count set cover (villages)
+# --------------------------------------------------------------------------
+
+
+def _brute_units(uc: np.ndarray, already: np.ndarray, weights: np.ndarray, target: float) -> int | None:
+    total = weights.sum()
+    for k in range(uc.shape[1] + 1):
+        for c in itertools.combinations(range(uc.shape[1]), k):
+            cov = already | (uc[:, list(c)].any(axis=1) if k else np.zeros(uc.shape[0], bool))
+            if _reaches(weights[cov].sum(), total, target):
+                return k
+    return None
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_unit_set_cover_minimal(seed):
+    rng = np.random.default_rng(100 + seed)
+    n_units, n_cand = 10, 8
+    uc = rng.random((n_units, n_cand)) < 0.25
+    uc[np.arange(n_cand), np.arange(n_cand)] = True  # a village hosting a facility is covered
+    already = rng.random(n_units) < 0.2
+    for target in (0.6, 0.7, 0.9):  # 0.7 * 10 is 7.000000000000001 in floating point
+        k = _brute_units(uc, already, np.ones(n_units), target)
+        res = unit_set_cover(sp.csr_array(uc), target, units_already_covered=already)
+        if k is None:
+            assert res.status == "unreachable"
+            continue
+        assert res.n_sites == k
+        assert res.status in ("optimal", "already_met")
+        assert res.covered.sum() >= round(target * n_units)
+
+
+def test_unit_set_cover_weighted_and_exact_counts():
+    # 5 villages, candidate c covers village c and c+1; 60 % of 5 = 3 villages
+    uc = np.zeros((5, 5), dtype=bool)
+    for c in range(5):
+        uc[c, c] = True
+        if c + 1 < 5:
+            uc[c + 1, c] = True
+    res = unit_set_cover(uc, 0.6)
+    assert res.n_sites == 2 and res.covered.sum() >= 3 and res.objective >= 3
+    res = unit_set_cover(uc, 1.0)
+    assert res.n_sites == 3
+    weights = np.array([100.0, 1, 1, 1, 1])
+    res = unit_set_cover(uc, 0.9, unit_weights=weights)
+    assert res.n_sites == 1 and res.covered[0]
+
+
+# --------------------------------------------------------------------------
+# explanation table
+# --------------------------------------------------------------------------
+
+
+def test_explain_sites_sums_to_objective_and_lists_units():
+    a, dense, w, base = _instance(2, n_cand=8, n_dem=22, density=0.3)
+    res = solve_mclp(a, w, 3, already_covered=base, method="exact")
+    ids = [f"site-{j}" for j in range(dense.shape[0])]
+    codes = [f"4201{i % 4:02d}" for i in range(dense.shape[1])]
+    table = explain_sites(res, a, w, candidate_ids=ids, demand_unit_codes=codes)
+    assert isinstance(table, pd.DataFrame)
+    assert table["rank"].tolist() == list(range(1, res.n_sites + 1))
+    assert table["candidate"].tolist() == list(res.selected)
+    assert table["candidate_id"].tolist() == [ids[j] for j in res.selected]
+    assert table["new_persons"].sum() == pytest.approx(res.objective)
+    assert np.allclose(table["new_persons"], res.marginal["gain"])
+    assert table["share_after"].iloc[-1] == pytest.approx(res.share_after)
+    covered = base.copy()
+    for _, row in table.iterrows():
+        new = dense[row["candidate"]] & ~covered & (w > 0)
+        expect = sorted({codes[i] for i in np.flatnonzero(new)})
+        assert row["new_unit_codes"] == ";".join(expect)
+        assert row["n_new_units"] == len(expect)
+        covered |= dense[row["candidate"]]
