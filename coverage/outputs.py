@@ -25,6 +25,8 @@ def headline_minutes(results) -> float:
 
 def parameters_table(results) -> pd.DataFrame:
     """The 参数 sheet: every assumption and data source of the run, one per row."""
+    from coverage.pipeline import population_method
+
     config = results.config
     params = config.parameters
     rows = [
@@ -41,8 +43,7 @@ def parameters_table(results) -> pd.DataFrame:
         ("sensitivity speeds / 敏感性步速 (m/s)", ", ".join(f"{s:g}" for s in params.sensitivity_speeds_mps)),
         ("age group / 年龄组", config.population.age_group),
         ("population year / 人口年份", config.population.year),
-        ("population method / 人口方法",
-         "raster calibrated to census / 栅格按普查校准" if len(results.calibration) else "raster / 栅格"),
+        ("population method / 人口方法", population_method(results)),
         ("network file / 路网", str(config.network)),
         ("network size / 路网规模", ", ".join(f"{k}={v}" for k, v in results.graph_summary.items())),
     ]

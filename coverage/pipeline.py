@@ -165,21 +165,25 @@ def _load_demand(config: StudyConfig, units, study_area, working_crs, notes: lis
         bounds = tuple(study_area.total_bounds)
     else:
         bounds = None
-    raster = population.read_elderly_raster(
-        list(config.population.rasters), age_group=config.population.age_group, bounds=bounds, pad_m=longest_walk_m
-    )
-    demand = population.demand_points(raster, working_crs)
-    calibration = pd.DataFrame()
     census = _read_census_totals(config)
-    if census is not None and units is not None:
-        zones = units[(units["level"] == config.population.census_level) & units["code"].isin(census["code"])]
-        zones = zones[zones.geometry.notna() & zones.geom_type.isin(["Polygon", "MultiPolygon"])]
-        if zones.empty:
-            notes.append(
-                f"census totals not applied: no {config.population.census_level} polygons with the census codes"
-            )
-        else:
-            demand, calibration = population.calibrate_to_totals(demand, zones, census)
+    calibration = pd.DataFrame()
+    if not config.population.rasters:
+        demand = _demand_without_raster(config, units, census, working_crs, notes)
+        raster = None
+    else:
+        raster = population.read_elderly_raster(
+            list(config.population.rasters), age_group=config.population.age_group, bounds=bounds,
+            pad_m=longest_walk_m,
+        )
+        demand = population.demand_points(raster, working_crs)
+        if census is not None and units is not None:
+            zones = _census_zones(config, units, census)
+            if zones.empty:
+                notes.append(
+                    f"census totals not applied: no {config.population.census_level} polygons with the census codes"
+                )
+            else:
+                demand, calibration = population.calibrate_to_totals(demand, zones, census)
     if units is not None:
         demand = population.assign_units(demand, units)
     if study_area is not None:
@@ -193,6 +197,46 @@ def _load_demand(config: StudyConfig, units, study_area, working_crs, notes: lis
         demand = demand[inside].reset_index(drop=True)
         demand["demand_id"] = np.arange(len(demand))
     return demand, calibration, raster
+
+
+def _census_zones(config: StudyConfig, units: gpd.GeoDataFrame, census: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Unit polygons at the census level whose codes appear in the census table."""
+    zones = units[(units["level"] == config.population.census_level) & units["code"].isin(census["code"])]
+    return zones[zones.geometry.notna() & zones.geom_type.isin(["Polygon", "MultiPolygon"])]
+
+
+def _demand_without_raster(config, units, census, working_crs, notes: list[str]) -> gpd.GeoDataFrame:
+    """
+    No population raster: spread census totals over residential buildings of the OSM file, else uniformly.
+
+    The method used per point is in the ``method`` column (``buildings`` or
+    ``uniform``) and in the run record.
+    """
+    if census is None or units is None:
+        raise InputDataError(
+            "no population raster and no census totals with unit polygons to distribute",
+            path=config.config_path,
+            hint="give inputs.population.rasters (WorldPop age bands), or census totals plus units polygons "
+                 "/ 请提供人口栅格，或提供普查数和行政区划面",
+        )
+    zones = _census_zones(config, units, census)
+    if zones.empty:
+        raise InputDataError(
+            f"no {config.population.census_level} polygons carry the census codes",
+            path=config.population.census,
+            hint="check inputs.population.census.level and code_column / 检查普查表的级别和代码列",
+        )
+    buildings = None
+    if config.network.name.lower().endswith(network.RAW_OSM_SUFFIXES):
+        buildings = population.read_osm_buildings(config.network)
+    demand = population.distribute_to_buildings(zones, census, buildings, working_crs=working_crs)
+    methods = demand["method"].value_counts().to_dict()
+    notes.append(
+        "population from census totals spread over "
+        + ", ".join(f"{count} {method} points" for method, count in sorted(methods.items()))
+        + " (no raster) / 无人口栅格：普查数按建筑面积或均匀分布"
+    )
+    return demand
 
 
 def _kind_masks(facilities: gpd.GeoDataFrame, kinds) -> dict[str, np.ndarray]:
@@ -577,6 +621,14 @@ def _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units, fa
     )
 
 
+def population_method(results: StudyResults) -> str:
+    """How the demand was made: raster, raster calibrated to the census, or census over buildings/uniform."""
+    methods = set(results.demand_projected.get("method", pd.Series(["raster"])).astype(str))
+    if methods == {"raster"}:
+        return "raster, calibrated to census" if len(results.calibration) else "raster"
+    return "census totals over " + " and ".join(sorted(methods))
+
+
 def build_run_record(results: StudyResults) -> dict:
     """
     The run record: inputs with sha256, parameters, package versions, timings per stage, counts, outputs.
@@ -615,7 +667,7 @@ def build_run_record(results: StudyResults) -> dict:
             "elderly_total": round(float(demand["elderly"].sum()), 1),
             "age_group": config.population.age_group,
             "population_year": config.population.year,
-            "population_method": "raster, calibrated to census" if len(results.calibration) else "raster",
+            "population_method": population_method(results),
             "network": results.graph_summary,
         },
         "calibration": results.calibration.to_dict("records") if len(results.calibration) else [],

@@ -18,7 +18,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
-from scipy import sparse
+from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from coverage.config import FerryPolicy
@@ -253,9 +253,10 @@ def snap_points(net: NetworkArrays, points, *, max_access_m: float = 500.0) -> S
 
 
 #: grid cells of the snapping index are about this many mean segment spacings wide
-_CELL_FACTOR = 1.5
-#: points handled per block while snapping (bounds the temporary candidate arrays)
-_SNAP_BLOCK = 1 << 17
+#: (about half a block: a point's 3 x 3 cells then usually hold its nearest edge)
+_CELL_FACTOR = 0.75
+#: points handled per block while snapping (keeps the candidate arrays in cache)
+_SNAP_BLOCK = 1 << 14
 #: slack (metres) against floating-point rounding of grid cell positions
 _GRID_EPS = 1e-6
 
@@ -265,17 +266,23 @@ class _SegmentIndex:
     """
     The straight segments of the walkable edges and a uniform grid over them.
 
-    Segments are in edge order (edge ``e`` owns ``first[e]:first[e + 1]``,
-    none for ferries); every segment is listed in each grid cell its
-    bounding box touches.
+    ``ax, ay, bx, by`` are the segments in edge order (edge ``e`` owns
+    ``first[e]:first[e + 1]``, none for ferries). For the search the same
+    segments are kept again in grid order (``sx0 … sedge``) and every grid
+    cell lists (``cell_start``, ``cell_segment``) the grid-ordered segments
+    whose bounding box touches it.
     """
 
     ax: np.ndarray
     ay: np.ndarray
     bx: np.ndarray
     by: np.ndarray
-    edge: np.ndarray
     first: np.ndarray
+    sx0: np.ndarray
+    sy0: np.ndarray
+    sx1: np.ndarray
+    sy1: np.ndarray
+    sedge: np.ndarray
     x0: float
     y0: float
     cell: float
@@ -283,6 +290,7 @@ class _SegmentIndex:
     ny: int
     cell_start: np.ndarray
     cell_segment: np.ndarray
+    empty_rings: np.ndarray
 
 
 def _segment_index(net: NetworkArrays) -> _SegmentIndex:
@@ -297,36 +305,52 @@ def _segment_index(net: NetworkArrays) -> _SegmentIndex:
     ay = np.ascontiguousarray(coords[:-1, 1][same])
     bx = np.ascontiguousarray(coords[1:, 0][same])
     by = np.ascontiguousarray(coords[1:, 1][same])
+    del coords
     seg_edge = walkable[part[:-1][same]]
+    del part, same
     first = np.zeros(net.n_edges + 1, dtype=np.int64)
     np.cumsum(np.bincount(seg_edge, minlength=net.n_edges), out=first[1:])
     n_seg = len(ax)
+    x0 = y0 = 0.0
+    cell, nx, ny = 1.0, 1, 1
+    order = np.empty(0, dtype=np.int64)
+    cell_start = np.zeros(2, dtype=np.int64)
+    cell_segment = np.empty(0, dtype=np.int64)
+    empty_rings = np.zeros(1, dtype=np.int32)
     if n_seg:
         lo_x, hi_x = np.minimum(ax, bx), np.maximum(ax, bx)
         lo_y, hi_y = np.minimum(ay, by), np.maximum(ay, by)
         x0, y0 = float(lo_x.min()), float(lo_y.min())
         width, height = float(hi_x.max()) - x0, float(hi_y.max()) - y0
-        cell = max(_CELL_FACTOR * np.sqrt(max(width * height, 1.0) / n_seg), 1.0)
+        cell = float(max(_CELL_FACTOR * np.sqrt(max(width * height, 1.0) / n_seg), 1.0))
         nx, ny = int(width // cell) + 1, int(height // cell) + 1
         i0 = np.clip(np.floor((lo_x - _GRID_EPS - x0) / cell), 0, nx - 1).astype(np.int64)
         i1 = np.clip(np.floor((hi_x + _GRID_EPS - x0) / cell), 0, nx - 1).astype(np.int64)
         j0 = np.clip(np.floor((lo_y - _GRID_EPS - y0) / cell), 0, ny - 1).astype(np.int64)
         j1 = np.clip(np.floor((hi_y + _GRID_EPS - y0) / cell), 0, ny - 1).astype(np.int64)
+        del lo_x, hi_x, lo_y, hi_y
+        # grid order of the segments: by the first cell they touch (neighbours stay close in memory)
+        order = np.argsort(i0 * ny + j0)
+        i0, i1, j0, j1 = i0[order], i1[order], j0[order], j1[order]
         span_j = j1 - j0 + 1
         per_segment = (i1 - i0 + 1) * span_j
-        owner = np.repeat(np.arange(n_seg, dtype=np.int64), per_segment)
+        id_type = np.int32 if n_seg < 2**31 else np.int64
+        owner = np.repeat(np.arange(n_seg, dtype=id_type), per_segment)
         local = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(per_segment) - per_segment, per_segment)
-        cell_id = (i0[owner] + local // span_j[owner]) * ny + j0[owner] + local % span_j[owner]
-        order = np.argsort(cell_id, kind="stable")
-        cell_segment = owner[order]
+        span_owner = span_j[owner]
+        cell_id = (i0[owner] + local // span_owner) * ny + j0[owner] + local % span_owner
+        del local, span_owner
+        cell_segment = owner[np.argsort(cell_id)]
         cell_start = np.zeros(nx * ny + 1, dtype=np.int64)
         np.cumsum(np.bincount(cell_id, minlength=nx * ny), out=cell_start[1:])
-    else:
-        x0 = y0 = 0.0
-        cell, nx, ny = 1.0, 1, 1
-        cell_start = np.zeros(2, dtype=np.int64)
-        cell_segment = np.empty(0, dtype=np.int64)
-    index = _SegmentIndex(ax, ay, bx, by, seg_edge, first, x0, y0, float(cell), nx, ny, cell_start, cell_segment)
+        # per cell: how many square rings around it hold no segment at all (0 when the cell has one)
+        empty = (np.diff(cell_start) == 0).reshape(nx, ny)
+        empty_rings = ndimage.distance_transform_cdt(empty, metric="chessboard").astype(np.int32).ravel()
+    index = _SegmentIndex(
+        ax, ay, bx, by, first,
+        ax[order], ay[order], bx[order], by[order], seg_edge[order],
+        x0, y0, cell, nx, ny, cell_start, cell_segment, empty_rings,
+    )
     object.__setattr__(net, "_segment_index", index)
     return index
 
@@ -336,20 +360,24 @@ def _point_segment_distance(px, py, ax, ay, bx, by) -> np.ndarray:
     dx = bx - ax
     dy = by - ay
     len2 = dx * dx + dy * dy
+    wx = px - ax
+    wy = py - ay
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = ((px - ax) * dx + (py - ay) * dy) / len2
-        s = ((ay - py) * dx - (ax - px) * dy) / len2
-    to_a = np.sqrt((px - ax) * (px - ax) + (py - ay) * (py - ay))
+        r = (wx * dx + wy * dy) / len2
+        # GEOS: ((A.y - p.y) * dx - (A.x - p.x) * dy) / len2; negations are exact, so this is the same number
+        s = (wx * dy - wy * dx) / len2
+    to_a = np.sqrt(wx * wx + wy * wy)
     to_b = np.sqrt((px - bx) * (px - bx) + (py - by) * (py - by))
     perpendicular = np.abs(s) * np.sqrt(len2)
-    degenerate = (ax == bx) & (ay == by)
+    degenerate = (dx == 0.0) & (dy == 0.0)
     return np.where(degenerate | (r <= 0.0), to_a, np.where(r >= 1.0, to_b, perpendicular))
 
 
 def _ring_offsets(r: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cell offsets (di, dj) at Chebyshev distance exactly ``r``."""
-    if r == 0:
-        return np.zeros(1, np.int64), np.zeros(1, np.int64)
+    """Cell offsets (di, dj) at Chebyshev distance exactly ``r``; for ``r`` = 1 also the centre cell."""
+    if r == 1:
+        di, dj = np.meshgrid(np.arange(-1, 2, dtype=np.int64), np.arange(-1, 2, dtype=np.int64), indexing="ij")
+        return di.ravel(), dj.ravel()
     span = np.arange(-r, r + 1, dtype=np.int64)
     inner = span[1:-1]
     di = np.concatenate([span, span, np.full(len(inner), -r), np.full(len(inner), r)])
@@ -361,34 +389,53 @@ def _nearest_edges(index: _SegmentIndex, px: np.ndarray, py: np.ndarray, max_acc
     """
     Distance to, and position of, the nearest walkable edge for each point.
 
-    Grid cells are searched in growing square rings around each point until
-    the best distance found is shorter than the distance to the edge of the
-    searched square (nothing outside can be nearer) or that square reaches
-    beyond ``max_access_m`` (the point is off the network). Ties go to the
-    lower edge position. Returns (distance, edge); inf and -1 where nothing
-    lies within ``max_access_m``.
+    Grid cells are searched in growing square rings around each point (first
+    its own cell and the 8 around it) until the best distance found is
+    shorter than the distance to the border of the searched square (nothing
+    outside can be nearer) or that border lies beyond ``max_access_m`` (the
+    point is off the network). Ties go to the lower edge position. Points are
+    handled in grid order, in blocks. Returns (distance, edge); inf and -1
+    where nothing lies within ``max_access_m``.
     """
     n = len(px)
     best_d = np.full(n, np.inf)
     best_e = np.full(n, -1, dtype=np.int64)
+    if len(index.sx0) == 0:
+        return best_d, best_e
     no_edge = np.iinfo(np.int64).max
-    finite = np.isfinite(px) & np.isfinite(py)
-    for start in range(0, n, _SNAP_BLOCK):
-        block = np.arange(start, min(start + _SNAP_BLOCK, n))
-        block = block[finite[block]]
-        if len(block) == 0 or len(index.ax) == 0:
-            continue
-        bx_, by_ = px[block], py[block]
-        ci = np.floor((bx_ - index.x0) / index.cell).astype(np.int64)
-        cj = np.floor((by_ - index.y0) / index.cell).astype(np.int64)
+    todo = np.flatnonzero(np.isfinite(px) & np.isfinite(py))
+    ci_all = np.floor((px[todo] - index.x0) / index.cell).astype(np.int64)
+    cj_all = np.floor((py[todo] - index.y0) / index.cell).astype(np.int64)
+    grid_order = np.argsort(ci_all * (index.ny + 1) + cj_all)
+    todo, ci_all, cj_all = todo[grid_order], ci_all[grid_order], cj_all[grid_order]
+    for start in range(0, len(todo), _SNAP_BLOCK):
+        block = todo[start : start + _SNAP_BLOCK]
+        ci = ci_all[start : start + _SNAP_BLOCK]
+        cj = cj_all[start : start + _SNAP_BLOCK]
+        x, y = px[block], py[block]
         d_best = np.full(len(block), np.inf)
         e_best = np.full(len(block), -1, dtype=np.int64)
-        active = np.arange(len(block))
-        r = 0
+        # rings known to be empty: the first ring that can hold a segment (points off the grid
+        # are at least as far from every cell as from the nearest grid cell)
+        ci_in = np.clip(ci, 0, index.nx - 1)
+        cj_in = np.clip(cj, 0, index.ny - 1)
+        outside = np.maximum(np.abs(ci - ci_in), np.abs(cj - cj_in))
+        first_ring = np.maximum(outside, index.empty_rings[ci_in * index.ny + cj_in] - outside)
+        # nothing within the empty rings: off the network when they alone reach past max_access_m
+        clear = first_ring - 1
+        border = np.minimum(
+            np.minimum(x - (index.x0 + (ci - clear) * index.cell), index.x0 + (ci + clear + 1) * index.cell - x),
+            np.minimum(y - (index.y0 + (cj - clear) * index.cell), index.y0 + (cj + clear + 1) * index.cell - y),
+        ) - _GRID_EPS
+        active = np.flatnonzero((first_ring <= 1) | (border <= max_access_m))
+        first_ring = np.maximum(first_ring, 1)
+        r = 1  # the first pass searches the point's cell and its 8 neighbours
         while len(active):
+            waiting = first_ring[active] > r
+            searching = active[~waiting]
             di, dj = _ring_offsets(r)
-            ii = ci[active, None] + di[None, :]
-            jj = cj[active, None] + dj[None, :]
+            ii = ci[searching, None] + di[None, :]
+            jj = cj[searching, None] + dj[None, :]
             valid = (ii >= 0) & (ii < index.nx) & (jj >= 0) & (jj < index.ny)
             cell_id = np.where(valid, ii * index.ny + jj, 0)
             first = index.cell_start[cell_id]
@@ -400,28 +447,28 @@ def _nearest_edges(index: _SegmentIndex, px: np.ndarray, py: np.ndarray, max_acc
                 position = np.repeat(flat_first - (np.cumsum(flat_count) - flat_count), flat_count)
                 position += np.arange(total, dtype=np.int64)
                 seg = index.cell_segment[position]
-                owner = np.repeat(active, per_point)
+                owner = np.repeat(searching, per_point)
                 d = _point_segment_distance(
-                    bx_[owner], by_[owner], index.ax[seg], index.ay[seg], index.bx[seg], index.by[seg]
+                    x[owner], y[owner], index.sx0[seg], index.sy0[seg], index.sx1[seg], index.sy1[seg]
                 )
-                e = index.edge[seg]
+                e = index.sedge[seg]
                 has = per_point > 0
                 group_start = (np.cumsum(per_point) - per_point)[has]
                 d_min = np.minimum.reduceat(d, group_start)
                 e_min = np.minimum.reduceat(np.where(d == np.repeat(d_min, per_point[has]), e, no_edge), group_start)
-                target = active[has]
+                target = searching[has]
                 better = (d_min < d_best[target]) | ((d_min == d_best[target]) & (e_min < e_best[target]))
                 d_best[target[better]] = d_min[better]
                 e_best[target[better]] = e_min[better]
             # distance from each point to the border of the square searched so far
-            xa, ya = bx_[active], by_[active]
-            left = index.x0 + (ci[active] - r) * index.cell
-            right = index.x0 + (ci[active] + r + 1) * index.cell
-            bottom = index.y0 + (cj[active] - r) * index.cell
-            top = index.y0 + (cj[active] + r + 1) * index.cell
+            xa, ya = x[searching], y[searching]
+            left = index.x0 + (ci[searching] - r) * index.cell
+            right = index.x0 + (ci[searching] + r + 1) * index.cell
+            bottom = index.y0 + (cj[searching] - r) * index.cell
+            top = index.y0 + (cj[searching] + r + 1) * index.cell
             border = np.minimum(np.minimum(xa - left, right - xa), np.minimum(ya - bottom, top - ya)) - _GRID_EPS
-            done = (d_best[active] < border) | (border > max_access_m)
-            active = active[~done]
+            done = (d_best[searching] < border) | (border > max_access_m)
+            active = np.concatenate([active[waiting], searching[~done]])
             r += 1
         best_d[block] = d_best
         best_e[block] = e_best
@@ -531,16 +578,23 @@ def _node_graph(net: NetworkArrays, costs: np.ndarray, sources: Snap | None, spe
         rows += [virtual, virtual]
         cols += [net.edge_u[e], net.edge_v[e]]
         weights += [access_cost + along, access_cost + rest]
-    row = np.concatenate(rows)
-    col = np.concatenate(cols)
-    weight = np.maximum(np.concatenate(weights), _MIN_COST)
-    # parallel edges: keep the cheapest (a CSR built from duplicates would sum them)
-    order = np.lexsort((weight, col, row))
-    row, col, weight = row[order], col[order], weight[order]
-    first = np.ones(len(row), dtype=bool)
-    first[1:] = (row[1:] != row[:-1]) | (col[1:] != col[:-1])
     size = net.n_nodes + n_virtual
-    return sparse.csr_matrix((weight[first], (row[first], col[first])), shape=(size, size))
+    # one sort key per link (row-major); parallel links keep the cheapest (a CSR built
+    # from duplicates would sum them); the CSR is then assembled directly, columns sorted
+    key = np.concatenate(rows) * np.int64(size) + np.concatenate(cols)
+    weight = np.maximum(np.concatenate(weights), _MIN_COST)
+    order = np.argsort(key)
+    key, weight = key[order], weight[order]
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    starts = np.flatnonzero(first)
+    if len(starts) < len(key):
+        weight = np.minimum.reduceat(weight, starts)
+        key = key[starts]
+    row = key // size
+    indptr = np.zeros(size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=size), out=indptr[1:])
+    return sparse.csr_matrix((weight, key - row * size, indptr), shape=(size, size))
 
 
 def _point_costs_from_nodes(

@@ -182,3 +182,18 @@ def test_english_headers_on_request(tmp_path):
     results = run_study(load_study(DEMO, output_root=tmp_path), lang="en", make_map=False)
     table = pd.read_csv(Path(results.config.output_dir) / "villages.csv", encoding="utf-8-sig")
     assert {"code", "name", "elderly"} <= set(table.columns)
+
+
+def test_without_a_raster_census_totals_go_onto_the_buildings_of_the_osm_file(tmp_path):
+    study = tmp_path / "no_raster.yaml"
+    text = DEMO.read_text(encoding="utf-8").replace("../data/", str(REPO_ROOT / "data") + "/")
+    text = "\n".join(line for line in text.splitlines() if "rasters:" not in line)
+    study.write_text(text, encoding="utf-8")
+    results = run_study(load_study(study, output_root=tmp_path), make_map=False)
+    demand = results.demand_projected
+    assert set(demand["method"]) <= {"buildings", "uniform"} and "buildings" in set(demand["method"])
+    census = pd.read_csv(results.config.population.census, encoding="utf-8-sig", dtype={"区划代码": str})
+    towns = census[census["区划代码"].str.endswith("000") & ~census["区划代码"].str.endswith("000000")]
+    assert demand["elderly"].sum() == pytest.approx(towns["60岁及以上人口"].sum(), abs=1.0)
+    record = json.loads((Path(results.config.output_dir) / "run.json").read_text(encoding="utf-8"))
+    assert record["counts"]["population_method"].startswith("census totals over buildings")
