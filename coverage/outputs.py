@@ -88,6 +88,47 @@ def _uncovered_cells(results) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(cells, geometry="geometry", crs=demand.crs).to_crs("EPSG:4326")
 
 
+def gap_cells(results, kind: str, minutes: float) -> gpd.GeoDataFrame:
+    """
+    Elderly beyond ``minutes`` of a facility of ``kind``, on the population grid (WGS-84).
+
+    Raster demand gives one 100 m cell polygon per cell (split parts of a cell
+    added back together); demand without a raster gives its points.
+
+    Parameters
+    ----------
+    results
+        A :class:`coverage.pipeline.StudyResults`.
+    kind
+        Facility kind or ``any``.
+    minutes
+        Walking threshold (minutes).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``elderly`` (persons uncovered), ``kind``, ``minutes``; cell polygons or points.
+    """
+    import shapely
+
+    demand = results.demand_projected
+    beyond = ~(results.seconds_by_kind[kind] <= minutes * 60.0)
+    grid = demand.attrs.get("raster_grid")
+    uncovered = demand[beyond]
+    if grid is None or uncovered["row"].isna().any():
+        cells = uncovered[["elderly", "geometry"]].to_crs("EPSG:4326")
+    else:
+        a, b, c, d, e, f = grid["transform"]
+        summed = uncovered.groupby(["row", "col"], sort=True)["elderly"].sum().reset_index()
+        col, row = summed["col"].to_numpy(float), summed["row"].to_numpy(float)
+        x0, y0 = a * col + b * row + c, d * col + e * row + f
+        x1, y1 = a * (col + 1) + b * (row + 1) + c, d * (col + 1) + e * (row + 1) + f
+        polygons = shapely.box(np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1))
+        cells = gpd.GeoDataFrame({"elderly": summed["elderly"].to_numpy()}, geometry=polygons,
+                                 crs=grid["crs"]).to_crs("EPSG:4326")
+    return cells.assign(kind=kind, minutes=minutes).reset_index(drop=True)
+
+
 def _excel_sheets(results) -> dict[str, pd.DataFrame]:
     wide = results.coverage_wide
     overview = results.targets if len(results.targets) else wide[wide["scope"] != "town"]
@@ -169,6 +210,9 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
                   "isochrones": results.isochrones}
         if results.units is not None:
             layers["units"] = results.units[results.units.geometry.notna()]
+        for kind in results.seconds_by_kind:
+            for threshold in config.parameters.thresholds_min:
+                layers[f"gap_{kind}_{threshold:g}min"] = gap_cells(results, kind, threshold)
         files["layers.gpkg"] = report.write_geopackage(layers, out / f"{config.name}_layers.gpkg")
 
     if make_map:

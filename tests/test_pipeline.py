@@ -197,3 +197,21 @@ def test_without_a_raster_census_totals_go_onto_the_buildings_of_the_osm_file(tm
     assert demand["elderly"].sum() == pytest.approx(towns["60岁及以上人口"].sum(), abs=1.0)
     record = json.loads((Path(results.config.output_dir) / "run.json").read_text(encoding="utf-8"))
     assert record["counts"]["population_method"].startswith("census totals over buildings")
+
+
+def test_gap_layers_hold_every_uncovered_elderly_person_per_kind_and_threshold(demo_run):
+    import pyogrio
+
+    from coverage.outputs import gap_cells
+
+    gpkg = Path(demo_run.config.output_dir) / "demo_layers.gpkg"
+    layers = {name for name, _ in pyogrio.list_layers(gpkg)}
+    assert {"gap_canteen_15min", "gap_mutual_aid_5min", "gap_any_10min"} <= layers
+    elderly = demo_run.demand_projected["elderly"].to_numpy()
+    for kind, minutes in (("canteen", 15), ("day_care", 5)):
+        cells = gap_cells(demo_run, kind, minutes)
+        expected = elderly[~(demo_run.seconds_by_kind[kind] <= minutes * 60)].sum()
+        assert cells["elderly"].sum() == pytest.approx(expected)
+        # 100 m cells of the population grid (0.000833° ≈ 80 × 93 m here)
+        area_m2 = cells.to_crs(demo_run.demand_projected.crs).area
+        assert area_m2.between(6_000, 10_000).all()
