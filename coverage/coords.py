@@ -126,16 +126,25 @@ def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike, *, tolerance_deg: float = 1e-
         WGS-84 longitude and latitude, degrees.
     """
     lon, lat, scalar = _as_arrays(lon, lat)
-    est_lon, est_lat = lon.copy(), lat.copy()
+    return _out(*_invert(wgs84_to_gcj02, lon, lat, lon.copy(), lat.copy(), tolerance_deg, max_iter), scalar)
+
+
+def _invert(forward, lon, lat, est_lon, est_lat, tolerance_deg: float, max_iter: int):
+    """
+    Solve ``forward(x) = (lon, lat)`` by fixed-point iteration from an estimate.
+
+    Each step corrects the estimate by the forward transform's residual; the
+    offset fields are smooth, so a handful of steps reach ``tolerance_deg``.
+    """
     for _ in range(max_iter):
-        fwd_lon, fwd_lat = wgs84_to_gcj02(est_lon, est_lat)
+        fwd_lon, fwd_lat = forward(est_lon, est_lat)
         res_lon = np.asarray(fwd_lon) - lon
         res_lat = np.asarray(fwd_lat) - lat
         est_lon = est_lon - res_lon
         est_lat = est_lat - res_lat
         if np.nanmax(np.abs(np.concatenate([np.ravel(res_lon), np.ravel(res_lat)])), initial=0.0) < tolerance_deg:
             break
-    return _out(est_lon, est_lat, scalar)
+    return est_lon, est_lat
 
 
 def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike):
@@ -165,16 +174,9 @@ def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike, *, tolerance_deg: float = 1e-1
     y = lat - 0.006
     z = np.sqrt(x * x + y * y) - 0.00002 * np.sin(y * _X_PI)
     theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _X_PI)
-    est_lon, est_lat = z * np.cos(theta), z * np.sin(theta)
-    for _ in range(max_iter):
-        fwd_lon, fwd_lat = gcj02_to_bd09(est_lon, est_lat)
-        res_lon = np.asarray(fwd_lon) - lon
-        res_lat = np.asarray(fwd_lat) - lat
-        est_lon = est_lon - res_lon
-        est_lat = est_lat - res_lat
-        if np.nanmax(np.abs(np.concatenate([np.ravel(res_lon), np.ravel(res_lat)])), initial=0.0) < tolerance_deg:
-            break
-    return _out(est_lon, est_lat, scalar)
+    # the closed-form approximation is the starting point of the iteration
+    return _out(*_invert(gcj02_to_bd09, lon, lat, z * np.cos(theta), z * np.sin(theta), tolerance_deg, max_iter),
+                scalar)
 
 
 def bd09_to_wgs84(lon: ArrayLike, lat: ArrayLike):

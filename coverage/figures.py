@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,13 +18,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from coverage._io import atomic_path
 from coverage.config import KINDS
 from coverage.maps import (
     DEFAULT_ATTRIBUTION_LINES,
     KIND_COLOURS,
     KIND_LABELS,
     LEVEL_LABELS,
-    _file_mode,
     classify_share,
     share_classes,
 )
@@ -370,12 +369,5 @@ def _north_arrow(ax) -> None:
 
 
 def _save_atomic(fig: Figure, path: Path, *, dpi: int, metadata: dict[str, str]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata=metadata, facecolor="white")
-        os.chmod(tmp, _file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

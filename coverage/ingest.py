@@ -7,9 +7,7 @@ import datetime as _dt
 import difflib
 import io
 import math
-import os
 import re
-import tempfile
 import unicodedata
 import warnings
 from collections import Counter
@@ -24,6 +22,7 @@ import pandas as pd
 import shapely
 import yaml
 
+from coverage._io import atomic_path
 from coverage import coords
 from coverage._errors import InputDataError
 from coverage.config import KINDS
@@ -1190,17 +1189,9 @@ def write_rejects(rejects: pd.DataFrame, path: str | Path) -> Path:
         The written file.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     frame = rejects.reindex(columns=list(REJECT_COLUMNS)) if set(REJECT_COLUMNS) <= set(rejects.columns) else rejects
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8-sig", newline="") as stream:
-            frame.to_csv(stream, index=False)
-        os.replace(temp_name, target)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
+    with atomic_path(target) as tmp:
+        frame.to_csv(tmp, index=False, encoding="utf-8-sig")
     return target
 
 

@@ -6,7 +6,6 @@ import html
 import math
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -21,6 +20,7 @@ import shapely
 from branca.element import Element
 from folium.utilities import JsCode
 
+from coverage._io import atomic_path
 from coverage import coords
 from coverage.config import KINDS
 
@@ -290,15 +290,8 @@ def save_map(m: folium.Map, path: str | os.PathLike, *, offline: bool = True) ->
     text = m.get_root().render()
     if offline:
         text = inline_remote_assets(text)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, _file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="\n")
     return path
 
 
@@ -347,14 +340,6 @@ def inline_remote_assets(page: str) -> str:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _file_mode(path: Path) -> int:
-    """Permissions for a replaced file: keep an existing file's, else rw-r--r-- (mkstemp makes 0600)."""
-    try:
-        return path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        return 0o644
 
 
 def _check_basemap(basemap: str) -> None:

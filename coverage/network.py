@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import osmnx as ox
 import pandas as pd
 
 from coverage._errors import InputDataError
+from coverage._io import atomic_path, file_sha256
 from coverage.coords import utm_crs_for
 
 #: bump when the filter or the graph build changes, so cached graphs are rebuilt
@@ -129,14 +128,6 @@ def _graph_from_ways(node_lonlat: dict, ways: list[tuple[int, list[int], dict]])
     return graph
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def default_cache_dir() -> Path:
     """Folder for cached parsed networks: ``$ELDERCOV_CACHE`` or ``~/.cache/eldercare-coverage``."""
     return Path(os.environ.get("ELDERCOV_CACHE", Path.home() / ".cache" / "eldercare-coverage"))
@@ -184,7 +175,7 @@ def load_walk_network(
     cache_file = None
     if use_cache:
         cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        key = f"{_file_sha256(path)}-v{NETWORK_BUILD_VERSION}-ox{ox.__version__}"
+        key = f"{file_sha256(path)}-v{NETWORK_BUILD_VERSION}-ox{ox.__version__}"
         cache_file = cache_root / "networks" / f"{key}.pickle"
         if cache_file.exists():
             with open(cache_file, "rb") as handle:
@@ -232,15 +223,8 @@ def _to_bool(value) -> bool:
 
 
 def _atomic_pickle(obj, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+        pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _project(graph: nx.MultiDiGraph, to_crs) -> nx.MultiDiGraph:

@@ -72,7 +72,7 @@ def _village_layer(results) -> gpd.GeoDataFrame | None:
     if polygons.empty:
         return None
     layer = polygons[["code", "level", "geometry"]].merge(results.villages, on="code", how="left")
-    layer["share"] = layer[f"share_any"]
+    layer["share"] = layer["share_any"]
     layer["threshold_min"] = minutes
     return gpd.GeoDataFrame(layer, geometry="geometry", crs=units.crs)
 

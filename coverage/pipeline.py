@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import sys
 import time
@@ -18,6 +17,7 @@ import pandas as pd
 
 from coverage import ingest, metrics, network, population, reach, report
 from coverage._errors import InputDataError
+from coverage._io import file_sha256
 from coverage.config import StudyConfig, load_study
 
 #: kinds reported in tables, plus "any" (a facility of any kind)
@@ -74,14 +74,6 @@ class StudyResults:
     timings: dict[str, float]
     output_files: dict[str, Path]
     notes: list[str]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -654,7 +646,7 @@ def build_run_record(results: StudyResults) -> dict:
         "title": config.title,
         "synthetic": config.synthetic,
         "data_label": report.SYNTHETIC_LABEL if config.synthetic else "",
-        "inputs": {name: {"path": str(path), "sha256": _sha256(path)} for name, path in inputs.items()},
+        "inputs": {name: {"path": str(path), "sha256": file_sha256(path)} for name, path in inputs.items()},
         "configuration": config.to_record(),
         "versions": _versions(),
         "platform": {"machine": platform.machine(), "system": platform.system(), "python": sys.version.split()[0]},
@@ -672,6 +664,6 @@ def build_run_record(results: StudyResults) -> dict:
         },
         "calibration": results.calibration.to_dict("records") if len(results.calibration) else [],
         "notes": results.notes,
-        "outputs": {name: {"path": str(path), "sha256": _sha256(path)} for name, path in results.output_files.items()
+        "outputs": {name: {"path": str(path), "sha256": file_sha256(path)} for name, path in results.output_files.items()
                     if Path(path).exists()},
     }

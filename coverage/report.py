@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from coverage._io import atomic_path
 
 #: the label every table made from the demo carries
 SYNTHETIC_LABEL = "合成示例数据 / synthetic demo data"
@@ -158,27 +157,6 @@ def localise(table: pd.DataFrame, lang: str) -> pd.DataFrame:
         if "scope" in out:
             out["scope"] = out["scope"].map(lambda v: SCOPE_ZH.get(v, v))
     return out.rename(columns={c: header(c, lang) for c in out.columns})
-
-
-@contextmanager
-def atomic_path(target: str | Path):
-    """
-    Yield a temporary path beside ``target``; on success it replaces ``target`` in one step.
-
-    A reader never sees a half-written file, and a failed write leaves the
-    previous file in place.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-", suffix=target.suffix)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    tmp_path.unlink()
-    try:
-        yield tmp_path
-        os.replace(tmp_path, target)
-    finally:
-        tmp_path.unlink(missing_ok=True)
 
 
 def _labelled(table: pd.DataFrame, synthetic: bool) -> pd.DataFrame:

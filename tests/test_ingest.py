@@ -12,7 +12,6 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
-import shapely
 from shapely.geometry import Point, box
 
 from coverage import coords, ingest

@@ -456,7 +456,6 @@ def test_map_in_browser(browser, tmp_path):
 
 def test_amap_map_in_browser(browser, tmp_path):
     """The GCJ-02 variant loads cleanly too and its markers sit at the shifted positions."""
-    from selenium.webdriver.common.by import By
 
     path = maps.save_map(_build("amap"), tmp_path / "coverage_map_amap.html")
     _open(browser, path)
@@ -521,8 +520,10 @@ def test_demo_map_opens_offline_in_a_browser_with_every_layer(browser, tmp_path)
     row = int(np.flatnonzero(results.facilities["kinds"].to_numpy() == "mutual_aid")[0])
     marker = browser.find_elements(By.CSS_SELECTOR, f"path.cov-facility-{row}")[0]
     ActionChains(browser).move_to_element(marker).click().perform()
-    popup = WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".leaflet-popup-content"))[0]
-    assert results.facilities["name"].iloc[row] in popup.text
+    name = results.facilities["name"].iloc[row]
+    # wait for the popup's fade-in: its text is empty until it is shown
+    WebDriverWait(browser, 10).until(
+        lambda d: any(name in el.text for el in d.find_elements(By.CSS_SELECTOR, ".leaflet-popup-content")))
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOT_DIR / "demo_map.png"
     browser.save_screenshot(str(shot))
