@@ -566,8 +566,10 @@ def _mclp_milp(
     return out
 
 
-def _mclp_lp_bound(B: sp.csr_array, wg: np.ndarray, p: int, time_limit_s: float) -> float | None:
-    """Upper bound (persons) from the LP relaxation, None when HiGHS does not finish."""
+def _mclp_lp_bound(
+    B: sp.csr_array, wg: np.ndarray, p: int, time_limit_s: float
+) -> tuple[float | None, np.ndarray | None]:
+    """Upper bound (persons) from the LP relaxation and the LP's x; (None, None) when HiGHS does not finish."""
     m, g, link = _mclp_parts(B, wg)
     card = sp.csr_array(np.concatenate([np.ones(m), np.zeros(g)])[None, :])
     A = sp.vstack([link, card], format="csr")
@@ -582,11 +584,37 @@ def _mclp_lp_bound(B: sp.csr_array, wg: np.ndarray, p: int, time_limit_s: float)
         options={"time_limit": max(float(time_limit_s), 0.01), "disp": False},
     )
     if res.status != 0 or res.ineqlin is None:
-        return None
+        return None, None
     # A rigorous bound from HiGHS's duals (valid for any multipliers, so
     # solver tolerances cannot make it too small): lambda_g on the link rows.
     lam = np.clip(-np.asarray(res.ineqlin.marginals[:g], dtype=np.float64), 0.0, wg)
-    return _lagrangian_bound(B, wg, p, lam)
+    return _lagrangian_bound(B, wg, p, lam), np.asarray(res.x[:m])
+
+
+def _kernel_milp(
+    B: sp.csr_array, wg: np.ndarray, p: int, support: np.ndarray, time_limit_s: float
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """
+    MILP restricted to the candidates in ``support`` (LP support + incumbent).
+
+    The restricted model is usually far smaller than the full one (demand
+    groups are re-merged over the kept candidates), so HiGHS often solves it
+    to optimality in seconds. Its optimum is a feasible solution of the full
+    problem, not a bound. Returns (picked reduced-candidate indices, details).
+    """
+    support = np.unique(np.asarray(support, dtype=np.int64))
+    sub = sp.csr_array(B[support])
+    G, wsub, _ = _merge_groups(sp.csr_array(sub.T), wg)
+    nonempty = np.diff(G.indptr) > 0
+    G, wsub = sp.csr_array(G[nonempty]), wsub[nonempty]
+    Bk = sp.csr_array(G.T, dtype=bool)
+    Bk.sort_indices()
+    sol = _mclp_milp(Bk, wsub, p, time_limit_s, 0.0)
+    details = {k: v for k, v in sol.items() if k not in ("x", "dual_bound")}
+    details.update(n_candidates=int(support.size), n_groups=int(wsub.size))
+    if sol["x"] is None:
+        return None, details
+    return support[sol["x"]], details
 
 
 def _lagrangian_bound(B: sp.csr_array, wg: np.ndarray, p: int, lam: np.ndarray) -> float:
@@ -900,13 +928,28 @@ def solve_mclp(
 
     # heuristic solution: tighten the bound with the LP relaxation
     remaining = deadline - time.perf_counter()
+    x_lp = None
     if remaining > 1.0:
         t0 = time.perf_counter()
-        lp = _mclp_lp_bound(B, wg, p, remaining)
+        lp, x_lp = _mclp_lp_bound(B, wg, p, remaining)
         info["lp_s"] = time.perf_counter() - t0
         info["lp_bound"] = lp
         if lp is not None:
             bound = min(bound, lp)
+    remaining = deadline - time.perf_counter()
+    if method == "auto" and x_lp is not None and _gap(bound, inc_val) > stop_gap and remaining > 1.0:
+        # kernel search: the MILP over the LP's support and the incumbent,
+        # then swaps from its solution over all candidates
+        t0 = time.perf_counter()
+        support = np.union1d(np.flatnonzero(x_lp > 1e-6), inc_pick)
+        k_pick, details = _kernel_milp(B, wg, p, support, remaining)
+        if k_pick is not None:
+            k_pick, k_val, n_swaps = _swap_search(B, wg, k_pick, deadline=max(deadline, time.perf_counter() + 1.0))
+            details.update(objective=k_val, swaps_after=n_swaps)
+            if k_val > inc_val:
+                inc_pick, inc_val, inc_method = k_pick, k_val, "kernel"
+        details["total_s"] = time.perf_counter() - t0
+        info["kernel"] = details
     gap = _gap(bound, inc_val)
     return finish(inc_pick, inc_method, "optimal" if gap <= 1e-9 else "heuristic")
 
