@@ -77,6 +77,7 @@ class Parameters:
     kinds: tuple[str, ...] = KINDS
     ferry: FerryPolicy = field(default_factory=FerryPolicy)
     isochrone_buffer_m: float = 50.0
+    isochrones_per_facility: bool = False
 
     def speed_for(self, kind: str) -> float:
         """Walking speed (m/s) used for facilities of ``kind``."""
@@ -217,6 +218,7 @@ def parse_parameters(raw: dict | None) -> Parameters:
         ferry=ferry,
         isochrone_buffer_m=_positive(raw.pop("isochrone_buffer_m", defaults.isochrone_buffer_m),
                                      "parameters.isochrone_buffer_m"),
+        isochrones_per_facility=bool(raw.pop("isochrones_per_facility", defaults.isochrones_per_facility)),
     )
     if raw:
         raise ConfigError(f"parameters: unknown field(s) {', '.join(sorted(raw))}")

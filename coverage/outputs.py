@@ -207,7 +207,7 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
     facilities["served_elderly"] = facilities["facility_id"].map(served)
     with stage("write layers"):
         layers = {"facilities": facilities, "villages": villages, "uncovered_cells": uncovered,
-                  "isochrones": results.isochrones}
+                  "isochrones": results.isochrones, "isochrones_per_facility": results.facility_isochrones}
         if results.units is not None:
             layers["units"] = results.units[results.units.geometry.notna()]
         for kind in results.seconds_by_kind:

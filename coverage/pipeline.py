@@ -66,6 +66,7 @@ class StudyResults:
     uncovered_units: pd.DataFrame
     facility_table: pd.DataFrame
     isochrones: gpd.GeoDataFrame
+    facility_isochrones: gpd.GeoDataFrame | None
     components: pd.DataFrame
     sensitivity: pd.DataFrame
     calibration: pd.DataFrame
@@ -293,6 +294,41 @@ def _isochrones(net, facility_snap, masks, config, working_crs) -> gpd.GeoDataFr
                 rows.append({"kind": kind, "minutes": minutes, "walk_speed_mps": speed, "geometry": polygon})
     frame = gpd.GeoDataFrame(rows, columns=["kind", "minutes", "walk_speed_mps", "geometry"], crs=working_crs)
     return frame
+
+
+def facility_isochrones(net, facilities, facility_snap, config, working_crs) -> gpd.GeoDataFrame:
+    """
+    One walking-time area per facility and threshold, at the speed of the facility's first kind.
+
+    Parameters
+    ----------
+    net, facilities, facility_snap
+        Network arrays, the facilities (WGS-84) and their snaps.
+    config
+        The study (thresholds, speeds, buffer, ferry policy).
+    working_crs
+        CRS of the network.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``facility_id``, ``name``, ``kinds``, ``minutes``, polygon (WGS-84);
+        facilities off the network have none.
+    """
+    params = config.parameters
+    rows = []
+    for position in np.flatnonzero(facility_snap.on_network):
+        record = facilities.iloc[position]
+        speed = params.speed_for(str(record["kinds"]).split(";")[0])
+        for minutes in params.thresholds_min:
+            polygon = reach.isochrone_polygon(net, facility_snap.subset([position]), walk_speed_mps=speed,
+                                              limit=minutes * 60.0, buffer_m=params.isochrone_buffer_m,
+                                              ferry=params.ferry)
+            if not polygon.is_empty:
+                rows.append({"facility_id": record["facility_id"], "name": record["name"], "kinds": record["kinds"],
+                             "minutes": minutes, "geometry": polygon})
+    frame = gpd.GeoDataFrame(rows, columns=["facility_id", "name", "kinds", "minutes", "geometry"], crs=working_crs)
+    return frame.to_crs("EPSG:4326")
 
 
 def _components_table(net, facility_snap, demand_snap, demand, facilities, masks, config) -> pd.DataFrame:
@@ -576,6 +612,8 @@ def run_study(
 
     with timer.stage("isochrones"):
         isochrones = _isochrones(net, facility_snap, masks, config, working_crs).to_crs("EPSG:4326")
+        per_facility = facility_isochrones(net, facilities, facility_snap, config, working_crs) \
+            if params.isochrones_per_facility else None
 
     with timer.stage("targets"):
         targets_table = _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units, facilities,
@@ -586,6 +624,7 @@ def run_study(
         demand_projected=demand, seconds_by_kind=seconds_by_kind, metres_by_kind=metres_by_kind,
         nearest_by_kind=nearest_by_kind, coverage_long=coverage_long, coverage_wide=coverage_wide,
         villages=villages, uncovered_units=uncovered_units, facility_table=facility_table, isochrones=isochrones,
+        facility_isochrones=per_facility,
         components=components, sensitivity=sensitivity, calibration=calibration, targets=targets_table,
         graph_summary=graph_summary, timings=timer.seconds, output_files={}, notes=notes,
     )

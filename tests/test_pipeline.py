@@ -215,3 +215,20 @@ def test_gap_layers_hold_every_uncovered_elderly_person_per_kind_and_threshold(d
         # 100 m cells of the population grid (0.000833° ≈ 80 × 93 m here)
         area_m2 = cells.to_crs(demo_run.demand_projected.crs).area
         assert area_m2.between(6_000, 10_000).all()
+
+
+def test_isochrones_per_facility_on_request(tmp_path):
+    import dataclasses
+
+    config = load_study(DEMO, output_root=tmp_path)
+    config = dataclasses.replace(config, parameters=dataclasses.replace(config.parameters,
+                                                                        isochrones_per_facility=True))
+    results = run_study(config, make_map=False)
+    areas = results.facility_isochrones
+    assert set(areas["minutes"]) == {5.0, 10.0, 15.0}
+    assert areas["facility_id"].nunique() == len(results.facilities)
+    # a longer walk reaches at least as far, for each facility
+    utm = results.demand_projected.crs
+    for _, group in areas.to_crs(utm).groupby("facility_id"):
+        sizes = group.sort_values("minutes").area.to_numpy()
+        assert (sizes[1:] >= sizes[:-1] - 1.0).all()
