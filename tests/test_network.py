@@ -19,8 +19,25 @@ def test_xml_pbf_and_graphml_of_the_same_area_give_the_same_graph(tmp_path):
     ox.save_graphml(ox.project_graph(xml, to_latlong=True), graphml)
     reloaded = load_walk_network(graphml, use_cache=False)
     assert (reloaded.number_of_nodes(), reloaded.number_of_edges()) == (xml.number_of_nodes(), xml.number_of_edges())
-    # the data README lists 268 nodes / 729 edges for an osmnx walk graph of this extract
-    assert 250 <= xml.number_of_nodes() <= 280
+    # osmnx's own simplification of the same ways: the data README lists 268 nodes / 729 edges
+    osmnx_simplified = load_walk_network(shared_data("osm/beijing_bupt/map.osm"), use_cache=False, simplify="osmnx")
+    assert 250 <= osmnx_simplified.number_of_nodes() <= 280
+
+
+@pytest.mark.parametrize("extract", ["osm/beijing_bupt/map.osm", "osm/nanjing_xuanwu_sumo/osm_bbox.osm.pbf"])
+def test_fast_way_splitting_gives_the_same_walking_distances_as_osmnx_simplify(extract):
+    import numpy as np
+
+    fast = ox.convert.to_undirected(load_walk_network(shared_data(extract), use_cache=False))
+    slow = ox.convert.to_undirected(load_walk_network(shared_data(extract), use_cache=False, simplify="osmnx"))
+    common = sorted(set(fast.nodes) & set(slow.nodes))
+    assert len(common) >= 0.9 * slow.number_of_nodes()
+    for source in np.random.default_rng(1).choice(common, 8, replace=False):
+        by_fast = nx.single_source_dijkstra_path_length(fast, source, weight="length")
+        by_slow = nx.single_source_dijkstra_path_length(slow, source, weight="length")
+        for node in common:
+            assert abs(by_fast.get(node, np.inf) - by_slow.get(node, np.inf)) < 1e-6 or (
+                node not in by_fast and node not in by_slow)
 
 
 def test_buildings_motorways_and_construction_are_not_walked():
