@@ -22,20 +22,8 @@ from coverage.config import KINDS
 WUHAN_LON, WUHAN_LAT = 114.3055, 30.5928
 
 
-def shared_data() -> Path:
-    """The real reference data beside the checkout (../shared/data); skip only when it is absent."""
-    folder = (Path(__file__).parents[1] / ".." / "shared" / "data").resolve()
-    if not folder.is_dir():
-        pytest.skip(f"real reference data not found at {folder} (a fresh clone without ../shared)")
-    return folder
-
-
-def metres_between(lon1, lat1, lon2, lat2) -> np.ndarray:
-    """Great-circle distance in metres (haversine, sphere of radius 6371 km)."""
-    lon1, lat1, lon2, lat2 = map(np.radians, (np.asarray(lon1, float), np.asarray(lat1, float),
-                                              np.asarray(lon2, float), np.asarray(lat2, float)))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * 6371000.0 * np.arcsin(np.sqrt(a))
+from tests.conftest import metres_between  # noqa: E402
+from tests.conftest import shared_data_folder as shared_data  # noqa: E402
 
 
 def write_csv(path: Path, rows: list[list[object]], encoding: str = "utf-8") -> Path:
