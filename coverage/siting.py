@@ -34,14 +34,19 @@ Methods
     of these reductions changes the optimal value.
 ``"greedy"``
     Lazy greedy with a priority queue (for MCLP within ``1 - 1/e`` of the
-    optimum). Its quality is reported honestly: an upper bound from the LP
-    relaxation (HiGHS) and from the submodular "online" bound, and the gap
-    ``(bound - objective) / bound``.
+    optimum), improved by 1-swaps unless ``local_search=False``. Its quality
+    is reported honestly: a rigorous upper bound (the submodular online
+    bound, Lagrangian bounds, and the LP relaxation through its duals) and
+    the gap ``(bound - objective) / bound``.
 ``"auto"``
-    Greedy first (cheap, and sometimes provably optimal by its bound); then
-    the exact model when it is small enough, within ``time_limit_s``. When
-    HiGHS stops at the time limit the better of its incumbent and the greedy
-    solution is kept and the status says ``"time_limit"`` with the gap.
+    Greedy and swaps first (cheap, sometimes provably optimal by their
+    bound). A small reduced model then goes to the full MILP within
+    ``time_limit_s``; when HiGHS stops at the time limit the better of its
+    incumbent and the heuristic is kept, status ``"time_limit"`` with the
+    gap. A large one gets the LP bound by interior point, the MILP restricted
+    to the LP's support when that is small ("kernel"), and a large
+    neighbourhood search that re-optimises a few nearby sites at a time
+    exactly ("lns"), until the time budget is spent or the gap is closed.
 
 All weights are in persons (elderly people, usually 60+), shares are
 fractions in [0, 1].
@@ -51,8 +56,9 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -61,11 +67,11 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 __all__ = [
     "SitingResult",
-    "solve_mclp",
+    "explain_sites",
     "marginal_curve",
     "min_sites_for_target",
+    "solve_mclp",
     "unit_set_cover",
-    "explain_sites",
 ]
 
 Method = Literal["auto", "exact", "greedy"]
@@ -74,14 +80,22 @@ Method = Literal["auto", "exact", "greedy"]
 #: covered >= t * total - _REL_TOL * total
 _REL_TOL = 1e-9
 
-#: the exact model is attempted by ``method="auto"`` only up to this many
-#: non-zeros in the reduced coverage matrix
-_EXACT_MAX_NNZ = 4_000_000
+#: the full MILP is attempted by ``method="auto"`` only up to this many
+#: non-zeros in the reduced coverage matrix (beyond, HiGHS' dual-simplex root
+#: LP alone can take minutes; the LP bound by interior point and the kernel
+#: MILP are used instead)
+_EXACT_MAX_NNZ = 300_000
 
 #: ``method="auto"`` tries the MILP only up to this many demand groups (rows)
 #: in the reduced model; beyond, HiGHS' root LP (dual simplex) alone takes
 #: minutes, so the bound comes from the LP relaxation by interior point
 _MILP_MAX_GROUPS = 15_000
+
+#: the kernel MILP (over the LP's support) is tried when the support has at
+#: most max(_KERNEL_PER_SITE * p, _KERNEL_MIN_CANDIDATES) candidates; larger
+#: supports mean a very fractional LP, where the neighbourhood search does better
+_KERNEL_PER_SITE = 3
+_KERNEL_MIN_CANDIDATES = 300
 
 #: LP relaxations with more groups than this are solved by interior point
 _IPM_MIN_GROUPS = 5_000
@@ -125,8 +139,10 @@ class SitingResult:
     share_before, share_after
         Covered share of the total weight before and after the new sites.
     method
-        Method that produced ``selected``: ``"exact"``, ``"greedy"`` or
-        ``"none"`` (nothing to decide).
+        Method that produced ``selected``: ``"exact"`` (HiGHS MILP),
+        ``"greedy"``, ``"greedy+swap"`` (greedy improved by 1-swaps),
+        ``"kernel"`` (MILP over the LP relaxation's support), ``"lns"``
+        (large-neighbourhood search) or ``"none"`` (nothing to decide).
     status
         ``"optimal"`` (proved), ``"time_limit"`` (HiGHS stopped at the time
         limit; best solution kept, see ``gap``), ``"gap_limit"`` (stopped at
@@ -176,7 +192,7 @@ class SitingResult:
     @property
     def n_sites(self) -> int:
         """Number of proposed new sites."""
-        return int(len(self.selected))
+        return len(self.selected)
 
     def summary(self) -> str:
         """One line for logs: sites, persons and shares."""
@@ -269,7 +285,7 @@ def _merge_groups(G: sp.csr_array, wg: np.ndarray) -> tuple[sp.csr_array, np.nda
     return sp.csr_array(G[first]), w_new, codes
 
 
-def _dominated_candidates(B: sp.csr_array, wg: np.ndarray) -> np.ndarray | None:
+def _dominated_candidates(B: sp.csr_array) -> np.ndarray | None:
     """
     Candidates whose remaining coverage is a subset of another candidate's.
 
@@ -310,11 +326,10 @@ def _reduce(a: sp.csr_array, w: np.ndarray, base: np.ndarray, *, dominance: bool
         "nnz": int(a.nnz),
         "n_demand_kept": int(d_idx.size),
     }
-    if d_idx.size == 0:
-        B = sp.csr_array((n_c, 0), dtype=bool)
-        keep_c = np.zeros(n_c, dtype=bool)
+    if d_idx.size == 0:  # nothing left to cover: no useful candidate
         stats.update(n_groups=0, n_candidates_kept=0, reduced_nnz=0, reduce_s=time.perf_counter() - t0)
-        return _Reduced(sp.csr_array((0, 0), dtype=bool), np.zeros(0), np.flatnonzero(keep_c), demand_group, stats)
+        empty = sp.csr_array((0, 0), dtype=bool)
+        return _Reduced(empty, np.zeros(0), np.zeros(0, dtype=np.int64), demand_group, stats)
 
     G, wg, codes = _merge_groups(sp.csr_array(at[d_idx]), w[d_idx])
     demand_group[d_idx] = codes
@@ -329,7 +344,7 @@ def _reduce(a: sp.csr_array, w: np.ndarray, base: np.ndarray, *, dominance: bool
     stats["n_candidates_useful"] = int(cand.size)
 
     if dominance and B.shape[0] > 1:
-        dom = _dominated_candidates(B, wg)
+        dom = _dominated_candidates(B)
         if dom is not None and dom.any():
             B = sp.csr_array(B[~dom])
             cand = cand[~dom]
@@ -666,6 +681,96 @@ def _minsites_milp(
     return out
 
 
+def _lns(
+    B: sp.csr_array,
+    wg: np.ndarray,
+    start: np.ndarray,
+    *,
+    deadline: float,
+    free_sites: int = 8,
+    max_candidates: int = 150,
+    sub_time_s: float = 2.0,
+    seed: int = 0,
+) -> tuple[np.ndarray, float, dict[str, int]]:
+    """
+    Large-neighbourhood search: re-optimise a few nearby sites exactly.
+
+    Repeatedly takes a chosen site, grows a neighbourhood of candidates that
+    share demand with it (breadth first, chosen sites first, at most
+    ``max_candidates``), frees the chosen sites inside it (at most
+    ``free_sites``) and solves the small MCLP of placing that many sites
+    among the neighbourhood's candidates by HiGHS, with all other sites
+    fixed; the result replaces the freed sites when it covers more.
+    Deterministic for a given ``seed``. Returns (picked, covered weight,
+    counters).
+    """
+    m, g = B.shape
+    Bc = sp.csc_array(B)
+    sel = np.zeros(m, dtype=bool)
+    sel[np.asarray(start, dtype=np.int64)] = True
+    p = int(sel.sum())
+    cnt = np.zeros(g, dtype=np.int64)
+    for j in np.flatnonzero(sel):
+        cnt[B.indices[B.indptr[j] : B.indptr[j + 1]]] += 1
+    value = float(wg[cnt > 0].sum())
+    rng = np.random.default_rng(seed)
+    stats = {"neighbourhoods": 0, "improvements": 0}
+    stale = 0
+    while p > 0 and stale < 2 * p and time.perf_counter() < deadline:
+        s = int(rng.choice(np.flatnonzero(sel)))
+        in_hood = np.zeros(m, dtype=bool)
+        in_hood[s] = True
+        frontier, n_hood = np.array([s]), 1
+        while n_hood < max_candidates and (sel & in_hood).sum() < free_sites:
+            groups = np.unique(sp.csr_array(B[frontier]).indices)
+            new = np.unique(sp.csc_array(Bc[:, groups]).indices)
+            new = new[~in_hood[new]]
+            if new.size == 0:
+                break
+            new = np.concatenate([new[sel[new]], new[~sel[new]]])[: max_candidates - n_hood]
+            in_hood[new] = True
+            n_hood += new.size
+            frontier = new
+        hood = np.flatnonzero(in_hood)
+        free = hood[sel[hood]][:free_sites]
+        fixed_cnt = cnt.copy()
+        for j in free:
+            fixed_cnt[B.indices[B.indptr[j] : B.indptr[j + 1]]] -= 1
+        w_open = np.where(fixed_cnt > 0, 0.0, wg)  # demand the fixed sites leave uncovered
+        current = float(w_open[cnt > 0].sum())
+        sub = sp.csr_array(B[hood])
+        cols = np.unique(sub.indices)
+        cols = cols[w_open[cols] > 0]
+        stats["neighbourhoods"] += 1
+        if cols.size == 0:
+            stale += 1
+            continue
+        G, w_sub, _ = _merge_groups(sp.csr_array(sp.csr_array(sub[:, cols]).T), w_open[cols])
+        nonempty = np.diff(G.indptr) > 0
+        G, w_sub = sp.csr_array(G[nonempty]), w_sub[nonempty]
+        Bk = sp.csr_array(G.T, dtype=bool)
+        Bk.sort_indices()
+        sol = _mclp_milp(Bk, w_sub, free.size, min(sub_time_s, max(deadline - time.perf_counter(), 0.05)), 0.0)
+        if sol["x"] is None:
+            stale += 1
+            continue
+        rows = sp.csr_array(Bk[sol["x"]])
+        gain = float(w_sub[np.unique(rows.indices)].sum())
+        if gain <= current * (1 + 1e-12) + 1e-9:
+            stale += 1
+            continue
+        for j in free:
+            cnt[B.indices[B.indptr[j] : B.indptr[j + 1]]] -= 1
+            sel[j] = False
+        for j in hood[sol["x"]]:
+            cnt[B.indices[B.indptr[j] : B.indptr[j + 1]]] += 1
+            sel[j] = True
+        value = float(wg[cnt > 0].sum())
+        stats["improvements"] += 1
+        stale = 0
+    return np.flatnonzero(sel), value, stats
+
+
 # --------------------------------------------------------------------------
 # assembling results
 # --------------------------------------------------------------------------
@@ -798,8 +903,11 @@ def solve_mclp(
     Parameters
     ----------
     coverage
-        Sparse (or dense) matrix, shape (n_candidates, n_demand); non-zero
-        where candidate j covers demand point i within the threshold.
+        Sparse (or dense) matrix, shape (n_candidates, n_demand); a stored
+        non-zero value means candidate j covers demand point i within the
+        threshold (so the cost matrix of
+        :func:`coverage.reach.catchment_matrix`, whose costs are >= 1e-6,
+        can be passed as it is; explicit zeros count as not covered).
     weights
         Array (n_demand,) of persons at each demand point (non-negative).
     p
@@ -811,10 +919,13 @@ def solve_mclp(
         ``"exact"`` (HiGHS MILP), ``"greedy"`` (lazy greedy, improved by
         swaps when ``local_search``, with an LP-relaxation bound) or
         ``"auto"`` (greedy and swaps, a Lagrangian bound, then the MILP when
-        the reduced model is small enough, else the LP bound).
+        the reduced model is small enough, else the LP bound, the kernel
+        MILP and the neighbourhood search; see the module docstring).
     time_limit_s
         Wall-clock budget (seconds) for the solve after the model reduction:
-        the MILP (or the LP bound) gets what the heuristics leave of it.
+        the MILP (or the LP bound and the searches) get what the heuristics
+        leave of it. HiGHS checks its clock between steps, so a large model
+        may overrun it by a fraction.
     mip_rel_gap
         Relative gap at which to stop (0 = prove optimality).
     local_search
@@ -827,7 +938,9 @@ def solve_mclp(
         ``objective`` is the newly covered weight (persons); ``bound`` an
         upper bound on it (persons); ``gap = (bound - objective) / bound``.
         ``method`` says which solution was kept: ``"exact"`` (HiGHS),
-        ``"greedy"`` or ``"greedy+swap"``.
+        ``"greedy"``, ``"greedy+swap"``, ``"kernel"`` or ``"lns"``.
+        ``info`` holds the sizes of the reduced model, each step's objective
+        and bound, and timings.
 
     Notes
     -----
@@ -937,12 +1050,15 @@ def solve_mclp(
         if lp is not None:
             bound = min(bound, lp)
     remaining = deadline - time.perf_counter()
-    if method == "auto" and x_lp is not None and _gap(bound, inc_val) > stop_gap and remaining > 1.0:
+    support = np.flatnonzero(x_lp > 1e-6) if x_lp is not None else np.zeros(0, dtype=np.int64)
+    kernel_ok = 0 < support.size <= max(_KERNEL_PER_SITE * p, _KERNEL_MIN_CANDIDATES)
+    info["lp_support"] = int(support.size)
+    if method == "auto" and kernel_ok and _gap(bound, inc_val) > stop_gap and remaining > 1.0:
         # kernel search: the MILP over the LP's support and the incumbent,
         # then swaps from its solution over all candidates
         t0 = time.perf_counter()
-        support = np.union1d(np.flatnonzero(x_lp > 1e-6), inc_pick)
-        k_pick, details = _kernel_milp(B, wg, p, support, remaining)
+        support = np.union1d(support, inc_pick)
+        k_pick, details = _kernel_milp(B, wg, p, support, 0.5 * remaining)
         if k_pick is not None:
             k_pick, k_val, n_swaps = _swap_search(B, wg, k_pick, deadline=max(deadline, time.perf_counter() + 1.0))
             details.update(objective=k_val, swaps_after=n_swaps)
@@ -950,6 +1066,14 @@ def solve_mclp(
                 inc_pick, inc_val, inc_method = k_pick, k_val, "kernel"
         details["total_s"] = time.perf_counter() - t0
         info["kernel"] = details
+    remaining = deadline - time.perf_counter()
+    if method == "auto" and _gap(bound, inc_val) > stop_gap and remaining > 1.0:
+        t0 = time.perf_counter()
+        l_pick, l_val, stats = _lns(B, wg, inc_pick, deadline=deadline)
+        stats.update(objective=l_val, seconds=time.perf_counter() - t0)
+        info["lns"] = stats
+        if l_val > inc_val:
+            inc_pick, inc_val, inc_method = l_pick, l_val, "lns"
     gap = _gap(bound, inc_val)
     return finish(inc_pick, inc_method, "optimal" if gap <= 1e-9 else "heuristic")
 

@@ -96,7 +96,7 @@ def test_greedy_bound_and_gap_are_honest(seed, local_search):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_already_covered_is_never_double_counted(seed):
-    a, dense, w, base = _instance(seed, base_frac=0.4)
+    a, _, w, base = _instance(seed, base_frac=0.4)
     for p in (1, 3):
         with_base = solve_mclp(a, w, p, already_covered=base, method="exact")
         zeroed = solve_mclp(a, np.where(base, 0.0, w), p, method="exact")
@@ -165,7 +165,7 @@ def test_dense_and_weighted_input_types():
 
 
 def test_trivial_cases():
-    a, dense, w, base = _instance(2)
+    a, _, w, base = _instance(2)
     r0 = solve_mclp(a, w, 0, already_covered=base)
     assert r0.n_sites == 0 and r0.objective == 0.0 and r0.share_after == r0.share_before
     empty = sp.csr_array((4, 5), dtype=bool)
@@ -174,7 +174,7 @@ def test_trivial_cases():
 
 
 def test_input_validation():
-    a, dense, w, base = _instance(0)
+    a, _, w, base = _instance(0)
     with pytest.raises(ValueError):
         solve_mclp(a, w[:-1], 2)
     with pytest.raises(ValueError):
@@ -367,3 +367,51 @@ def test_explain_sites_sums_to_objective_and_lists_units():
         assert row["new_unit_codes"] == ";".join(expect)
         assert row["n_new_units"] == len(expect)
         covered |= dense[row["candidate"]]
+
+
+# --------------------------------------------------------------------------
+# the large-model path of method="auto" (LP bound, kernel MILP, neighbourhood search)
+# --------------------------------------------------------------------------
+
+
+def _clustered(seed: int, n_c: int = 60, n_d: int = 600, radius: float = 900.0):
+    rng = np.random.default_rng(seed)
+    pts = rng.random((n_d, 2)) * 6_000
+    cand = pts[rng.choice(n_d, n_c, replace=False)]
+    d2 = ((cand[:, None, :] - pts[None, :, :]) ** 2).sum(axis=2)
+    return sp.csr_array(d2 <= radius**2), rng.gamma(2.0, 10.0, n_d), rng.random(n_d) < 0.15
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_auto_large_model_path_is_valid(seed, monkeypatch):
+    from coverage import siting
+
+    a, w, base = _clustered(seed)
+    p = 8
+    exact = solve_mclp(a, w, p, already_covered=base, method="exact", time_limit_s=30)
+    assert exact.status == "optimal"
+    monkeypatch.setattr(siting, "_EXACT_MAX_NNZ", 0)  # force the path used for large models
+    res = solve_mclp(a, w, p, already_covered=base, method="auto", time_limit_s=5)
+    assert res.method in ("greedy", "greedy+swap", "kernel", "lns")
+    assert res.objective <= exact.objective + 1e-6
+    assert res.bound >= exact.objective - 1e-6
+    assert res.gap >= (exact.objective - res.objective) / exact.objective - 1e-9
+    assert res.n_sites <= p
+    covered = np.zeros(w.size, dtype=bool)
+    covered[sp.csr_array(a[res.selected]).indices] = True
+    assert w[covered & ~base].sum() == pytest.approx(res.objective)
+    assert res.objective >= 0.97 * exact.objective
+
+
+def test_neighbourhood_search_never_worsens():
+    from coverage import siting
+
+    a, w, base = _clustered(7)
+    red = siting._reduce(*siting._check_inputs(a, w, base))
+    start, _, cov = siting._lazy_greedy(red.B, red.wg, 6)
+    start_val = float(red.wg[cov].sum())
+    picked, value, stats = siting._lns(red.B, red.wg, start, deadline=__import__("time").perf_counter() + 3)
+    assert picked.size == start.size
+    assert value >= start_val - 1e-9
+    assert value == pytest.approx(float(red.wg[siting._covered_groups(red.B, picked)].sum()))
+    assert stats["neighbourhoods"] >= 1
