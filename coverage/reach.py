@@ -11,6 +11,7 @@ ferries counted by their length).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -259,6 +260,8 @@ _CELL_FACTOR = 0.75
 _SNAP_BLOCK = 1 << 14
 #: slack (metres) against floating-point rounding of grid cell positions
 _GRID_EPS = 1e-6
+#: segments spanning at most this many cells each way are registered offset by offset
+_SHORT_SPAN = 3
 
 
 @dataclass(frozen=True)
@@ -332,14 +335,28 @@ def _segment_index(net: NetworkArrays) -> _SegmentIndex:
         # grid order of the segments: by the first cell they touch (neighbours stay close in memory)
         order = np.argsort(i0 * ny + j0)
         i0, i1, j0, j1 = i0[order], i1[order], j0[order], j1[order]
-        span_j = j1 - j0 + 1
-        per_segment = (i1 - i0 + 1) * span_j
+        span_i, span_j = i1 - i0 + 1, j1 - j0 + 1
         id_type = np.int32 if n_seg < 2**31 else np.int64
-        owner = np.repeat(np.arange(n_seg, dtype=id_type), per_segment)
-        local = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(per_segment) - per_segment, per_segment)
-        span_owner = span_j[owner]
-        cell_id = (i0[owner] + local // span_owner) * ny + j0[owner] + local % span_owner
-        del local, span_owner
+        segment_ids = np.arange(n_seg, dtype=id_type)
+        base = i0 * ny + j0
+        owners, cell_ids = [], []
+        # short segments (most of them) cell offset by cell offset; long ones expanded one by one
+        short = (span_i <= _SHORT_SPAN) & (span_j <= _SHORT_SPAN)
+        for di in range(_SHORT_SPAN):
+            for dj in range(_SHORT_SPAN):
+                pick = np.flatnonzero(short & (span_i > di) & (span_j > dj))
+                owners.append(segment_ids[pick])
+                cell_ids.append(base[pick] + (di * ny + dj))
+        long_ = np.flatnonzero(~short)
+        if len(long_):
+            per_segment = span_i[long_] * span_j[long_]
+            owner = np.repeat(long_, per_segment)
+            local = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(per_segment) - per_segment, per_segment)
+            owners.append(segment_ids[owner])
+            cell_ids.append(base[owner] + (local // span_j[owner]) * ny + local % span_j[owner])
+        owner = np.concatenate(owners)
+        cell_id = np.concatenate(cell_ids)
+        del owners, cell_ids
         cell_segment = owner[np.argsort(cell_id)]
         cell_start = np.zeros(nx * ny + 1, dtype=np.int64)
         np.cumsum(np.bincount(cell_id, minlength=nx * ny), out=cell_start[1:])
@@ -554,35 +571,19 @@ def edge_costs(
     return costs
 
 
-def _node_graph(net: NetworkArrays, costs: np.ndarray, sources: Snap | None, speed: float) -> sparse.csr_matrix:
-    """
-    Directed CSR over nodes plus one virtual node per source point.
+#: how many link tables (one per edge-cost array, e.g. per walking speed) stay cached on the arrays
+_LINK_CACHE_SIZE = 4
 
-    A virtual node links to both ends of its edge with the access leg plus the
-    part of the edge to that end; links only leave it, so no path passes
-    through a facility's position.
+
+def _sorted_links(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_rows: int, n_cols: int):
     """
-    usable = np.isfinite(costs)
-    rows = [net.edge_u[usable], net.edge_v[usable]]
-    cols = [net.edge_v[usable], net.edge_u[usable]]
-    weights = [costs[usable], costs[usable]]
-    n_virtual = 0
-    if sources is not None:
-        n_virtual = len(sources)
-        on = np.flatnonzero(sources.on_network)
-        e = sources.edge[on]
-        access_cost = sources.access_m[on] / speed
-        along = sources.fraction[on] * net.edge_length_m[e] / speed
-        rest = (1.0 - sources.fraction[on]) * net.edge_length_m[e] / speed
-        virtual = net.n_nodes + on
-        rows += [virtual, virtual]
-        cols += [net.edge_u[e], net.edge_v[e]]
-        weights += [access_cost + along, access_cost + rest]
-    size = net.n_nodes + n_virtual
-    # one sort key per link (row-major); parallel links keep the cheapest (a CSR built
-    # from duplicates would sum them); the CSR is then assembled directly, columns sorted
-    key = np.concatenate(rows) * np.int64(size) + np.concatenate(cols)
-    weight = np.maximum(np.concatenate(weights), _MIN_COST)
+    CSR arrays (indptr, indices, data) of the links, columns sorted within rows.
+
+    Parallel links keep the cheapest (a CSR built from duplicates would sum
+    them); costs are at least ``_MIN_COST``.
+    """
+    key = rows.astype(np.int64) * np.int64(n_cols) + cols
+    weight = np.maximum(weights, _MIN_COST)
     order = np.argsort(key)
     key, weight = key[order], weight[order]
     first = np.ones(len(key), dtype=bool)
@@ -591,10 +592,56 @@ def _node_graph(net: NetworkArrays, costs: np.ndarray, sources: Snap | None, spe
     if len(starts) < len(key):
         weight = np.minimum.reduceat(weight, starts)
         key = key[starts]
-    row = key // size
-    indptr = np.zeros(size + 1, dtype=np.int64)
-    np.cumsum(np.bincount(row, minlength=size), out=indptr[1:])
-    return sparse.csr_matrix((weight, key - row * size, indptr), shape=(size, size))
+    row = key // n_cols
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=n_rows), out=indptr[1:])
+    return indptr, key - row * n_cols, weight
+
+
+def _network_links(net: NetworkArrays, costs: np.ndarray):
+    """The walkable links between nodes, both ways, as CSR arrays; cached on the arrays per cost array."""
+    digest = hashlib.blake2b(np.ascontiguousarray(costs, dtype=float).view(np.uint8), digest_size=16).digest()
+    cache = net.__dict__.setdefault("_link_cache", {})
+    if digest in cache:
+        return cache[digest]
+    usable = np.isfinite(costs)
+    u, v, c = net.edge_u[usable], net.edge_v[usable], costs[usable]
+    links = _sorted_links(np.concatenate([u, v]), np.concatenate([v, u]), np.concatenate([c, c]),
+                          net.n_nodes, net.n_nodes)
+    while len(cache) >= _LINK_CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[digest] = links
+    return links
+
+
+def _node_graph(net: NetworkArrays, costs: np.ndarray, sources: Snap | None, speed: float) -> sparse.csr_matrix:
+    """
+    Directed CSR over nodes plus one virtual node per source point.
+
+    A virtual node links to both ends of its edge with the access leg plus the
+    part of the edge to that end; links only leave it, so no path passes
+    through a facility's position. The node-to-node rows are built once per
+    cost array and reused; the virtual rows follow them.
+    """
+    indptr, indices, data = _network_links(net, costs)
+    n_virtual = 0 if sources is None else len(sources)
+    size = net.n_nodes + n_virtual
+    if n_virtual:
+        on = np.flatnonzero(sources.on_network)
+        e = sources.edge[on]
+        access_cost = sources.access_m[on] / speed
+        along = sources.fraction[on] * net.edge_length_m[e] / speed
+        rest = (1.0 - sources.fraction[on]) * net.edge_length_m[e] / speed
+        v_indptr, v_indices, v_data = _sorted_links(
+            np.concatenate([on, on]), np.concatenate([net.edge_u[e], net.edge_v[e]]),
+            np.concatenate([access_cost + along, access_cost + rest]), n_virtual, size,
+        )
+        indptr = np.concatenate([indptr, indptr[-1] + v_indptr[1:]])
+        indices = np.concatenate([indices, v_indices])
+        data = np.concatenate([data, v_data])
+    else:  # never hand out the cached arrays themselves
+        indptr, indices, data = indptr.copy(), indices.copy(), data.copy()
+    return sparse.csr_matrix((data, indices, indptr), shape=(size, size))
 
 
 def _point_costs_from_nodes(
