@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from coverage import report
-from coverage.report import KIND_ZH, SYNTHETIC_LABEL
+from coverage.report import SYNTHETIC_LABEL
 
 ATTRIBUTION_LINES = (
     "路网 © OpenStreetMap contributors (ODbL 1.0)",
@@ -236,13 +236,11 @@ def _write_map(results, villages, facilities, uncovered, minutes, out: Path) -> 
     if config.facility_source_note:
         attribution.append(f"设施 / facilities: {config.facility_source_note}")
     map_units = villages if villages is not None else results.units
-    kind_names = {k: v for k, v in KIND_ZH.items()}
     the_map = maps.coverage_map(
         map_units, facilities, uncovered=uncovered, isochrones=results.isochrones,
         title=config.title, subtitle_lines=subtitle, attribution_lines=attribution,
         synthetic=config.synthetic, basemap=config.basemap, target_share=None,
     )
-    del kind_names
     files = {"map.html": maps.save_map(the_map, out / f"{config.name}_map.html", offline=True)}
     try:
         files["map.png"] = figures.coverage_figure(

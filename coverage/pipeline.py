@@ -392,23 +392,16 @@ def _village_table(units, demand, facilities, seconds_by_kind, config) -> tuple[
     table["elderly"] = table["elderly"].fillna(0.0)
     table = table.sort_values("code").reset_index(drop=True)
 
-    rows = []
+    # units with no facility of the kind inside, and elderly beyond the walk
+    parts = []
     for kind in kinds:
-        within = table[f"share_{kind}"].fillna(0.0)
-        uncovered_persons = table["elderly"] * (1.0 - within)
+        uncovered_persons = table["elderly"] * (1.0 - table[f"share_{kind}"].fillna(0.0))
         missing = (table[f"n_{kind}"] == 0) & (uncovered_persons > 0.5)
-        for record in table[missing].to_dict("records"):
-            rows.append(
-                {
-                    "code": record["code"], "name": record["name"], "town_name": record["town_name"],
-                    "urban": record["urban"], "kind": kind, "elderly": record["elderly"],
-                    "elderly_uncovered": record["elderly"] * (1.0 - (record[f"share_{kind}"] or 0.0)
-                                                              if pd.notna(record[f"share_{kind}"]) else 1.0),
-                    "share": record[f"share_{kind}"],
-                }
-            )
-    uncovered = pd.DataFrame(rows, columns=["code", "name", "town_name", "urban", "kind", "elderly",
-                                            "elderly_uncovered", "share"])
+        part = table.loc[missing, ["code", "name", "town_name", "urban", "elderly", f"share_{kind}"]]
+        parts.append(part.rename(columns={f"share_{kind}": "share"})
+                     .assign(kind=kind, elderly_uncovered=uncovered_persons[missing]))
+    columns = ["code", "name", "town_name", "urban", "kind", "elderly", "elderly_uncovered", "share"]
+    uncovered = pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
     return table, uncovered
 
 
