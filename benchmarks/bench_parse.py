@@ -1,0 +1,162 @@
+"""
+Time parsing a county-sized .osm.pbf into the walking network (issue #5: 50 MB under 60 s).
+
+No 50 MB extract is in ../shared/data, so this writes a synthetic county-like
+PBF with pyosmium: a street grid whose ways carry shape nodes between
+junctions, and building footprints (most nodes of a real extract are
+buildings, which the walking filter drops). It then times
+``coverage.network.load_walk_network`` on it (no cache), split into the
+pyosmium read, the graph build and the projection, and, on a smaller file of
+the same kind, the same load with osmnx's ``simplify_graph`` for comparison.
+
+Run from the repository root:
+
+    .venv-bench/bin/python benchmarks/bench_parse.py [--nodes 6e6] [--out /tmp/bench_parse]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def write_synthetic_pbf(path: Path, *, junctions_per_side: int, buildings: int, seed: int = 1) -> dict:
+    """
+    Write a synthetic extract: a jittered street grid (~90 m blocks, two shape
+    nodes per block side, ways 8 blocks long) and square building footprints.
+    """
+    import osmium
+
+    rng = np.random.default_rng(seed)
+    lon0, lat0 = 113.5, 30.5
+    step = 0.0009  # ~90 m
+    n = junctions_per_side
+    node_id = 1
+    junction = np.arange(n * n, dtype=np.int64).reshape(n, n) + 1
+    node_id = n * n + 1
+    written_nodes = 0
+    if path.exists():
+        path.unlink()
+    with osmium.SimpleWriter(str(path)) as writer:
+        jitter = rng.uniform(-0.00015, 0.00015, size=(n, n, 2))
+        for i in range(n):
+            for j in range(n):
+                writer.add_node(osmium.osm.mutable.Node(
+                    id=int(junction[i, j]), location=(lon0 + j * step + jitter[i, j, 0],
+                                                      lat0 + i * step + jitter[i, j, 1])))
+                written_nodes += 1
+        ways = []
+        way_id = 1
+        for horizontal in (True, False):
+            for i in range(n):
+                for start in range(0, n - 1, 8):
+                    refs = []
+                    for j in range(start, min(start + 8, n - 1)):
+                        a = junction[i, j] if horizontal else junction[j, i]
+                        b = junction[i, j + 1] if horizontal else junction[j + 1, i]
+                        refs.append(int(a))
+                        ia, ja = (i, j) if horizontal else (j, i)
+                        ib, jb = (i, j + 1) if horizontal else (j + 1, i)
+                        pa = (lon0 + ja * step + jitter[ia, ja, 0], lat0 + ia * step + jitter[ia, ja, 1])
+                        pb = (lon0 + jb * step + jitter[ib, jb, 0], lat0 + ib * step + jitter[ib, jb, 1])
+                        for t in (1 / 3, 2 / 3):  # shape nodes along the block side
+                            writer.add_node(osmium.osm.mutable.Node(
+                                id=node_id, location=(pa[0] + t * (pb[0] - pa[0]) + rng.normal(0, 2e-5),
+                                                      pa[1] + t * (pb[1] - pa[1]) + rng.normal(0, 2e-5))))
+                            refs.append(node_id)
+                            node_id += 1
+                            written_nodes += 1
+                        refs.append(int(b))
+                    highway = "residential" if (i % 5) else "secondary"
+                    ways.append((way_id, refs, {"highway": highway}))
+                    way_id += 1
+        # building footprints inside blocks: 4 corner nodes, closed way
+        building_ways = []
+        size = step * 0.12
+        for _ in range(buildings):
+            x = lon0 + rng.uniform(0, (n - 1) * step)
+            y = lat0 + rng.uniform(0, (n - 1) * step)
+            corners = []
+            for dx, dy in ((0, 0), (size, 0), (size, size), (0, size)):
+                writer.add_node(osmium.osm.mutable.Node(id=node_id, location=(x + dx, y + dy)))
+                corners.append(node_id)
+                node_id += 1
+                written_nodes += 1
+            building_ways.append((way_id, corners + [corners[0]], {"building": "yes"}))
+            way_id += 1
+        for wid, refs, tags in ways + building_ways:
+            writer.add_way(osmium.osm.mutable.Way(id=wid, nodes=refs, tags=tags))
+    return {"nodes": written_nodes, "street_ways": len(ways), "building_ways": len(building_ways),
+            "mb": path.stat().st_size / 1e6}
+
+
+def _time_load(path: Path, simplify: str) -> dict:
+    import osmnx as ox
+
+    from coverage import network
+
+    start = time.perf_counter()
+    node_lonlat, ways = network._read_raw_osm(path)
+    t_read = time.perf_counter() - start
+    start = time.perf_counter()
+    if simplify == "segments":
+        graph = network._segments_graph(node_lonlat, ways)
+    else:
+        graph = network._graph_from_ways(node_lonlat, ways)
+        graph = ox.distance.add_edge_lengths(graph)
+        graph = ox.simplify_graph(graph, edge_attrs_differ=["ferry"])
+    t_build = time.perf_counter() - start
+    start = time.perf_counter()
+    projected = network._project(graph, None)
+    t_project = time.perf_counter() - start
+    return {"read": t_read, "build": t_build, "project": t_project, "total": t_read + t_build + t_project,
+            "nodes": projected.number_of_nodes(), "edges": projected.number_of_edges()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=float, default=6e6,
+                        help="OSM nodes to write; a real 50 MB .osm.pbf holds about 6 million")
+    parser.add_argument("--out", default="/tmp/bench_parse")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # a third of the nodes are streets (junctions + 4 shape nodes per junction), the rest buildings (4 each);
+    # synthetic data packs tighter than real OSM, so the file is smaller than a real one with as many nodes
+    side = int(round(np.sqrt(args.nodes / 3 / 5)))
+    buildings = int(round(args.nodes * 2 / 3 / 4))
+    print(f"machine: {platform.machine()}, python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    rows = []
+    for label, n_side, n_buildings in (("small (osmnx comparison)", max(60, side // 6), buildings // 36),
+                                       (f"{args.nodes / 1e6:g}M nodes", side, buildings)):
+        path = out / f"synthetic_{n_side}.osm.pbf"
+        start = time.perf_counter()
+        info = write_synthetic_pbf(path, junctions_per_side=n_side, buildings=n_buildings)
+        print(f"{label}: wrote {path.name}: {info['mb']:.1f} MB, {info['nodes']:,} nodes, "
+              f"{info['street_ways']:,} street ways, {info['building_ways']:,} buildings "
+              f"in {time.perf_counter() - start:.0f} s")
+        methods = ("segments", "osmnx") if "small" in label else ("segments",)
+        for method in methods:
+            result = _time_load(path, method)
+            rows.append((label, info["mb"], method, result))
+            print(f"  {method:9s} read {result['read']:.1f} s, build {result['build']:.1f} s, "
+                  f"project {result['project']:.1f} s, total {result['total']:.1f} s "
+                  f"→ {result['nodes']:,} nodes / {result['edges']:,} edges")
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    print(f"peak RSS of the whole run: {peak_gb:.2f} GB")
+    print()
+    print("| file | MB | build | read s | graph s | project s | total s | graph nodes / edges |")
+    print("|---|---:|---|---:|---:|---:|---:|---|")
+    for label, mb, method, r in rows:
+        print(f"| {label} | {mb:.1f} | {method} | {r['read']:.1f} | {r['build']:.1f} | {r['project']:.1f} | "
+              f"{r['total']:.1f} | {r['nodes']:,} / {r['edges']:,} |")
+
+
+if __name__ == "__main__":
+    main()
