@@ -18,7 +18,7 @@ from coverage._io import atomic_path, file_sha256
 from coverage.coords import utm_crs_for
 
 #: bump when the filter or the graph build changes, so cached graphs are rebuilt
-NETWORK_BUILD_VERSION = "2"
+NETWORK_BUILD_VERSION = "3"
 
 #: highway values no pedestrian may use (osmnx's "walk" filter, plus trunk links:
 #: ramps of China's urban expressways have no footway)
@@ -131,40 +131,85 @@ def _graph_from_ways(node_lonlat: dict, ways: list[tuple[int, list[int], dict]])
 
 def _segments_graph(node_lonlat: dict, ways: list[tuple[int, list[int], dict]]) -> nx.MultiDiGraph:
     """
-    Simplified graph straight from the ways: each way is cut at its ends and at nodes other ways share.
+    Simplified, projected graph straight from the ways: each way is cut at its ends and at shared nodes.
 
     This is the topology osmnx's ``simplify_graph`` produces (edges carry the
     full geometry and great-circle length of the stretch they replace),
     except that two ways meeting end to end with nothing else at the joint
-    stay two edges: every walking time is the same, and it is an order of
-    magnitude faster on city and county extracts.
-    """
-    from collections import Counter
+    stay two edges: every walking time is the same. Coordinates are projected
+    once with pyproj and all edge geometries are made in one shapely call, so
+    a county extract builds in seconds rather than minutes.
 
-    uses = Counter()
-    for _, refs, _ in ways:
-        uses.update(refs)
-        uses[refs[0]] += 1  # way ends are always graph nodes
-        uses[refs[-1]] += 1
-    graph = nx.MultiDiGraph(crs="EPSG:4326", created_with=f"eldercare-coverage network {NETWORK_BUILD_VERSION}",
+    Returns
+    -------
+    networkx.MultiDiGraph
+        In the local UTM zone (graph attribute ``crs``); nodes carry ``x``,
+        ``y`` (metres) and ``lon``, ``lat`` (degrees).
+    """
+    from pyproj import Transformer
+
+    node_ids = np.fromiter(node_lonlat.keys(), np.int64, len(node_lonlat))
+    lonlat = np.array(list(node_lonlat.values()), dtype=float).reshape(-1, 2)
+    position = dict(zip(node_ids.tolist(), range(len(node_ids))))
+    way_nodes = [np.fromiter((position[n] for n in refs), np.int64, len(refs)) for _, refs, _ in ways]
+
+    # graph nodes: way ends, and nodes used more than once
+    uses = np.zeros(len(node_ids), np.int64)
+    for nodes in way_nodes:
+        np.add.at(uses, nodes, 1)
+        uses[nodes[0]] += 1
+        uses[nodes[-1]] += 1
+
+    crs = utm_crs_for(float(np.median(lonlat[:, 0])), float(np.median(lonlat[:, 1])))
+    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lonlat[:, 0], lonlat[:, 1])
+
+    # every stretch between two graph nodes becomes one edge; vertices listed per edge
+    vertex_chunks, edge_of_vertex, edge_way = [], [], []
+    n_edges = 0
+    for w, nodes in enumerate(way_nodes):
+        cut = np.flatnonzero(uses[nodes] >= 2)
+        for start, end in zip(cut[:-1], cut[1:]):
+            vertex_chunks.append(nodes[start:end + 1])
+            edge_of_vertex.append(np.full(end - start + 1, n_edges, np.int64))
+            edge_way.append(w)
+            n_edges += 1
+    graph = nx.MultiDiGraph(crs=crs, created_with=f"eldercare-coverage network {NETWORK_BUILD_VERSION}",
                             simplified=True)
-    for way_id, refs, tags in ways:
-        lon = np.fromiter((node_lonlat[n][0] for n in refs), float, len(refs))
-        lat = np.fromiter((node_lonlat[n][1] for n in refs), float, len(refs))
-        step = ox.distance.great_circle(lat[:-1], lon[:-1], lat[1:], lon[1:])
-        cut = [i for i, n in enumerate(refs) if uses[n] >= 2]
+    if n_edges == 0:
+        return graph
+    vertices = np.concatenate(vertex_chunks)
+    owner = np.concatenate(edge_of_vertex)
+    # great-circle length of each stretch, as osmnx measures edges
+    same_edge = owner[1:] == owner[:-1]
+    step = ox.distance.great_circle(lonlat[vertices[:-1], 1], lonlat[vertices[:-1], 0],
+                                    lonlat[vertices[1:], 1], lonlat[vertices[1:], 0])
+    length = np.bincount(owner[1:][same_edge], weights=step[same_edge], minlength=n_edges)
+    geometry = shapely.linestrings(np.column_stack([x[vertices], y[vertices]]), indices=owner)
+    reverse = shapely.reverse(geometry)
+    first = np.concatenate([[0], np.flatnonzero(~same_edge) + 1])
+    last = np.concatenate([np.flatnonzero(~same_edge), [len(vertices) - 1]])
+    u_pos, v_pos = vertices[first], vertices[last]
+
+    ends = np.unique(np.concatenate([u_pos, v_pos]))
+    graph.add_nodes_from(
+        (int(node_ids[i]), {"x": float(x[i]), "y": float(y[i]), "lon": float(lonlat[i, 0]),
+                            "lat": float(lonlat[i, 1])})
+        for i in ends
+    )
+    way_attrs = []
+    for way_id, _, tags in ways:
         attrs = {"osmid": way_id, "oneway": False, "ferry": bool(tags.get("ferry", False))}
         attrs.update({k: v for k, v in tags.items() if k != "ferry"})
-        for start, end in zip(cut[:-1], cut[1:]):
-            u, v = refs[start], refs[end]
-            coords = list(zip(lon[start:end + 1].tolist(), lat[start:end + 1].tolist()))
-            length = float(step[start:end].sum())
-            if length <= 0.0:
-                continue
-            for a, b, line, flipped in ((u, v, coords, False), (v, u, coords[::-1], True)):
-                graph.add_edge(a, b, length=length, geometry=shapely.LineString(line), reversed=flipped, **attrs)
-    for node in graph.nodes:
-        graph.nodes[node]["x"], graph.nodes[node]["y"] = node_lonlat[node]
+        way_attrs.append(attrs)
+    u_ids, v_ids = node_ids[u_pos].tolist(), node_ids[v_pos].tolist()
+    edges = []
+    for e in np.flatnonzero(length > 0.0).tolist():
+        attrs = way_attrs[edge_way[e]]
+        edges.append((u_ids[e], v_ids[e], {**attrs, "length": float(length[e]), "geometry": geometry[e],
+                                           "reversed": False}))
+        edges.append((v_ids[e], u_ids[e], {**attrs, "length": float(length[e]), "geometry": reverse[e],
+                                           "reversed": True}))
+    graph.add_edges_from(edges)
     return graph
 
 
@@ -279,6 +324,12 @@ def _atomic_pickle(obj, target: Path) -> None:
 
 
 def _project(graph: nx.MultiDiGraph, to_crs) -> nx.MultiDiGraph:
+    """Project to ``to_crs`` (default: the local UTM zone); a graph already there is returned as it is."""
+    from pyproj import CRS
+
+    current = CRS.from_user_input(graph.graph["crs"])
+    if current.is_projected and (to_crs is None or CRS.from_user_input(to_crs) == current):
+        return graph
     if to_crs is None:
         xs = np.fromiter((d["x"] for _, d in graph.nodes(data=True)), float)
         ys = np.fromiter((d["y"] for _, d in graph.nodes(data=True)), float)
