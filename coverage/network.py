@@ -89,6 +89,8 @@ def _read_raw_osm(path: Path) -> tuple[dict[int, tuple[float, float]], list[tupl
         osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
         .with_locations()
         .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
+        # buildings and land use never reach Python: most ways of a city extract
+        .with_filter(osmium.filter.KeyFilter("highway", "route"))
     )
     for way in processor:
         tags = dict(way.tags)
@@ -154,11 +156,8 @@ def _segments_graph(node_lonlat: dict, ways: list[tuple[int, list[int], dict]]) 
     way_nodes = [np.fromiter((position[n] for n in refs), np.int64, len(refs)) for _, refs, _ in ways]
 
     # graph nodes: way ends, and nodes used more than once
-    uses = np.zeros(len(node_ids), np.int64)
-    for nodes in way_nodes:
-        np.add.at(uses, nodes, 1)
-        uses[nodes[0]] += 1
-        uses[nodes[-1]] += 1
+    uses = np.bincount(np.concatenate(way_nodes + [np.array([n[0], n[-1]]) for n in way_nodes]),
+                       minlength=len(node_ids))
 
     crs = utm_crs_for(float(np.median(lonlat[:, 0])), float(np.median(lonlat[:, 1])))
     x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lonlat[:, 0], lonlat[:, 1])
