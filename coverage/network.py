@@ -163,21 +163,19 @@ def _segments_graph(node_lonlat: dict, ways: list[tuple[int, list[int], dict]]) 
     x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lonlat[:, 0], lonlat[:, 1])
 
     # every stretch between two graph nodes becomes one edge; vertices listed per edge
-    vertex_chunks, edge_of_vertex, edge_way = [], [], []
-    n_edges = 0
+    vertex_chunks, edge_way = [], []
     for w, nodes in enumerate(way_nodes):
-        cut = np.flatnonzero(uses[nodes] >= 2)
+        cut = np.flatnonzero(uses[nodes] >= 2).tolist()
         for start, end in zip(cut[:-1], cut[1:]):
             vertex_chunks.append(nodes[start:end + 1])
-            edge_of_vertex.append(np.full(end - start + 1, n_edges, np.int64))
             edge_way.append(w)
-            n_edges += 1
+    n_edges = len(vertex_chunks)
     graph = nx.MultiDiGraph(crs=crs, created_with=f"eldercare-coverage network {NETWORK_BUILD_VERSION}",
                             simplified=True)
     if n_edges == 0:
         return graph
     vertices = np.concatenate(vertex_chunks)
-    owner = np.concatenate(edge_of_vertex)
+    owner = np.repeat(np.arange(n_edges), [len(chunk) for chunk in vertex_chunks])
     # great-circle length of each stretch, as osmnx measures edges
     same_edge = owner[1:] == owner[:-1]
     step = ox.distance.great_circle(lonlat[vertices[:-1], 1], lonlat[vertices[:-1], 0],
