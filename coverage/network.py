@@ -343,9 +343,15 @@ def graph_summary(graph: nx.MultiDiGraph) -> dict[str, int | float]:
     graph
         A graph from :func:`load_walk_network`.
     """
-    undirected = ox.convert.to_undirected(graph)
-    length_m = sum(d.get("length", 0.0) for _, _, d in undirected.edges(data=True) if not d.get("ferry"))
-    ferries = sum(1 for _, _, d in undirected.edges(data=True) if d.get("ferry"))
+    # each street once, whichever direction(s) the graph stores it in
+    streets: dict[tuple, bool] = {}
+    for u, v, data in graph.edges(data=True):
+        length = float(data.get("length", 0.0))
+        osmid = data.get("osmid")
+        ways = tuple(sorted(map(str, osmid))) if isinstance(osmid, list) else str(osmid)
+        streets[(min(u, v), max(u, v), round(length, 2), ways)] = bool(data.get("ferry", False))
+    length_m = sum(key[2] for key, ferry in streets.items() if not ferry)
+    ferries = sum(streets.values())
     return {
         "nodes": graph.number_of_nodes(),
         "edges": graph.number_of_edges(),
