@@ -30,17 +30,22 @@ class StageTimer:
 
     seconds: dict[str, float] = field(default_factory=dict)
     echo: Callable[[str], None] | None = None
+    bar: object | None = None  # a tqdm bar advanced once per stage
 
     @contextmanager
     def stage(self, name: str):
         """Time the enclosed block under ``name``."""
-        if self.echo:
+        if self.bar is not None:
+            self.bar.set_postfix_str(name)
+        elif self.echo:
             self.echo(f"  … {name}")
         start = time.perf_counter()
         try:
             yield
         finally:
             self.seconds[name] = round(time.perf_counter() - start, 3)
+            if self.bar is not None:
+                self.bar.update(1)
 
 
 @dataclass(frozen=True)
@@ -563,7 +568,13 @@ def run_study(
 
         # a misspelt target set fails now, not after the long stages
         targets.select_study_targets(config)
-    timer = StageTimer(echo=echo)
+    from tqdm.auto import tqdm
+
+    # stages: units, facilities, network, population, snapping, reach, metrics, sensitivity, isochrones,
+    # targets, and when writing: tables, layers, map
+    n_stages = 10 + ((3 if make_map else 2) if write else 0)
+    bar = tqdm(total=n_stages, desc=config.name, unit="stage", leave=False) if progress else None
+    timer = StageTimer(echo=echo, bar=bar)
     notes: list[str] = []
     inputs = prepare_inputs(config, timer, notes)
     units, facilities, demand = inputs.units, inputs.facilities, inputs.demand
@@ -628,6 +639,8 @@ def run_study(
         results.output_files.update(files)
         run_record = build_run_record(results)
         results.output_files["run.json"] = report.write_json(run_record, config.output_dir / "run.json")
+    if bar is not None:
+        bar.close()
     return results
 
 
