@@ -104,7 +104,23 @@ def _cmd_site(args) -> int:
     from coverage import proposals
     from coverage.config import load_study
 
+    if not args.three_tier and args.add is None and args.target is None:
+        raise SystemExit("site: give --add N, --target SHARE, or --three-tier")
     config = load_study(args.study, output_root=args.out)
+    if args.three_tier:
+        plan = proposals.three_tier_plan(config, village_target_share=args.target if args.target else 1.0,
+                                         village_minutes=args.village_minutes, echo=print)
+        labels = {1: "县级养老机构 / county institution", 2: "乡镇敬老院 / township nursing home",
+                  3: "村互助幸福院 / village mutual-aid home"}
+        for tier, group in plan.groupby("tier"):
+            print(f"\n== tier {tier}: {labels[tier]}: {int(group['has_now'].sum())} of {len(group)} have one; "
+                  f"build {int(group['build'].sum())}")
+            for record in group[group["build"]].to_dict("records"):
+                where = f" at {record['site']}" if record["site"] and record["site"] != record["name"] else ""
+                parent = f"{record['parent_name']}·" if record["parent_name"] else ""
+                print(f"   build 建议新建: {parent}{record['name']}{where}")
+        print(f"\n   table: {Path(config.output_dir) / 'three_tier_plan.csv'}")
+        return 0
     if args.villages:
         if args.target is None:
             raise SystemExit("--villages needs --target (share of villages, e.g. 0.6)")
@@ -159,9 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     site = sub.add_parser("site", help="propose sites for new facilities of one kind")
     site.add_argument("study", help="study configuration file")
-    site.add_argument("--kind", required=True,
+    site.add_argument("--kind", default="mutual_aid",
                       choices=["day_care", "canteen", "mutual_aid", "nursing_home", "comprehensive"])
-    group = site.add_mutually_exclusive_group(required=True)
+    group = site.add_mutually_exclusive_group()
+    site.add_argument("--three-tier", action="store_true",
+                      help="Ordos three-tier plan: county institution, township 敬老院, village 互助幸福院 "
+                           "(--target sets the village share, default 100%%)")
     group.add_argument("--add", type=int, help="number of new sites to place")
     group.add_argument("--target", type=float, help="target share of the elderly covered, e.g. 0.9")
     site.add_argument("--minutes", type=float, default=15.0, help="walking minutes (default 15)")

@@ -339,6 +339,99 @@ def propose_village_sites(
     return table
 
 
+def three_tier_plan(
+    config: StudyConfig | str | Path,
+    *,
+    village_target_share: float = 1.0,
+    village_minutes: float | None = None,
+    write: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """
+    The Ordos three-tier network: a care institution per county, a 敬老院 per township, 互助幸福院 in villages.
+
+    Tier 1: each county needs a ``nursing_home`` (a county-level institution
+    cannot be told from a township one in the tables, so any counts). Tier 2:
+    each township (乡/镇/苏木, not 街道) needs a ``nursing_home``; one lacking
+    it gets a proposal at its seat (the community with ur_code 121, else its
+    most populous village). Tier 3: villages for new ``mutual_aid`` homes from
+    :func:`propose_village_sites` until ``village_target_share`` of
+    administrative villages are covered.
+
+    Parameters
+    ----------
+    config
+        Study (or its YAML path).
+    village_target_share
+        Share of administrative villages to cover at tier 3 (Ordos: 100 %).
+    village_minutes
+        As in :func:`propose_village_sites`.
+    write
+        Write ``three_tier_plan.csv`` and ``.xlsx``.
+    echo
+        Called with progress lines.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per unit of each tier: tier, level, code, name, parent_name,
+        has_now, build (proposed here), site (where, for tier 2).
+    """
+    from coverage import ingest, metrics, targets
+
+    if not isinstance(config, StudyConfig):
+        config = load_study(config)
+    units = ingest.read_units(config.units.path, crs=config.units.crs, layer=config.units.layer) \
+        if config.units else None
+    if units is None:
+        raise ValueError("the three-tier plan needs administrative units (inputs.units)")
+    facilities = pd.concat(
+        [ingest.read_facilities(s.path, crs=s.crs, sheet=s.sheet, encoding=s.encoding,
+                                columns=s.columns or None)[0] for s in config.facilities],
+        ignore_index=True,
+    )
+    facilities = ingest.assign_facilities_to_units(gpd.GeoDataFrame(facilities, crs="EPSG:4326"), units)
+    names = units.set_index("code")["name"].to_dict()
+    rows = []
+
+    counties = units[units["level"] == "county"]
+    county_counts = metrics.unit_facility_counts(counties, facilities, ["nursing_home"], code_column="county_code")
+    for record in counties.merge(county_counts, on="code").to_dict("records"):
+        has = record["n_nursing_home"] > 0
+        rows.append({"tier": 1, "level": "county", "code": record["code"], "name": record["name"],
+                     "parent_name": None, "has_now": has, "build": not has,
+                     "site": None if has else "县城 / county seat"})
+
+    towns = units[units["level"] == "town"]
+    villages = units[units["level"] == "village"]
+    townships = towns[~targets.town_is_street(towns, villages).fillna(False).to_numpy(bool)]
+    town_counts = metrics.unit_facility_counts(townships, facilities, ["nursing_home"], code_column="town_code")
+    for record in townships.merge(town_counts, on="code").to_dict("records"):
+        has = record["n_nursing_home"] > 0
+        site = None
+        if not has:
+            in_town = villages[villages["parent_code"] == record["code"]]
+            seat = in_town[in_town["ur_code"] == 121]
+            site = seat["name"].iloc[0] if len(seat) else (in_town["name"].iloc[0] if len(in_town) else None)
+        rows.append({"tier": 2, "level": "town", "code": record["code"], "name": record["name"],
+                     "parent_name": names.get(record["parent_code"]), "has_now": has, "build": not has,
+                     "site": site})
+
+    village_plan = propose_village_sites(config, kind="mutual_aid", target_share=village_target_share,
+                                         minutes=village_minutes, write=False, echo=echo)
+    for record in village_plan.to_dict("records"):
+        rows.append({"tier": 3, "level": "village", "code": record["code"], "name": record["name"],
+                     "parent_name": record["town_name"], "has_now": bool(record["covered_now"]),
+                     "build": bool(record["build"]), "site": record["name"] if record["build"] else None})
+    plan = pd.DataFrame(rows)
+    if write:
+        out = Path(config.output_dir)
+        report.write_csv(plan, out / "three_tier_plan.csv", synthetic=config.synthetic)
+        report.write_excel({"三级网络": plan}, out / "three_tier_plan.xlsx", synthetic=config.synthetic,
+                           title=config.title)
+    return plan
+
+
 def _units_after(inputs, result: siting.SitingResult, kind: str) -> gpd.GeoDataFrame | None:
     """Village/community polygons with the share of their elderly covered after the proposal (WGS-84)."""
     from coverage import metrics

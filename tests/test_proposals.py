@@ -79,3 +79,17 @@ def test_panjin_60_percent_of_villages_needs_one_more_mutual_aid_home(config):
     assert table["covered_now"].sum() == round(info["share_before"] * len(table))
     assert table["build"].sum() == int(np.ceil(0.6 * len(table))) - table["covered_now"].sum()
     assert not (table["build"] & table["covered_now"]).any()
+
+
+def test_ordos_three_tier_plan_finds_the_township_without_a_nursing_home(config):
+    from coverage.proposals import three_tier_plan
+
+    plan = three_tier_plan(config, village_target_share=1.0, write=False)
+    assert (plan["build"] == ~plan["has_now"]).all()
+    townships = plan[plan["tier"] == 2]
+    # streets (街道) are not townships; the demo's 石岭乡 has no 敬老院 and gets one at its seat
+    assert not townships["name"].str.endswith("街道").any() and len(townships) == 4
+    assert set(townships.loc[townships["build"], "name"]) == {"石岭乡"}
+    assert townships.loc[townships["build"], "site"].iloc[0] == "石岭社区"
+    villages = plan[plan["tier"] == 3]
+    assert villages["build"].sum() == len(villages) - villages["has_now"].sum()
