@@ -78,6 +78,7 @@ class Parameters:
     ferry: FerryPolicy = field(default_factory=FerryPolicy)
     isochrone_buffer_m: float = 50.0
     isochrones_per_facility: bool = False
+    h3_resolution: int | None = None
 
     def speed_for(self, kind: str) -> float:
         """Walking speed (m/s) used for facilities of ``kind``."""
@@ -176,6 +177,14 @@ def _expand_rasters(base: Path, spec: Any, where: str) -> tuple[Path, ...]:
     return tuple(paths)
 
 
+def _h3_resolution(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or not 0 <= value <= 15:
+        raise ConfigError(f"parameters.h3_resolution must be a whole number 0–15 (9 ≈ 0.1 km² hexagons), got {value!r}")
+    return value
+
+
 def parse_parameters(raw: dict | None) -> Parameters:
     """Check the ``parameters:`` block of a study file and fill defaults."""
     raw = dict(raw or {})
@@ -219,6 +228,7 @@ def parse_parameters(raw: dict | None) -> Parameters:
         isochrone_buffer_m=_positive(raw.pop("isochrone_buffer_m", defaults.isochrone_buffer_m),
                                      "parameters.isochrone_buffer_m"),
         isochrones_per_facility=bool(raw.pop("isochrones_per_facility", defaults.isochrones_per_facility)),
+        h3_resolution=_h3_resolution(raw.pop("h3_resolution", None)),
     )
     if raw:
         raise ConfigError(f"parameters: unknown field(s) {', '.join(sorted(raw))}")

@@ -129,6 +129,35 @@ def gap_cells(results, kind: str, minutes: float) -> gpd.GeoDataFrame:
     return cells.assign(kind=kind, minutes=minutes).reset_index(drop=True)
 
 
+def gap_hexagons(results, kind: str, minutes: float, resolution: int) -> gpd.GeoDataFrame:
+    """
+    Elderly beyond ``minutes`` of a facility of ``kind``, summed on H3 hexagons (WGS-84).
+
+    Each demand point goes to the hexagon containing it. Needs the optional
+    package ``h3`` (``pip install "eldercare-coverage[h3]"``).
+
+    Parameters
+    ----------
+    results
+        A :class:`coverage.pipeline.StudyResults`.
+    kind, minutes
+        Facility kind (or ``any``) and walking threshold (minutes).
+    resolution
+        H3 resolution (9 ≈ 0.1 km², 8 ≈ 0.7 km²).
+    """
+    import h3
+    import shapely
+
+    demand = results.demand_projected
+    beyond = ~(results.seconds_by_kind[kind] <= minutes * 60.0)
+    points = demand.loc[beyond, ["elderly", "geometry"]].to_crs("EPSG:4326")
+    cells = [h3.latlng_to_cell(lat, lon, resolution) for lon, lat in zip(points.geometry.x, points.geometry.y)]
+    summed = pd.DataFrame({"h3": cells, "elderly": points["elderly"].to_numpy()}).groupby("h3", sort=True).sum()
+    polygons = [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(cell)]) for cell in summed.index]
+    return gpd.GeoDataFrame({"h3": summed.index, "elderly": summed["elderly"].to_numpy(), "kind": kind,
+                             "minutes": minutes}, geometry=polygons, crs="EPSG:4326")
+
+
 def _excel_sheets(results) -> dict[str, pd.DataFrame]:
     wide = results.coverage_wide
     overview = results.targets if len(results.targets) else wide[wide["scope"] != "town"]
@@ -213,6 +242,9 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
         for kind in results.seconds_by_kind:
             for threshold in config.parameters.thresholds_min:
                 layers[f"gap_{kind}_{threshold:g}min"] = gap_cells(results, kind, threshold)
+                if config.parameters.h3_resolution is not None:
+                    layers[f"gap_{kind}_{threshold:g}min_h3"] = gap_hexagons(
+                        results, kind, threshold, config.parameters.h3_resolution)
         files["layers.gpkg"] = report.write_geopackage(layers, out / f"{config.name}_layers.gpkg")
 
     if make_map:

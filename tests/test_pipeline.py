@@ -232,3 +232,13 @@ def test_isochrones_per_facility_on_request(tmp_path):
     for _, group in areas.to_crs(utm).groupby("facility_id"):
         sizes = group.sort_values("minutes").area.to_numpy()
         assert (sizes[1:] >= sizes[:-1] - 1.0).all()
+
+
+def test_gap_on_h3_hexagons_on_request(demo_run):
+    from coverage.outputs import gap_hexagons
+
+    hexagons = gap_hexagons(demo_run, "canteen", 15, resolution=9)
+    elderly = demo_run.demand_projected["elderly"].to_numpy()
+    assert hexagons["elderly"].sum() == pytest.approx(elderly[~(demo_run.seconds_by_kind["canteen"] <= 900)].sum())
+    area_m2 = hexagons.to_crs(demo_run.demand_projected.crs).area
+    assert area_m2.between(80_000, 130_000).all()  # resolution 9 ≈ 0.105 km²
