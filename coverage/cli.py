@@ -41,9 +41,13 @@ def _summary_lines(results) -> list[str]:
         f"   facilities 设施: {summary['rows_in']} rows in = {summary['accepted']} accepted "
         f"(+{summary['fixed']} fixed) + {summary['rejected']} rejected → rejects.csv"
     )
-    elderly = results.demand_projected["elderly"].sum()
-    lines.append(f"   {config.population.age_group} population 老年人口: {elderly:,.0f} persons in "
-                 f"{len(results.demand_projected):,} cells")
+    demand = results.demand_projected
+    elderly = demand["elderly"].sum()
+    if demand["row"].notna().all():
+        where = f"{len(demand[['row', 'col']].drop_duplicates()):,} populated grid cells"
+    else:
+        where = f"{len(demand):,} demand points ({', '.join(sorted(set(demand['method'].astype(str))))})"
+    lines.append(f"   {config.population.age_group} population 老年人口: {elderly:,.0f} persons in {where}")
     lines.append(f"   share within {minutes:g} min walk at {config.parameters.walk_speed_mps:g} m/s "
                  f"/ {minutes:g}分钟步行覆盖率:")
     for kind in study.index:

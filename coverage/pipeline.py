@@ -267,7 +267,8 @@ def compute_reach(
 
     params = config.parameters
     cost_by_kind, nearest_by_kind = {}, {}
-    for kind, mask in tqdm(masks.items(), desc="reach", disable=not progress, leave=False):
+    # disable=None: shown on a terminal or in a notebook, silent in logs
+    for kind, mask in tqdm(masks.items(), desc="reach", disable=None if progress else True, leave=False):
         positions = np.flatnonzero(mask)
         if distance_mode:
             speed, limit = None, max(params.distance_thresholds_m)
@@ -573,7 +574,9 @@ def run_study(
     # stages: units, facilities, network, population, snapping, reach, metrics, sensitivity, isochrones,
     # targets, and when writing: tables, layers, map
     n_stages = 10 + ((3 if make_map else 2) if write else 0)
-    bar = tqdm(total=n_stages, desc=config.name, unit="stage", leave=False) if progress else None
+    bar = tqdm(total=n_stages, desc=config.name, unit="stage", leave=False, disable=None) if progress else None
+    if bar is not None and bar.disable:  # not a terminal: say each stage on its own line instead
+        bar = None
     timer = StageTimer(echo=echo, bar=bar)
     notes: list[str] = []
     inputs = prepare_inputs(config, timer, notes)
