@@ -237,7 +237,8 @@ def _demand_without_raster(config, units, census, working_crs, notes: list[str])
     return demand
 
 
-def _kind_masks(facilities: gpd.GeoDataFrame, kinds) -> dict[str, np.ndarray]:
+def kind_masks(facilities: gpd.GeoDataFrame, kinds) -> dict[str, np.ndarray]:
+    """Which facilities offer each kind (boolean per facility), plus ``any`` (all of them)."""
     masks = {kind: ingest.has_kind(facilities, kind).to_numpy(bool) for kind in kinds}
     masks[ANY_KIND] = np.ones(len(facilities), bool)
     return masks
@@ -585,7 +586,7 @@ def run_study(
     rejects, ingest_summary, calibration = inputs.rejects, inputs.ingest_summary, inputs.calibration
     graph_summary, working_crs = inputs.graph_summary, inputs.working_crs
 
-    masks = _kind_masks(facilities, params.kinds)
+    masks = kind_masks(facilities, params.kinds)
     with timer.stage("reach"):
         seconds_by_kind, nearest_by_kind = compute_reach(net, facility_snap, demand_snap, masks, config,
                                                          progress=progress)

@@ -205,7 +205,7 @@ def propose_sites(
         candidate_snap = candidate_snap.subset(candidate_snap.on_network)
 
     with timer.stage("coverage matrix"):
-        existing_mask = pipeline._kind_masks(inputs.facilities, [kind])[kind]
+        existing_mask = pipeline.kind_masks(inputs.facilities, [kind])[kind]
         existing = reach.nearest_facility(
             inputs.net, inputs.facility_snap.subset(np.flatnonzero(existing_mask)), inputs.demand_snap,
             walk_speed_mps=speed, limit=limit_s, ferry=params.ferry,
@@ -246,6 +246,7 @@ def propose_village_sites(
     time_limit_s: float = 60.0,
     write: bool = True,
     echo: Callable[[str], None] | None = None,
+    inputs: pipeline.StudyInputs | None = None,
 ) -> pd.DataFrame:
     """
     The fewest villages in which to build so that ``target_share`` of villages are covered.
@@ -276,6 +277,9 @@ def propose_village_sites(
         Write ``village_siting_<kind>.csv`` and an Excel sheet.
     echo
         Called with progress lines.
+    inputs
+        Inputs already loaded by :func:`coverage.pipeline.prepare_inputs`, to
+        avoid loading them again.
 
     Returns
     -------
@@ -288,8 +292,8 @@ def propose_village_sites(
     if not isinstance(config, StudyConfig):
         config = load_study(config)
     params = config.parameters
-    timer = pipeline.StageTimer(echo=echo)
-    inputs = pipeline.prepare_inputs(config, timer, [])
+    if inputs is None:
+        inputs = pipeline.prepare_inputs(config, pipeline.StageTimer(echo=echo), [])
     if inputs.units is None:
         raise ValueError("village siting needs administrative units (inputs.units) with village polygons or points")
     villages = inputs.units[(inputs.units["level"] == "village") & inputs.units.geometry.notna()]
@@ -309,7 +313,7 @@ def propose_village_sites(
         between = reach.catchment_matrix(inputs.net, centre_snap, centre_snap, walk_speed_mps=speed, limit=limit,
                                          ferry=params.ferry).toarray() > 0
         unit_candidates = between.T | np.eye(n, dtype=bool)
-        mask = pipeline._kind_masks(inputs.facilities, [kind])[kind]
+        mask = pipeline.kind_masks(inputs.facilities, [kind])[kind]
         existing = reach.nearest_facility(inputs.net, inputs.facility_snap.subset(np.flatnonzero(mask)), centre_snap,
                                           walk_speed_mps=speed, limit=limit, ferry=params.ferry)
         covered_now = has_one | (existing["cost"].to_numpy() <= limit)
@@ -377,20 +381,15 @@ def three_tier_plan(
         One row per unit of each tier: tier, level, code, name, parent_name,
         has_now, build (proposed here), site (where, for tier 2).
     """
-    from coverage import ingest, metrics, targets
+    from coverage import metrics, targets
 
     if not isinstance(config, StudyConfig):
         config = load_study(config)
-    units = ingest.read_units(config.units.path, crs=config.units.crs, layer=config.units.layer) \
-        if config.units else None
+    # loaded once: the village tier below reuses the same inputs
+    inputs = pipeline.prepare_inputs(config, pipeline.StageTimer(echo=echo), [])
+    units, facilities = inputs.units, inputs.facilities
     if units is None:
         raise ValueError("the three-tier plan needs administrative units (inputs.units)")
-    facilities = pd.concat(
-        [ingest.read_facilities(s.path, crs=s.crs, sheet=s.sheet, encoding=s.encoding,
-                                columns=s.columns or None)[0] for s in config.facilities],
-        ignore_index=True,
-    )
-    facilities = ingest.assign_facilities_to_units(gpd.GeoDataFrame(facilities, crs="EPSG:4326"), units)
     names = units.set_index("code")["name"].to_dict()
     rows = []
 
@@ -418,7 +417,7 @@ def three_tier_plan(
                      "site": site})
 
     village_plan = propose_village_sites(config, kind="mutual_aid", target_share=village_target_share,
-                                         minutes=village_minutes, write=False, echo=echo)
+                                         minutes=village_minutes, write=False, inputs=inputs)
     for record in village_plan.to_dict("records"):
         rows.append({"tier": 3, "level": "village", "code": record["code"], "name": record["name"],
                      "parent_name": record["town_name"], "has_now": bool(record["covered_now"]),
