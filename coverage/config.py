@@ -29,6 +29,16 @@ class FacilitySource:
 
 
 @dataclass(frozen=True)
+class ExclusionSource:
+    """A polygon layer of areas where no new facility may be sited (生态保护红线, 基本农田, 水域 …)."""
+
+    path: Path
+    crs: str = "wgs84"
+    layer: str | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class UnitSource:
     """Administrative units: polygons (GeoJSON/GPKG/SHP) or a division-code table (CSV)."""
 
@@ -79,6 +89,7 @@ class Parameters:
     isochrone_buffer_m: float = 50.0
     isochrones_per_facility: bool = False
     h3_resolution: int | None = None
+    exclude_osm_water: bool = True
 
     def speed_for(self, kind: str) -> float:
         """Walking speed (m/s) used for facilities of ``kind``."""
@@ -97,6 +108,7 @@ class StudyConfig:
     units: UnitSource | None
     population: PopulationSource
     parameters: Parameters = field(default_factory=Parameters)
+    exclusions: tuple[ExclusionSource, ...] = ()
     target_sets: tuple[str, ...] = ()
     target_files: tuple[Path, ...] = ()
     output_dir: Path = Path("outputs")
@@ -229,6 +241,7 @@ def parse_parameters(raw: dict | None) -> Parameters:
                                      "parameters.isochrone_buffer_m"),
         isochrones_per_facility=bool(raw.pop("isochrones_per_facility", defaults.isochrones_per_facility)),
         h3_resolution=_h3_resolution(raw.pop("h3_resolution", None)),
+        exclude_osm_water=bool(raw.pop("exclude_osm_water", defaults.exclude_osm_water)),
     )
     if raw:
         raise ConfigError(f"parameters: unknown field(s) {', '.join(sorted(raw))}")
@@ -313,6 +326,23 @@ def load_study(path: str | Path, *, output_root: str | Path | None = None) -> St
     if population.age_group not in ("60+", "65+", "80+"):
         raise ConfigError(f"{where}: inputs.population.age_group must be 60+, 65+ or 80+, got {population.age_group!r}")
 
+    exclusion_specs = inputs.get("exclusions") or []
+    if isinstance(exclusion_specs, (str, dict)):
+        exclusion_specs = [exclusion_specs]
+    exclusions = []
+    for i, spec in enumerate(exclusion_specs):
+        if isinstance(spec, str):
+            spec = {"path": spec}
+        exclusions.append(
+            ExclusionSource(
+                path=_resolve(base, _require(spec, "path", f"{where}: inputs.exclusions[{i}]"),
+                              f"{where}: inputs.exclusions[{i}].path"),
+                crs=_check_crs(spec.get("crs", "wgs84"), f"{where}: inputs.exclusions[{i}].crs"),
+                layer=spec.get("layer"),
+                label=str(spec.get("label", "")),
+            )
+        )
+
     targets = raw.get("targets", {}) or {}
     if isinstance(targets, list):
         targets = {"sets": targets}
@@ -331,6 +361,7 @@ def load_study(path: str | Path, *, output_root: str | Path | None = None) -> St
         units=units,
         population=population,
         parameters=parse_parameters(raw.get("parameters")),
+        exclusions=tuple(exclusions),
         target_sets=tuple(str(s) for s in targets.get("sets", [])),
         target_files=tuple(_resolve(base, p, f"{where}: targets.files") for p in targets.get("files", [])),
         output_dir=output_dir,

@@ -495,12 +495,21 @@ class _Way:
 
 
 @dataclass
+class _Relation:
+    """One OSM relation: members as (type, id, role) and tags."""
+
+    members: list[tuple[str, int, str]]
+    tags: dict[str, str]
+
+
+@dataclass
 class OsmData:
-    """Nodes (local metres, id = position + 1), tagged standalone nodes and ways of the demo OSM file."""
+    """Nodes (local metres, id = position + 1), tagged standalone nodes, ways and relations of the demo OSM file."""
 
     xy: list[tuple[float, float]] = field(default_factory=list)
     node_tags: dict[int, dict[str, str]] = field(default_factory=dict)
     ways: list[_Way] = field(default_factory=list)
+    relations: list[_Relation] = field(default_factory=list)
 
     def add_node(self, x: float, y: float, tags: dict[str, str] | None = None) -> int:
         """Add a node; returns its id (1-based)."""
@@ -523,6 +532,17 @@ class OsmData:
         ring = list(polygon.exterior.coords)[:-1]
         ids = [self.add_node(x, y) for x, y in ring]
         self.add_way(ids + [ids[0]], tags)
+
+    def add_multipolygon(self, geometry: Polygon | MultiPolygon, tags: dict[str, str]) -> None:
+        """Add an area with holes as OSM maps it: untagged closed ways for the rings and a multipolygon relation."""
+        members: list[tuple[str, int, str]] = []
+        for polygon in getattr(geometry, "geoms", [geometry]):
+            rings = [(polygon.exterior, "outer")] + [(ring, "inner") for ring in polygon.interiors]
+            for ring, role in rings:
+                ids = [self.add_node(x, y) for x, y in list(ring.coords)[:-1]]
+                self.add_way(ids + [ids[0]], {})
+                members.append(("way", len(self.ways), role))
+        self.relations.append(_Relation(members, {"type": "multipolygon", **tags}))
 
 
 #: highway values the demo uses for walkable ways
@@ -1072,6 +1092,12 @@ def _build_river(land: Landscape, osm: OsmData) -> None:
     osm.add_way(ids, {"waterway": "river", "name": RIVER_NAME})
 
 
+def _build_water_area(land: Landscape, osm: OsmData) -> None:
+    """The river's water surface (natural=water multipolygon, the island a hole): no facility is sited in it."""
+    osm.add_multipolygon(land.water.intersection(land.county.buffer(2000.0)).simplify(10.0),
+                         {"natural": "water", "water": "river", "name": RIVER_NAME})
+
+
 def _build_urban_landuse(land: Landscape, osm: OsmData) -> None:
     """Residential land use over the built-up core."""
     osm.add_closed_polygon(land.builtup.simplify(60.0), {"landuse": "residential", "name": "示例县城区"})
@@ -1089,6 +1115,7 @@ def _make_network(rng: np.random.Generator, land: Landscape, units: list[Unit]) 
     _build_motorway(land, osm, state)
     _build_river(land, osm)
     _build_urban_landuse(land, osm)
+    _build_water_area(land, osm)
     return osm, state
 
 
@@ -1539,7 +1566,7 @@ def _tags_xml(tags: dict[str, str]) -> str:
 
 def write_osm(osm: OsmData, frame: _Frame, path: Path) -> Path:
     """
-    The network as OSM XML 0.6: <note>, <meta>, <bounds>, then nodes, then ways.
+    The network as OSM XML 0.6: <note>, <meta>, <bounds>, then nodes, ways and relations.
 
     Every element has a positive id and ``version="1"``; coordinates have 7
     decimals like OpenStreetMap.
@@ -1565,6 +1592,10 @@ def write_osm(osm: OsmData, frame: _Frame, path: Path) -> Path:
     for way_id, way in enumerate(osm.ways, start=1):
         refs = "".join(f'\n  <nd ref="{n}"/>' for n in way.nodes)
         lines.append(f' <way id="{way_id}" version="1">{refs}{_tags_xml(way.tags)}\n </way>')
+    for relation_id, relation in enumerate(osm.relations, start=1):
+        members = "".join(f'\n  <member type="{kind}" ref="{ref}" role="{role}"/>'
+                          for kind, ref, role in relation.members)
+        lines.append(f' <relation id="{relation_id}" version="1">{members}{_tags_xml(relation.tags)}\n </relation>')
     lines.append("</osm>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -1833,7 +1864,7 @@ pattern: county 429901000000, streets 429901001000–004000, towns
 | file | content |
 |---|---|
 | `data/boundaries/demo_units.geojson` | WGS-84 polygons: 1 county, {summary['streets']} streets (街道) with {summary['communities']} communities (社区, ur_code 111/112), {summary['towns']} towns/townships (镇/乡) each with a seat community (ur_code 121) and {summary['villages']} administrative villages in all (行政村, ur_code 220/210). Villages tile their town, towns/streets tile the county. Properties `code, name, 名称, level, parent_code, ur_code, role, note`. |
-| `data/demo/demo_walk.osm` | OSM XML 0.6, {summary['nodes']} nodes, {summary['ways']} ways ({summary['walkable_ways']} walkable, {summary['buildings']} buildings): jittered urban grid (primary/secondary/residential/living_street/pedestrian/footway), village roads (tertiary/unclassified/track/path), the river 清溪河 (`waterway=river`) crossed on foot only at 3 bridges (`bridge=yes`: 西河桥, 滨江大桥, 东河桥), the island 江心洲 reached only by a ferry (`route=ferry`). Ways a walking filter must drop: the motorway S99 (with its own river bridge and two `motorway_link` interchanges), a bridge under construction (`highway=construction`), `building=yes` and `landuse=residential` areas. |
+| `data/demo/demo_walk.osm` | OSM XML 0.6, {summary['nodes']} nodes, {summary['ways']} ways ({summary['walkable_ways']} walkable, {summary['buildings']} buildings): jittered urban grid (primary/secondary/residential/living_street/pedestrian/footway), village roads (tertiary/unclassified/track/path), the river 清溪河 (`waterway=river`, its water surface a `natural=water` multipolygon with the island as a hole: no site is proposed on water) crossed on foot only at 3 bridges (`bridge=yes`: 西河桥, 滨江大桥, 东河桥), the island 江心洲 reached only by a ferry (`route=ferry`). Ways a walking filter must drop: the motorway S99 (with its own river bridge and two `motorway_link` interchanges), a bridge under construction (`highway=construction`), `building=yes` and `landuse=residential` areas. |
 | `data/demo/population/pop_{{60,65,70,75,80}}_{{f,m}}_demo.tif` | WorldPop-style rasters: EPSG:4326, 0.000833333° cells, float32, nodata −3.4028234663852886e+38 outside the county and on the river; persons per cell by 5-year age band (80 = 80+) and sex. 60+ total {summary['raster_60plus']:,.0f} (65+: {summary['raster_65plus']:,.0f}). |
 | `data/demo/demo_census_60plus.csv` | UTF-8-BOM census table (区划代码, 名称, 60岁及以上人口, 65岁及以上人口, 备注) for the county ({summary['census_60plus']:,} aged 60+) and each town/street: 18–25 % above the raster sums in streets and 10–16 % in towns, like WorldPop's urban undercount. |
 | `data/facilities/demo_facilities.xlsx` | sheet 设施名录: merged title row, header row, {summary['facility_rows']} rows ({summary['facilities']} facilities + 3 bad rows). Coordinates in **GCJ-02** (column 坐标系). |

@@ -48,6 +48,7 @@ class Proposal:
     output_files: dict[str, Path]
     existing: gpd.GeoDataFrame | None = None
     units_layer: gpd.GeoDataFrame | None = None
+    excluded_candidates: pd.DataFrame | None = None
 
 
 def network_candidates(
@@ -57,6 +58,7 @@ def network_candidates(
     spacing_m: float = 200.0,
     populated_within_m: float = 300.0,
     study_area=None,
+    no_build: gpd.GeoSeries | None = None,
 ) -> gpd.GeoDataFrame:
     """
     Street-network nodes as candidate sites, thinned to about one per ``spacing_m`` square.
@@ -77,6 +79,10 @@ def network_candidates(
         Keep nodes this close to demand (metres).
     study_area
         Optional polygon (working CRS) candidates must lie in.
+    no_build
+        Optional polygons (any CRS) no candidate may lie in: water,
+        exclusion areas. Nodes there are dropped before thinning, so a grid
+        square with a bridge node still gets a node on land.
     """
     from scipy.spatial import cKDTree
 
@@ -91,6 +97,10 @@ def network_candidates(
     if study_area is not None and len(xy):
         inside = shapely.contains_xy(study_area, xy[:, 0], xy[:, 1])
         walk_nodes, xy = walk_nodes[inside], xy[inside]
+    if no_build is not None and len(no_build) and len(xy):
+        hit, _ = no_build.to_crs(net.crs).sindex.query(shapely.points(xy), predicate="intersects")
+        on_land = ~np.isin(np.arange(len(xy)), hit)
+        walk_nodes, xy = walk_nodes[on_land], xy[on_land]
     cell = np.floor(xy / spacing_m).astype(np.int64)
     centre = (cell + 0.5) * spacing_m
     offset = np.hypot(*(xy - centre).T)
@@ -122,16 +132,85 @@ def table_candidates(path: str | Path, crs: str, working_crs) -> gpd.GeoDataFram
     Candidate buildings from a user table (vacant schools, village committee buildings, …).
 
     Read with the facility reader's header and coordinate handling; the type
-    column is not required.
+    column is not required. Rows the reader rejects are in ``.attrs["rejects"]``.
     """
     from coverage import ingest
 
     table = ingest.read_point_table(path, crs=crs)
-    return gpd.GeoDataFrame(
+    candidates = gpd.GeoDataFrame(
         {"candidate_id": [f"table:{i}" for i in table["source_row"]], "source": "candidate table",
          "name": table["name"].to_numpy()},
         geometry=table.geometry.to_crs(working_crs).to_numpy(), crs=working_crs,
     )
+    # rows the reader could not use (file, row, column, reason), for the excluded-candidates table
+    candidates.attrs["rejects"] = table.attrs.get("rejects", [])
+    return candidates
+
+
+def screened_candidates(
+    config: StudyConfig,
+    inputs: pipeline.StudyInputs,
+    *,
+    spacing_m: float = 200.0,
+    candidates_file: str | Path | None = None,
+    candidates_crs: str = "gcj02",
+) -> tuple[gpd.GeoDataFrame, reach.Snap, pd.DataFrame]:
+    """
+    All candidate sites of a study, screened: street nodes, village centres and an optional user table.
+
+    Given candidates (village centres, table rows) outside the study area, in
+    water (from the OSM file, unless ``parameters.exclude_osm_water`` is
+    false), in an area of ``inputs.exclusions`` or beyond ``max_access_m``
+    from any walkable street are excluded with their reason, as are the user
+    table's rows the reader rejected: candidates in = kept + excluded. Street
+    nodes are made here, not given: nodes outside the study area or in those
+    areas never become candidates.
+
+    Parameters
+    ----------
+    config
+        The study.
+    inputs
+        Its inputs, from :func:`coverage.pipeline.prepare_inputs`.
+    spacing_m
+        Spacing of street-node candidates (metres).
+    candidates_file, candidates_crs
+        Optional user table of candidate buildings and its coordinate system.
+
+    Returns
+    -------
+    candidates : geopandas.GeoDataFrame
+        Kept candidates (working CRS): ``candidate_id``, ``source``, ``name``.
+    snap : coverage.reach.Snap
+        Where each kept candidate attaches to the network.
+    excluded : pandas.DataFrame
+        Columns :data:`coverage.exclusions.EXCLUDED_COLUMNS`.
+    """
+    from coverage import exclusions
+
+    params = config.parameters
+    working_crs = inputs.working_crs
+    study_area = inputs.study_area.to_crs(working_crs).iloc[0] if inputs.study_area is not None else None
+    water = exclusions.read_osm_water(config.network) if params.exclude_osm_water else None
+    areas = exclusions.read_exclusion_layers(config.exclusions) if config.exclusions else None
+    no_build = [layer.geometry for layer in (water, areas) if layer is not None and len(layer)]
+    # street nodes are generated here, not given: those outside or in no-build areas are simply not made
+    parts = [network_candidates(inputs.net, inputs.demand, spacing_m=spacing_m, study_area=study_area,
+                                no_build=gpd.GeoSeries(pd.concat(no_build, ignore_index=True), crs="EPSG:4326")
+                                if no_build else None),
+             unit_centre_candidates(inputs.units, working_crs)]
+    table_rejects = pd.DataFrame(columns=exclusions.EXCLUDED_COLUMNS)
+    if candidates_file is not None:
+        table = table_candidates(candidates_file, candidates_crs, working_crs)
+        table_rejects = exclusions.table_rejects_as_excluded(table.attrs.get("rejects", []))
+        parts.append(table)
+    candidates = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=working_crs)
+    snap = reach.snap_points(inputs.net, candidates.geometry, max_access_m=params.max_access_m)
+    keep, excluded = exclusions.screen_candidates(
+        candidates, study_area=study_area, water=water, exclusion_areas=areas, on_network=snap.on_network,
+        max_access_m=params.max_access_m)
+    excluded = pd.concat([excluded, table_rejects], ignore_index=True) if len(table_rejects) else excluded
+    return candidates[keep].reset_index(drop=True), snap.subset(keep), excluded
 
 
 def propose_sites(
@@ -194,15 +273,10 @@ def propose_sites(
     weights = demand["elderly"].to_numpy(float)
 
     with timer.stage("candidates"):
-        study_area = inputs.study_area.to_crs(inputs.working_crs).iloc[0] if inputs.study_area is not None else None
-        parts = [network_candidates(inputs.net, demand, spacing_m=candidate_spacing_m, study_area=study_area),
-                 unit_centre_candidates(inputs.units, inputs.working_crs)]
-        if candidates_file is not None:
-            parts.append(table_candidates(candidates_file, candidates_crs, inputs.working_crs))
-        candidates = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=inputs.working_crs)
-        candidate_snap = reach.snap_points(inputs.net, candidates.geometry, max_access_m=params.max_access_m)
-        candidates = candidates[candidate_snap.on_network].reset_index(drop=True)
-        candidate_snap = candidate_snap.subset(candidate_snap.on_network)
+        candidates, candidate_snap, excluded = screened_candidates(
+            config, inputs, spacing_m=candidate_spacing_m, candidates_file=candidates_file, candidates_crs=candidates_crs)
+        if len(excluded):
+            notes.append(f"{len(excluded)} candidate sites excluded (see the 候选点剔除 sheet) / 候选点剔除 {len(excluded)} 处")
 
     with timer.stage("coverage matrix"):
         existing_mask = pipeline.kind_masks(inputs.facilities, [kind])[kind]
@@ -230,7 +304,8 @@ def propose_sites(
     marginal = marginal.assign(kind=kind, minutes=minutes)
     units_layer = _units_after(inputs, result, kind)
     proposal = Proposal(config, kind, minutes, result, sites, marginal, candidates.to_crs("EPSG:4326"), {},
-                        existing=inputs.facilities[existing_mask], units_layer=units_layer)
+                        existing=inputs.facilities[existing_mask], units_layer=units_layer,
+                        excluded_candidates=excluded)
     if write:
         proposal.output_files.update(write_proposal(proposal))
     return proposal
@@ -298,7 +373,7 @@ def propose_village_sites(
         raise ValueError("village siting needs administrative units (inputs.units) with village polygons or points")
     villages = inputs.units[(inputs.units["level"] == "village") & inputs.units.geometry.notna()]
     if rural_only:
-        villages = villages[villages["urban"].astype("boolean").fillna(False) == False]  # noqa: E712
+        villages = villages[villages["urban"].astype("boolean").fillna(False) == False]
     villages = villages.sort_values("code").reset_index(drop=True)
     counts = metrics.unit_facility_counts(villages, inputs.facilities, [kind], code_column="village_code")
     has_one = counts[f"n_{kind}"].to_numpy() > 0
@@ -519,12 +594,18 @@ def write_proposal(proposal: Proposal) -> dict[str, Path]:
     out = Path(config.output_dir)
     stem = f"siting_{proposal.kind}_{proposal.minutes:g}min"
     table = pd.DataFrame(proposal.sites.drop(columns="geometry"))
+    excluded = proposal.excluded_candidates
+    if excluded is None:
+        excluded = pd.DataFrame(columns=["candidate_id", "source", "name", "reason", "detail", "lon", "lat"])
     files = {
         f"{stem}.csv": report.write_csv(table, out / f"{stem}.csv", synthetic=config.synthetic),
+        f"{stem}_excluded_candidates.csv": report.write_csv(excluded, out / f"{stem}_excluded_candidates.csv",
+                                                            synthetic=config.synthetic),
         f"{stem}_marginal.csv": report.write_csv(proposal.marginal, out / f"{stem}_marginal.csv",
                                                  synthetic=config.synthetic),
         f"{stem}.xlsx": report.write_excel(
-            {"选址建议": table, "边际曲线": proposal.marginal, "参数": _siting_parameters(proposal)},
+            {"选址建议": table, "边际曲线": proposal.marginal, "候选点剔除": excluded,
+             "参数": _siting_parameters(proposal)},
             out / f"{stem}.xlsx", synthetic=config.synthetic, title=config.title,
         ),
         f"{stem}.gpkg": report.write_geopackage({"proposed_sites": proposal.sites}, out / f"{stem}.gpkg"),
@@ -541,6 +622,8 @@ def _siting_parameters(proposal: Proposal) -> pd.DataFrame:
         ("walking minutes / 步行分钟", proposal.minutes),
         ("walking speed / 步速 (m/s)", proposal.config.parameters.speed_for(proposal.kind)),
         ("candidates / 候选点数", len(proposal.candidates)),
+        ("candidates excluded / 剔除候选点", 0 if proposal.excluded_candidates is None
+         else len(proposal.excluded_candidates)),
         ("method / 方法", result.method),
         ("status / 求解状态", result.status),
         ("share before / 现状覆盖率", round(result.share_before, 6)),

@@ -144,7 +144,14 @@ def test_osm_file_has_the_expected_structure_and_traps(generated, osm_content):
     assert 1000 < len(nodes) < 6000
     assert order == sorted(order), "all nodes must come before the ways"
     assert min(nodes) > 0 and min(w[0] for w in ways) > 0
-    assert all(tags for _, _, tags in ways), "every way carries tags"
+    # every way carries tags, except the rings of the river's water multipolygon (as OSM maps them)
+    relations = [(dict(obj.tags), [(m.type, m.ref, m.role) for m in obj.members])
+                 for obj in osmium.FileProcessor(str(generated["network"]), osmium.osm.RELATION)]
+    assert [tags for tags, _ in relations] == [{"type": "multipolygon", "natural": "water", "water": "river",
+                                                "name": demo.RIVER_NAME}]
+    ring_ways = {ref for _, members in relations for kind, ref, _ in members if kind == "w"}
+    assert sorted(role for _, members in relations for _, _, role in members) == ["inner", "outer"]
+    assert {way_id for way_id, _, tags in ways if not tags} == ring_ways
     assert all(ref in nodes for _, refs, _ in ways for ref in refs)
 
     ferries = [tags for _, _, tags in ways if tags.get("route") == "ferry"]

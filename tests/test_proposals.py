@@ -93,3 +93,102 @@ def test_ordos_three_tier_plan_finds_the_township_without_a_nursing_home(config)
     assert townships.loc[townships["build"], "site"].iloc[0] == "石岭社区"
     villages = plan[plan["tier"] == 3]
     assert villages["build"].sum() == len(villages) - villages["has_now"].sum()
+
+
+# --- where sites may not go -----------------------------------------------------
+
+
+def test_no_candidate_site_stands_in_the_river(config, five_canteens):
+    from coverage import exclusions
+
+    water = exclusions.read_osm_water(config.network)
+    assert len(water) == 1, "the demo maps the river's water surface"
+    river = water.geometry.iloc[0]
+    assert not five_canteens.candidates.within(river).any()
+    assert not five_canteens.sites.within(river).any()
+
+
+def test_street_nodes_in_a_no_build_area_are_dropped_before_thinning(config):
+    """A riverside strip ruled out: no node in it, and grid squares half in it still get a node on the other half."""
+    import geopandas as gpd
+
+    from coverage import exclusions
+
+    inputs = pipeline.prepare_inputs(config)
+    strip = exclusions.read_osm_water(config.network).to_crs(inputs.working_crs).buffer(300.0)
+    everywhere = network_candidates(inputs.net, inputs.demand, spacing_m=200.0)
+    screened = network_candidates(inputs.net, inputs.demand, spacing_m=200.0, no_build=strip)
+    zone = strip.iloc[0]
+    assert everywhere.within(zone).sum() > 0
+    assert not screened.within(zone).any()
+    outside_before = everywhere[~everywhere.within(zone)]
+    # every candidate outside the strip survives, and squares cut by the strip may gain a land node
+    assert set(outside_before["candidate_id"]) <= set(screened["candidate_id"])
+    assert len(screened) >= len(outside_before)
+    assert isinstance(strip, gpd.GeoSeries)
+
+
+def test_a_planners_list_of_vacant_buildings_is_screened_and_every_row_accounted_for(config, tmp_path):
+    """Vacant buildings in GCJ-02 (as copied from Amap): one in the river, one outside the county, one unreadable."""
+    import pandas as pd
+    import shapely
+
+    from coverage import coords, exclusions
+
+    inputs = pipeline.prepare_inputs(config)
+    river = exclusions.read_osm_water(config.network).geometry.iloc[0]
+    county = inputs.study_area.to_crs("EPSG:4326").iloc[0]
+    villages = inputs.units[inputs.units["level"] == "village"].sort_values("code")
+    on_land = villages.geometry.representative_point().iloc[:2]
+    in_river = shapely.Polygon(river.geoms[0].exterior).representative_point()
+    assert river.contains(in_river)
+    outside = shapely.Point(county.bounds[2] + 0.05, county.bounds[3] + 0.05)
+    points = [*on_land, in_river, outside]
+    lon, lat = coords.from_wgs84(np.array([p.x for p in points]), np.array([p.y for p in points]), "gcj02")
+    table = pd.DataFrame({"名称": ["闲置小学", "村委会旧址", "河心码头", "邻县仓库", "坐标缺失的房子"],
+                          "经度": [*np.round(lon, 6), None], "纬度": [*np.round(lat, 6), None]})
+    path = tmp_path / "候选建筑.xlsx"
+    table.to_excel(path, index=False)
+
+    proposal = propose_sites(config, kind="canteen", add=2, candidates_file=path, candidates_crs="gcj02", write=True)
+
+    excluded = proposal.excluded_candidates
+    from_table = excluded[excluded["source"] == "candidate table"]
+    kept_from_table = proposal.candidates[proposal.candidates["source"] == "candidate table"]
+    assert len(kept_from_table) + len(from_table) == len(table)
+    reasons = dict(zip(from_table["name"].fillna(""), from_table["reason"]))
+    assert reasons["河心码头"] == exclusions.REASON_WATER
+    assert reasons["邻县仓库"] == exclusions.REASON_OUTSIDE
+    unreadable = from_table[from_table["reason"] == exclusions.REASON_TABLE]
+    assert len(unreadable) == 1 and "候选建筑.xlsx row 6" in unreadable["detail"].iloc[0]
+    assert set(kept_from_table["name"]) == {"闲置小学", "村委会旧址"}
+    written = pd.read_excel(proposal.output_files["siting_canteen_15min.xlsx"], sheet_name="候选点剔除", header=None)
+    assert written.astype(str).apply(lambda col: col.str.contains("河心码头")).any().any()
+
+
+def test_sites_stay_out_of_an_exclusion_layer(config, five_canteens, tmp_path):
+    """The planner rules out the area of the best site (e.g. 生态保护红线): the proposal moves elsewhere."""
+    import dataclasses
+
+    import geopandas as gpd
+
+    from coverage.config import ExclusionSource
+    from coverage.coords import utm_crs_for
+
+    best = five_canteens.sites.sort_values("rank").iloc[0]
+    metric = utm_crs_for(best.geometry.x, best.geometry.y)
+    area = gpd.GeoDataFrame({"名称": ["生态保护红线"]}, crs="EPSG:4326",
+                            geometry=[gpd.GeoSeries([best.geometry], crs="EPSG:4326").to_crs(metric)
+                                      .buffer(400.0).to_crs("EPSG:4326").iloc[0]])
+    path = tmp_path / "redline.geojson"
+    area.to_file(path)
+    ruled_out = dataclasses.replace(config, exclusions=(ExclusionSource(path=path, label="生态保护红线"),))
+
+    proposal = propose_sites(ruled_out, kind="canteen", add=5, write=False)
+
+    zone = area.geometry.iloc[0]
+    assert len(proposal.sites) == 5
+    assert five_canteens.candidates.within(zone).sum() > 1, "the zone held candidates before"
+    assert not proposal.sites.within(zone).any()
+    assert not proposal.candidates.within(zone).any()
+    assert proposal.result.objective <= five_canteens.result.objective + 1e-6
