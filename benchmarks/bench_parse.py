@@ -8,6 +8,13 @@ buildings, which the walking filter drops). It then times
 ``coverage.network.load_walk_network`` on it (no cache), split into the
 pyosmium read, the graph build and the projection, and, on a smaller file of
 the same kind, the same load with osmnx's ``simplify_graph`` for comparison.
+Next to it, ``coverage.network.load_walk_arrays`` (no cache), which builds the
+batch job's network arrays from the same ways without a networkx graph, and
+the batch job's whole "network" stage both ways (graph: load +
+``reach.network_arrays`` + ``graph_summary``; arrays: load +
+``network_summary``). Every load runs in its own fresh (spawned) process, so
+its peak RSS (``ru_maxrss``, including the ~0.2–0.3 GB of imported libraries)
+is its own.
 
 Run from the repository root:
 
@@ -96,26 +103,59 @@ def write_synthetic_pbf(path: Path, *, junctions_per_side: int, buildings: int, 
 
 
 def _time_load(path: Path, simplify: str) -> dict:
+    """
+    Time one load of ``path`` (no cache), split into stages; run it in a fresh process.
+
+    ``simplify`` is ``"segments"`` or ``"osmnx"`` (the graph of ``load_walk_network``,
+    then ``network_arrays`` and ``graph_summary`` as the batch job used them) or
+    ``"arrays"`` (``load_walk_arrays`` and ``network_summary``). Seconds; peak RSS in GB.
+    """
     import osmnx as ox
 
-    from coverage import network
+    from coverage import network, reach
 
+    baseline_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     start = time.perf_counter()
     node_lonlat, ways = network._read_raw_osm(path)
     t_read = time.perf_counter() - start
     start = time.perf_counter()
-    if simplify == "segments":
-        graph = network._segments_graph(node_lonlat, ways)
+    if simplify == "arrays":
+        built = network._arrays_from_segments(network._walk_segments(node_lonlat, ways, low_end_first=True))
+    elif simplify == "segments":
+        built = network._segments_graph(node_lonlat, ways)
     else:
-        graph = network._graph_from_ways(node_lonlat, ways)
-        graph = ox.distance.add_edge_lengths(graph)
-        graph = ox.simplify_graph(graph, edge_attrs_differ=["ferry"])
+        built = network._graph_from_ways(node_lonlat, ways)
+        built = ox.distance.add_edge_lengths(built)
+        built = ox.simplify_graph(built, edge_attrs_differ=["ferry"])
+    del node_lonlat, ways
     t_build = time.perf_counter() - start
     start = time.perf_counter()
-    projected = network._project(graph, None)
+    projected = network._project_arrays(built, None) if simplify == "arrays" else network._project(built, None)
     t_project = time.perf_counter() - start
-    return {"read": t_read, "build": t_build, "project": t_project, "total": t_read + t_build + t_project,
-            "nodes": projected.number_of_nodes(), "edges": projected.number_of_edges()}
+    start = time.perf_counter()
+    if simplify == "arrays":
+        summary = network.network_summary(projected)
+        t_arrays, t_summary = 0.0, time.perf_counter() - start
+    else:
+        net = reach.network_arrays(projected)
+        t_arrays = time.perf_counter() - start
+        start = time.perf_counter()
+        summary = network.graph_summary(projected)
+        t_summary = time.perf_counter() - start
+        del net
+    load = t_read + t_build + t_project
+    return {"read": t_read, "build": t_build, "project": t_project, "total": load,
+            "to_arrays": t_arrays, "summary": t_summary, "stage": load + t_arrays + t_summary,
+            "nodes": summary["nodes"], "edges": summary["edges"], "summary_figures": summary,
+            "baseline_gb": baseline_gb, "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+
+
+def _time_load_in_fresh_process(path: Path, simplify: str) -> dict:
+    """:func:`_time_load` in a spawned interpreter: nothing left over from earlier loads, its own peak RSS."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_time_load, (path, simplify))
 
 
 def main() -> None:
@@ -141,21 +181,32 @@ def main() -> None:
         print(f"{label}: wrote {path.name}: {info['mb']:.1f} MB, {info['nodes']:,} nodes, "
               f"{info['street_ways']:,} street ways, {info['building_ways']:,} buildings "
               f"in {time.perf_counter() - start:.0f} s")
-        methods = ("segments", "osmnx") if "small" in label else ("segments",)
+        methods = ("segments", "arrays", "osmnx") if "small" in label else ("segments", "arrays")
+        by_method = {}
         for method in methods:
-            result = _time_load(path, method)
+            result = _time_load_in_fresh_process(path, method)
+            by_method[method] = result
             rows.append((label, info["mb"], method, result))
             print(f"  {method:9s} read {result['read']:.1f} s, build {result['build']:.1f} s, "
-                  f"project {result['project']:.1f} s, total {result['total']:.1f} s "
+                  f"project {result['project']:.1f} s, total {result['total']:.1f} s; "
+                  f"network stage (+ arrays {result['to_arrays']:.1f} s, summary {result['summary']:.1f} s) "
+                  f"{result['stage']:.1f} s; peak RSS {result['peak_gb']:.2f} GB "
                   f"→ {result['nodes']:,} nodes / {result['edges']:,} edges")
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    print(f"peak RSS of the whole run: {peak_gb:.2f} GB")
+        graph, arrays = by_method["segments"], by_method["arrays"]
+        same = "same" if graph["summary_figures"] == arrays["summary_figures"] else "DIFFERENT"
+        print(f"  load_walk_network / load_walk_arrays: load {graph['total'] / arrays['total']:.1f}x, "
+              f"network stage {graph['stage'] / arrays['stage']:.1f}x, "
+              f"peak RSS {graph['peak_gb']:.2f} / {arrays['peak_gb']:.2f} GB; {same} network summary")
+    peak_gb = max(r["peak_gb"] for *_, r in rows)
+    print(f"highest peak RSS of one load: {peak_gb:.2f} GB "
+          f"(a fresh process with the libraries imported: {rows[0][3]['baseline_gb']:.2f} GB)")
     print()
-    print("| file | MB | build | read s | graph s | project s | total s | graph nodes / edges |")
-    print("|---|---:|---|---:|---:|---:|---:|---|")
+    print("| file | MB | build | read s | graph/arrays s | project s | load total s | network stage s "
+          "| peak RSS GB | nodes / edges |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
     for label, mb, method, r in rows:
         print(f"| {label} | {mb:.1f} | {method} | {r['read']:.1f} | {r['build']:.1f} | {r['project']:.1f} | "
-              f"{r['total']:.1f} | {r['nodes']:,} / {r['edges']:,} |")
+              f"{r['total']:.1f} | {r['stage']:.1f} | {r['peak_gb']:.2f} | {r['nodes']:,} / {r['edges']:,} |")
 
 
 if __name__ == "__main__":

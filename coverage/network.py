@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import networkx as nx
@@ -16,6 +19,7 @@ import shapely
 from coverage._errors import InputDataError
 from coverage._io import atomic_path, file_sha256
 from coverage.coords import utm_crs_for
+from coverage.reach import NetworkArrays, network_arrays, node_components
 
 #: bump when the filter or the graph build changes, so cached graphs are rebuilt
 NETWORK_BUILD_VERSION = "3"
@@ -131,6 +135,163 @@ def _graph_from_ways(node_lonlat: dict, ways: list[tuple[int, list[int], dict]])
     return graph
 
 
+@dataclass(frozen=True)
+class _WalkSegments:
+    """
+    The walking network cut at shared nodes, as arrays: what both the graph and the arrays are built from.
+
+    Attributes
+    ----------
+    node_ids : numpy.ndarray
+        OSM ids of the network nodes (way ends and nodes shared by ways), in
+        the order they were first read; position = array index.
+    node_x, node_y : numpy.ndarray
+        Node coordinates in ``crs`` (metres).
+    node_lon, node_lat : numpy.ndarray
+        Node coordinates in WGS-84 (degrees).
+    edge_u, edge_v : numpy.ndarray
+        Edge end positions into the node arrays; the geometry runs from u to v.
+    edge_length_m : numpy.ndarray
+        Great-circle length of each stretch, summed over its vertices as osmnx measures (metres).
+    edge_ferry : numpy.ndarray
+        True for ferry lines.
+    edge_way : numpy.ndarray
+        Position of the edge's way in the list of ways read.
+    edge_geometry : numpy.ndarray
+        shapely LineStrings in ``crs``, oriented u → v.
+    crs : pyproj.CRS
+        The local UTM zone of the median node position.
+    """
+
+    node_ids: np.ndarray
+    node_x: np.ndarray
+    node_y: np.ndarray
+    node_lon: np.ndarray
+    node_lat: np.ndarray
+    edge_u: np.ndarray
+    edge_v: np.ndarray
+    edge_length_m: np.ndarray
+    edge_ferry: np.ndarray
+    edge_way: np.ndarray
+    edge_geometry: np.ndarray
+    crs: object
+
+
+def _walk_segments(
+    node_lonlat: dict[int, tuple[float, float]],
+    ways: list[tuple[int, list[int], dict]],
+    *,
+    low_end_first: bool = False,
+) -> _WalkSegments:
+    """
+    Cut every way at its ends and at nodes it shares with a way (or with itself), projected, as arrays.
+
+    Each stretch between two such nodes becomes one edge carrying the full
+    geometry and the great-circle length of the vertices it replaces.
+    Coordinates are projected once with pyproj (to the UTM zone of the
+    median node) and all edge geometries are made in one shapely call.
+    Stretches of length 0 are dropped, but their end nodes stay network
+    nodes (as they stay graph nodes in :func:`_segments_graph`).
+
+    Parameters
+    ----------
+    node_lonlat
+        Node locations ``{OSM id: (lon, lat)}`` in degrees, from :func:`_read_raw_osm`.
+    ways
+        The kept ways ``(way id, node ids, tags)``, from :func:`_read_raw_osm`.
+    low_end_first
+        Orient every edge from its end with the lower node position to the
+        other (u ≤ v; geometry reversed where the way runs the other way),
+        as :func:`coverage.reach.network_arrays` stores an edge. Otherwise
+        edges run in the way's direction. Lengths are the same either way.
+
+    Returns
+    -------
+    _WalkSegments
+        Nodes in order of their position among the nodes read; edges in the
+        order of the ways and, within a way, along it.
+    """
+    from pyproj import Transformer
+
+    node_ids = np.fromiter(node_lonlat.keys(), np.int64, len(node_lonlat))
+    lonlat = np.array(list(node_lonlat.values()), dtype=float).reshape(-1, 2)
+    # every way's nodes as positions into node_ids, all ways one after another
+    way_size = np.fromiter((len(refs) for _, refs, _ in ways), np.int64, len(ways))
+    refs_flat = np.fromiter(chain.from_iterable(refs for _, refs, _ in ways), np.int64, int(way_size.sum()))
+    by_id = np.argsort(node_ids, kind="stable")
+    node_of_ref = by_id[np.searchsorted(node_ids, refs_flat, sorter=by_id)]
+    del refs_flat
+    way_of_ref = np.repeat(np.arange(len(ways), dtype=np.int64), way_size)
+    way_start = np.cumsum(way_size) - way_size
+    way_end = way_start + way_size - 1
+
+    # network nodes: way ends, and nodes used more than once
+    uses = np.bincount(np.concatenate([node_of_ref, node_of_ref[way_start], node_of_ref[way_end]]),
+                       minlength=len(node_ids))
+
+    crs = utm_crs_for(float(np.median(lonlat[:, 0])), float(np.median(lonlat[:, 1])))
+    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lonlat[:, 0], lonlat[:, 1])
+
+    # every stretch between two consecutive cut points of one way becomes one edge
+    cut = np.flatnonzero(uses[node_of_ref] >= 2)
+    same_way = way_of_ref[cut[1:]] == way_of_ref[cut[:-1]]
+    start, end = cut[:-1][same_way], cut[1:][same_way]
+    edge_way = way_of_ref[start]
+    del cut, same_way, way_of_ref
+    n_edges = len(start)
+    per_edge = end - start + 1
+    owner = np.repeat(np.arange(n_edges, dtype=np.int64), per_edge)
+    first = np.cumsum(per_edge) - per_edge
+    ref_index = np.repeat(start - first, per_edge) + np.arange(len(owner), dtype=np.int64)
+    vertices = node_of_ref[ref_index]
+    del node_of_ref, ref_index
+    # great-circle length of each stretch, as osmnx measures edges
+    same_edge = owner[1:] == owner[:-1]
+    step = ox.distance.great_circle(lonlat[vertices[:-1], 1], lonlat[vertices[:-1], 0],
+                                    lonlat[vertices[1:], 1], lonlat[vertices[1:], 0])
+    length = np.bincount(owner[1:][same_edge], weights=step[same_edge], minlength=n_edges)
+    del step, same_edge
+    last = first + per_edge - 1
+    u_pos, v_pos = vertices[first], vertices[last]
+    ends = np.unique(np.concatenate([u_pos, v_pos]))
+
+    # zero-length stretches are dropped; their ends stay nodes
+    keep = np.flatnonzero(length > 0.0)
+    if len(keep) < n_edges:
+        kept_vertex = np.repeat(length > 0.0, per_edge)
+        vertices = vertices[kept_vertex]
+        per_edge = per_edge[keep]
+        owner = np.repeat(np.arange(len(keep), dtype=np.int64), per_edge)
+        first = np.cumsum(per_edge) - per_edge
+        last = first + per_edge - 1
+        u_pos, v_pos, length, edge_way = u_pos[keep], v_pos[keep], length[keep], edge_way[keep]
+    if low_end_first:
+        flip = u_pos > v_pos
+        u_pos, v_pos = np.where(flip, v_pos, u_pos), np.where(flip, u_pos, v_pos)
+        # the vertices of a flipped edge are read from its end back to its start
+        flipped_vertex = np.repeat(flip, per_edge)
+        along = np.arange(len(vertices), dtype=np.int64)
+        along[flipped_vertex] = (first + last)[owner[flipped_vertex]] - along[flipped_vertex]
+        vertices = vertices[along]
+        del flipped_vertex, along
+    geometry = shapely.linestrings(np.column_stack([x[vertices], y[vertices]]), indices=owner)
+    ferry_way = np.fromiter((bool(tags.get("ferry", False)) for _, _, tags in ways), bool, len(ways))
+    return _WalkSegments(
+        node_ids=node_ids[ends],
+        node_x=np.asarray(x, dtype=float)[ends],
+        node_y=np.asarray(y, dtype=float)[ends],
+        node_lon=lonlat[ends, 0],
+        node_lat=lonlat[ends, 1],
+        edge_u=np.searchsorted(ends, u_pos),
+        edge_v=np.searchsorted(ends, v_pos),
+        edge_length_m=length,
+        edge_ferry=ferry_way[edge_way],
+        edge_way=edge_way,
+        edge_geometry=geometry,
+        crs=crs,
+    )
+
+
 def _segments_graph(node_lonlat: dict, ways: list[tuple[int, list[int], dict]]) -> nx.MultiDiGraph:
     """
     Simplified, projected graph straight from the ways: each way is cut at its ends and at shared nodes.
@@ -138,9 +299,8 @@ def _segments_graph(node_lonlat: dict, ways: list[tuple[int, list[int], dict]]) 
     This is the topology osmnx's ``simplify_graph`` produces (edges carry the
     full geometry and great-circle length of the stretch they replace),
     except that two ways meeting end to end with nothing else at the joint
-    stay two edges: every walking time is the same. Coordinates are projected
-    once with pyproj and all edge geometries are made in one shapely call, so
-    a county extract builds in seconds rather than minutes.
+    stay two edges: every walking time is the same. The cutting, projection
+    and geometries are :func:`_walk_segments`; only the graph is built here.
 
     Returns
     -------
@@ -148,66 +308,58 @@ def _segments_graph(node_lonlat: dict, ways: list[tuple[int, list[int], dict]]) 
         In the local UTM zone (graph attribute ``crs``); nodes carry ``x``,
         ``y`` (metres) and ``lon``, ``lat`` (degrees).
     """
-    from pyproj import Transformer
-
-    node_ids = np.fromiter(node_lonlat.keys(), np.int64, len(node_lonlat))
-    lonlat = np.array(list(node_lonlat.values()), dtype=float).reshape(-1, 2)
-    position = dict(zip(node_ids.tolist(), range(len(node_ids))))
-    way_nodes = [np.fromiter((position[n] for n in refs), np.int64, len(refs)) for _, refs, _ in ways]
-
-    # graph nodes: way ends, and nodes used more than once
-    uses = np.bincount(np.concatenate(way_nodes + [np.array([n[0], n[-1]]) for n in way_nodes]),
-                       minlength=len(node_ids))
-
-    crs = utm_crs_for(float(np.median(lonlat[:, 0])), float(np.median(lonlat[:, 1])))
-    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lonlat[:, 0], lonlat[:, 1])
-
-    # every stretch between two graph nodes becomes one edge; vertices listed per edge
-    vertex_chunks, edge_way = [], []
-    for w, nodes in enumerate(way_nodes):
-        cut = np.flatnonzero(uses[nodes] >= 2).tolist()
-        for start, end in zip(cut[:-1], cut[1:]):
-            vertex_chunks.append(nodes[start:end + 1])
-            edge_way.append(w)
-    n_edges = len(vertex_chunks)
-    graph = nx.MultiDiGraph(crs=crs, created_with=f"eldercare-coverage network {NETWORK_BUILD_VERSION}",
+    segments = _walk_segments(node_lonlat, ways)
+    graph = nx.MultiDiGraph(crs=segments.crs, created_with=f"eldercare-coverage network {NETWORK_BUILD_VERSION}",
                             simplified=True)
-    if n_edges == 0:
-        return graph
-    vertices = np.concatenate(vertex_chunks)
-    owner = np.repeat(np.arange(n_edges), [len(chunk) for chunk in vertex_chunks])
-    # great-circle length of each stretch, as osmnx measures edges
-    same_edge = owner[1:] == owner[:-1]
-    step = ox.distance.great_circle(lonlat[vertices[:-1], 1], lonlat[vertices[:-1], 0],
-                                    lonlat[vertices[1:], 1], lonlat[vertices[1:], 0])
-    length = np.bincount(owner[1:][same_edge], weights=step[same_edge], minlength=n_edges)
-    geometry = shapely.linestrings(np.column_stack([x[vertices], y[vertices]]), indices=owner)
-    reverse = shapely.reverse(geometry)
-    first = np.concatenate([[0], np.flatnonzero(~same_edge) + 1])
-    last = np.concatenate([np.flatnonzero(~same_edge), [len(vertices) - 1]])
-    u_pos, v_pos = vertices[first], vertices[last]
-
-    ends = np.unique(np.concatenate([u_pos, v_pos]))
     graph.add_nodes_from(
-        (int(node_ids[i]), {"x": float(x[i]), "y": float(y[i]), "lon": float(lonlat[i, 0]),
-                            "lat": float(lonlat[i, 1])})
-        for i in ends
+        (node, {"x": x, "y": y, "lon": lon, "lat": lat})
+        for node, x, y, lon, lat in zip(segments.node_ids.tolist(), segments.node_x.tolist(),
+                                        segments.node_y.tolist(), segments.node_lon.tolist(),
+                                        segments.node_lat.tolist())
     )
     way_attrs = []
     for way_id, _, tags in ways:
         attrs = {"osmid": way_id, "oneway": False, "ferry": bool(tags.get("ferry", False))}
         attrs.update({k: v for k, v in tags.items() if k != "ferry"})
         way_attrs.append(attrs)
-    u_ids, v_ids = node_ids[u_pos].tolist(), node_ids[v_pos].tolist()
+    u_ids = segments.node_ids[segments.edge_u].tolist()
+    v_ids = segments.node_ids[segments.edge_v].tolist()
+    reverse = shapely.reverse(segments.edge_geometry)
     edges = []
-    for e in np.flatnonzero(length > 0.0).tolist():
-        attrs = way_attrs[edge_way[e]]
-        edges.append((u_ids[e], v_ids[e], {**attrs, "length": float(length[e]), "geometry": geometry[e],
+    for e, (way, length) in enumerate(zip(segments.edge_way.tolist(), segments.edge_length_m.tolist())):
+        attrs = way_attrs[way]
+        edges.append((u_ids[e], v_ids[e], {**attrs, "length": length, "geometry": segments.edge_geometry[e],
                                            "reversed": False}))
-        edges.append((v_ids[e], u_ids[e], {**attrs, "length": float(length[e]), "geometry": reverse[e],
+        edges.append((v_ids[e], u_ids[e], {**attrs, "length": length, "geometry": reverse[e],
                                            "reversed": True}))
     graph.add_edges_from(edges)
     return graph
+
+
+def _read_walkable_osm(path: Path) -> tuple[dict[int, tuple[float, float]], list[tuple[int, list[int], dict]]]:
+    """
+    :func:`_read_raw_osm`, with the planner-facing errors for an unreadable file or one without streets.
+
+    Raises
+    ------
+    InputDataError
+        The file is not OpenStreetMap data, or holds no walkable way.
+    """
+    try:
+        node_lonlat, ways = _read_raw_osm(path)
+    except RuntimeError as exc:
+        raise InputDataError(
+            f"cannot read as OpenStreetMap data: {exc}",
+            path=path,
+            hint="export the area again from OpenStreetMap as .osm or .osm.pbf / 请重新导出OSM文件",
+        ) from None
+    if not ways:
+        raise InputDataError(
+            "no walkable ways (highway=*) in the file",
+            path=path,
+            hint="the extract must contain streets and paths, not only buildings or land use",
+        )
+    return node_lonlat, ways
 
 
 def default_cache_dir() -> Path:
@@ -277,20 +429,7 @@ def load_walk_network(
         if "crs" in graph.graph and ox.projection.is_projected(graph.graph["crs"]):
             graph = ox.project_graph(graph, to_latlong=True)
     elif name.endswith(RAW_OSM_SUFFIXES):
-        try:
-            node_lonlat, ways = _read_raw_osm(path)
-        except RuntimeError as exc:
-            raise InputDataError(
-                f"cannot read as OpenStreetMap data: {exc}",
-                path=path,
-                hint="export the area again from OpenStreetMap as .osm or .osm.pbf / 请重新导出OSM文件",
-            ) from None
-        if not ways:
-            raise InputDataError(
-                "no walkable ways (highway=*) in the file",
-                path=path,
-                hint="the extract must contain streets and paths, not only buildings or land use",
-            )
+        node_lonlat, ways = _read_walkable_osm(path)
         if simplify == "osmnx":
             graph = _graph_from_ways(node_lonlat, ways)
             graph = ox.distance.add_edge_lengths(graph)
@@ -309,6 +448,169 @@ def load_walk_network(
     if cache_file is not None:
         _atomic_pickle(graph, cache_file)
     return _project(graph, to_crs)
+
+
+def load_walk_arrays(
+    path: str | Path,
+    *,
+    to_crs=None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+) -> NetworkArrays:
+    """
+    Read a walking network from an OSM file straight into :class:`~coverage.reach.NetworkArrays`.
+
+    For raw OSM (.osm XML, .osm.pbf, .osm.bz2, …) the ways are read and cut
+    exactly as :func:`load_walk_network` does, but no networkx graph is
+    built: the arrays come from the cut stretches directly, which is what a
+    batch run needs and several times faster on a county extract. The result
+    holds the same nodes (same order, same coordinates) and the same
+    stretches, lengths, ferry flags and geometries, in the same order and
+    orientation, as ``reach.network_arrays(load_walk_network(path))``, except
+    that every stretch is one row: where two OSM ways run over the very same
+    nodes (a duplicated way), both stay, while ``network_arrays`` keeps one
+    (walking times are the same). Any other format (osmnx GraphML) is loaded
+    as a graph and converted with :func:`coverage.reach.network_arrays`.
+
+    Parameters
+    ----------
+    path
+        The OSM or GraphML file.
+    to_crs
+        Target CRS; default the local UTM zone of the network's median node,
+        as :func:`load_walk_network` picks it.
+    cache_dir
+        Where parsed networks are cached, keyed by the file's sha256; default
+        :func:`default_cache_dir`. The arrays are cached in the local UTM zone
+        beside (not instead of) the graphs of :func:`load_walk_network`.
+    use_cache
+        Read and write that cache.
+
+    Returns
+    -------
+    coverage.reach.NetworkArrays
+        One row per undirected stretch, oriented from the lower node position
+        to the higher; lengths are great-circle metres, coordinates metres in
+        ``crs``.
+
+    Raises
+    ------
+    InputDataError
+        The file is missing, unreadable, of an unknown format or has no walkable way.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputDataError("network file not found", path=path, hint="check inputs.network in the study file")
+    name = path.name.lower()
+    if name.endswith(".graphml") or not name.endswith(RAW_OSM_SUFFIXES):
+        return network_arrays(load_walk_network(path, to_crs=to_crs, cache_dir=cache_dir, use_cache=use_cache))
+    cache_file = _arrays_cache_file(path, cache_dir) if use_cache else None
+    if cache_file is not None and cache_file.exists():
+        with open(cache_file, "rb") as handle:
+            net = _arrays_from_cache(pickle.load(handle))
+        return _project_arrays(net, to_crs)
+    node_lonlat, ways = _read_walkable_osm(path)
+    net = _arrays_from_segments(_walk_segments(node_lonlat, ways, low_end_first=True))
+    del node_lonlat, ways
+    if cache_file is not None:
+        _atomic_pickle(_arrays_to_cache(net), cache_file)
+    return _project_arrays(net, to_crs)
+
+
+def _arrays_cache_file(path: Path, cache_dir: str | Path | None) -> Path:
+    """Cache file of the arrays of ``path``: by content, build version and osmnx version (edge lengths)."""
+    cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = f"{file_sha256(path)}-v{NETWORK_BUILD_VERSION}-arrays-ox{ox.__version__}"
+    return cache_root / "networks" / f"{key}.pickle"
+
+
+def _graph_edge_order(edge_u: np.ndarray, edge_v: np.ndarray, n_nodes: int) -> np.ndarray:
+    """
+    Order in which :func:`coverage.reach.network_arrays` meets these edges in the graph of :func:`_segments_graph`.
+
+    networkx walks the nodes in order, each node's neighbours in the order
+    they were first linked to it and, per neighbour, the parallel edges in the
+    order added; every edge is met first from its lower end (``edge_u``,
+    edges oriented u ≤ v and listed in the order they were added).
+
+    Returns
+    -------
+    numpy.ndarray
+        Edge positions in that order.
+    """
+    n_edges = len(edge_u)
+    if n_edges == 0:
+        return np.empty(0, dtype=np.int64)
+    pair = edge_u * np.int64(max(n_nodes, 1)) + edge_v
+    _, first_of_pair, pair_of_edge = np.unique(pair, return_index=True, return_inverse=True)
+    # stable: parallel edges of one pair keep the order they were added in
+    return np.argsort(edge_u * np.int64(n_edges) + first_of_pair[pair_of_edge], kind="stable")
+
+
+def _arrays_from_segments(segments: _WalkSegments) -> NetworkArrays:
+    """The arrays of segments cut with ``low_end_first``, edges in the order ``network_arrays`` gives."""
+    order = _graph_edge_order(segments.edge_u, segments.edge_v, len(segments.node_ids))
+    return NetworkArrays(
+        node_ids=segments.node_ids,
+        node_x=segments.node_x,
+        node_y=segments.node_y,
+        edge_u=segments.edge_u[order],
+        edge_v=segments.edge_v[order],
+        edge_length_m=segments.edge_length_m[order],
+        edge_ferry=segments.edge_ferry[order],
+        edge_geometry=segments.edge_geometry[order],
+        crs=segments.crs,
+    )
+
+
+def _arrays_to_cache(net: NetworkArrays) -> dict:
+    """Plain arrays to pickle: geometries as their vertices (exact) and vertex counts, no shapely objects."""
+    payload = {field.name: getattr(net, field.name) for field in dataclasses.fields(net)}
+    payload["edge_geometry"] = shapely.get_coordinates(net.edge_geometry)
+    payload["edge_vertex_count"] = shapely.get_num_coordinates(net.edge_geometry)
+    return payload
+
+
+def _arrays_from_cache(payload: dict) -> NetworkArrays:
+    """Inverse of :func:`_arrays_to_cache`."""
+    payload = dict(payload)
+    vertex_count = payload.pop("edge_vertex_count")
+    owner = np.repeat(np.arange(len(vertex_count), dtype=np.int64), vertex_count)
+    geometry = shapely.linestrings(payload["edge_geometry"], indices=owner) if len(owner) \
+        else np.empty(0, dtype=object)
+    payload["edge_geometry"] = geometry
+    return NetworkArrays(**payload)
+
+
+def _project_arrays(net: NetworkArrays, to_crs) -> NetworkArrays:
+    """
+    Network arrays in ``to_crs``; the arrays themselves when that is their CRS (or ``to_crs`` is None).
+
+    Node coordinates and every geometry vertex are transformed from the
+    arrays' CRS with one pyproj transformer, as osmnx's ``project_graph``
+    transforms a graph's nodes and edges; lengths stay great-circle metres.
+    """
+    from pyproj import CRS, Transformer
+
+    if to_crs is None:
+        return net
+    target = CRS.from_user_input(to_crs)
+    current = CRS.from_user_input(net.crs)
+    if target == current:
+        return net
+    transformer = Transformer.from_crs(current, target, always_xy=True)
+
+    def transform_xy(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+
+    node_x, node_y = transformer.transform(net.node_x, net.node_y)
+    return dataclasses.replace(
+        net,
+        node_x=np.asarray(node_x, dtype=float),
+        node_y=np.asarray(node_y, dtype=float),
+        edge_geometry=shapely.transform(net.edge_geometry, transform_xy),
+        crs=target,
+    )
 
 
 def _to_bool(value) -> bool:
@@ -358,6 +660,47 @@ def graph_summary(graph: nx.MultiDiGraph) -> dict[str, int | float]:
         "walkable_km": round(length_m / 1000.0, 3),
         "ferry_edges": ferries,
         "components": nx.number_weakly_connected_components(graph),
+    }
+
+
+def network_summary(net: NetworkArrays) -> dict[str, int | float]:
+    """
+    :func:`graph_summary` from network arrays: nodes, edges, walkable length (km), ferry lines, components.
+
+    For arrays from :func:`load_walk_arrays` on raw OSM every figure equals
+    ``graph_summary(load_walk_network(path))``: ``edges`` counts each stretch
+    once per walking direction (twice), as the graph stores it; ``walkable_km``
+    sums the stretches that are not ferries, each rounded to the centimetre;
+    ``components`` are weakly connected components with ferry lines as links,
+    isolated nodes counted. Two cases differ: a single way that runs over the
+    same stretch twice (out and back) counts twice here in ``walkable_km`` /
+    ``ferry_edges`` and once in ``graph_summary`` (whose street key includes
+    the way id); and for arrays from a GraphML whose one-way streets the
+    graph stores once (and whose parallel edges ``network_arrays`` folds),
+    ``edges`` and ``walkable_km`` differ from the graph's: walking uses every
+    street both ways.
+
+    Parameters
+    ----------
+    net
+        The network arrays.
+
+    Returns
+    -------
+    dict
+        ``nodes``, ``edges`` (directed: two per undirected row), ``walkable_km``
+        (kilometres, 3 decimals), ``ferry_edges`` (undirected rows),
+        ``components``.
+    """
+    # the same rounding and summation order as graph_summary, which meets the streets in this order
+    length_m = sum(round(length, 2) for length in net.edge_length_m[~net.edge_ferry].tolist())
+    components = int(node_components(net, with_ferries=True).max()) + 1 if net.n_nodes else 0
+    return {
+        "nodes": net.n_nodes,
+        "edges": 2 * net.n_edges,
+        "walkable_km": round(length_m / 1000.0, 3),
+        "ferry_edges": int(net.edge_ferry.sum()),
+        "components": components,
     }
 
 

@@ -502,11 +502,10 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
             facilities = ingest.assign_facilities_to_units(facilities, units)
 
     with timer.stage("network"):
-        graph = network.load_walk_network(config.network)
-        working_crs = graph.graph["crs"]
-        net = reach.network_arrays(graph)
-        graph_summary = network.graph_summary(graph)
-        del graph
+        # straight to arrays: the batch job never needs the networkx graph
+        net = network.load_walk_arrays(config.network)
+        working_crs = net.crs
+        graph_summary = network.network_summary(net)
 
     with timer.stage("population"):
         demand, calibration, _ = _load_demand(config, units, study_area, working_crs, notes)
