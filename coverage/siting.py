@@ -606,6 +606,35 @@ def _mclp_lp_bound(
     return _lagrangian_bound(B, wg, p, lam), np.asarray(res.x[:m])
 
 
+def _minsites_lp_bound(B: sp.csr_array, wg: np.ndarray, need: float, time_limit_s: float) -> float | None:
+    """
+    Lower bound (sites, not rounded) on the fewest sites covering ``need`` persons, from the LP relaxation.
+
+    Solved by HiGHS (interior point on large models); the bound is recomputed
+    from the LP duals as a Lagrangian bound, valid for any multipliers, so
+    solver tolerances cannot make it too large: with ``lam_g >= 0`` on
+    ``y_g <= sum_j a_gj x_j`` and ``mu >= 0`` on ``sum_g w_g y_g >= need``,
+    ``sum_j min(0, 1 - (B lam)_j) + sum_g min(0, lam_g - mu w_g) + mu need``.
+    None when HiGHS does not finish in time.
+    """
+    m, g, link = _mclp_parts(B, wg)
+    cover = sp.csr_array(np.concatenate([np.zeros(m), -wg])[None, :])
+    A = sp.vstack([link, cover], format="csr")
+    b = np.concatenate([np.zeros(g), [-float(need)]])
+    c = np.concatenate([np.ones(m), np.zeros(g)])
+    res = linprog(
+        c, A_ub=A, b_ub=b, bounds=(0.0, 1.0),
+        method="highs-ipm" if g > _IPM_MIN_GROUPS else "highs",
+        options={"time_limit": max(float(time_limit_s), 0.01), "disp": False},
+    )
+    if res.status != 0 or res.ineqlin is None:
+        return None
+    duals = -np.asarray(res.ineqlin.marginals, dtype=np.float64)
+    lam, mu = np.maximum(duals[:g], 0.0), max(float(duals[g]), 0.0)
+    reduced = 1.0 - sp.csr_array(B, dtype=np.float64) @ lam
+    return float(np.minimum(reduced, 0.0).sum() + np.minimum(lam - mu * wg, 0.0).sum() + mu * float(need))
+
+
 def _kernel_milp(
     B: sp.csr_array, wg: np.ndarray, p: int, support: np.ndarray, time_limit_s: float
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
@@ -647,7 +676,7 @@ def _lagrangian_bound(B: sp.csr_array, wg: np.ndarray, p: int, lam: np.ndarray) 
 
 
 def _minsites_milp(
-    B: sp.csr_array, wg: np.ndarray, need: float, max_sites: int, time_limit_s: float, *, relax: bool = False
+    B: sp.csr_array, wg: np.ndarray, need: float, max_sites: int, time_limit_s: float
 ) -> dict[str, Any]:
     m, g, link = _mclp_parts(B, wg)
     cover_row = sp.csr_array(np.concatenate([np.zeros(m), wg])[None, :])
@@ -656,14 +685,14 @@ def _minsites_milp(
     lb = np.concatenate([np.full(g, -np.inf), [need], [-np.inf]])
     ub = np.concatenate([np.zeros(g), [np.inf], [float(max_sites)]])
     c = np.concatenate([np.ones(m), np.zeros(g)])
-    integrality = np.zeros(m + g) if relax else np.concatenate([np.ones(m), np.zeros(g)])
+    integrality = np.concatenate([np.ones(m), np.zeros(g)])
     t0 = time.perf_counter()
     res = milp(
         c,
         constraints=LinearConstraint(A, lb, ub),
         integrality=integrality,
         bounds=Bounds(0.0, 1.0),
-        options=_highs_options(time_limit_s, None if relax else 0.0),
+        options=_highs_options(time_limit_s, 0.0),
     )
     out: dict[str, Any] = {
         "status_code": int(res.status),
@@ -673,7 +702,7 @@ def _minsites_milp(
         "dual_bound": None,
         "fun": None if res.fun is None else float(res.fun),
     }
-    if res.x is not None and not relax:
+    if res.x is not None:
         out["x"] = np.flatnonzero(res.x[:m] > 0.5)
     db = getattr(res, "mip_dual_bound", None)
     if db is not None and np.isfinite(db):
@@ -691,6 +720,7 @@ def _lns(
     max_candidates: int = 150,
     sub_time_s: float = 2.0,
     seed: int = 0,
+    stop_at: float | None = None,
 ) -> tuple[np.ndarray, float, dict[str, int]]:
     """
     Large-neighbourhood search: re-optimise a few nearby sites exactly.
@@ -701,8 +731,9 @@ def _lns(
     ``free_sites``) and solves the small MCLP of placing that many sites
     among the neighbourhood's candidates by HiGHS, with all other sites
     fixed; the result replaces the freed sites when it covers more.
-    Deterministic for a given ``seed``. Returns (picked, covered weight,
-    counters).
+    Stops early once the covered weight reaches ``stop_at`` (persons), when
+    given. Deterministic for a given ``seed`` and time. Returns (picked,
+    covered weight, counters).
     """
     m, g = B.shape
     Bc = sp.csc_array(B)
@@ -717,6 +748,8 @@ def _lns(
     stats = {"neighbourhoods": 0, "improvements": 0}
     stale = 0
     while p > 0 and stale < 2 * p and time.perf_counter() < deadline:
+        if stop_at is not None and value >= stop_at:
+            break
         s = int(rng.choice(np.flatnonzero(sel)))
         in_hood = np.zeros(m, dtype=bool)
         in_hood[s] = True
@@ -1067,6 +1100,15 @@ def solve_mclp(
         details["total_s"] = time.perf_counter() - t0
         info["kernel"] = details
     remaining = deadline - time.perf_counter()
+    if method == "auto" and x_lp is not None and not kernel_ok and _gap(bound, inc_val) > stop_gap and remaining > 2.0:
+        # a very fractional LP: its p largest values, improved by swaps, are a second start
+        t0 = time.perf_counter()
+        rounded = np.argsort(-x_lp, kind="stable")[:p]
+        r_pick, r_val, n_swaps = _swap_search(B, wg, rounded, deadline=t0 + 0.15 * remaining)
+        info["lp_rounding"] = {"objective": r_val, "swaps": n_swaps, "seconds": time.perf_counter() - t0}
+        if r_val > inc_val:
+            inc_pick, inc_val, inc_method = r_pick, r_val, "lp rounding+swap"
+    remaining = deadline - time.perf_counter()
     if method == "auto" and _gap(bound, inc_val) > stop_gap and remaining > 1.0:
         t0 = time.perf_counter()
         l_pick, l_val, stats = _lns(B, wg, inc_pick, deadline=deadline)
@@ -1153,7 +1195,9 @@ def min_sites_for_target(
         newly covered weight >= ``target * total - base``), ``"greedy"``
         (add greedy sites until reached, drop redundant ones, try one fewer
         with swaps; lower bound from the LP relaxation) or ``"auto"``
-        (greedy, then the MILP when the reduced model is small enough).
+        (greedy, then the MILP when the reduced model is small enough; on a
+        larger one the neighbourhood search looks for sets one site smaller
+        until the time limit).
     time_limit_s
         Wall-clock budget (seconds) for the solve after the model reduction.
 
@@ -1242,27 +1286,37 @@ def _min_sites(
     # lower bound: LP relaxation, rounded up
     lower = 1.0
     if pick.size > 1:
-        lp = _minsites_milp(B, wg, need, pick.size, max(deadline - time.perf_counter(), 1.0), relax=True)
-        info["lp_s"] = lp["seconds"]
-        if lp["status_code"] == 0 and lp["fun"] is not None:
-            lower = max(lower, float(np.ceil(lp["fun"] - 1e-6)))
+        t0 = time.perf_counter()
+        lp = _minsites_lp_bound(B, wg, need, max(0.5 * (deadline - time.perf_counter()), 1.0))
+        info["lp_s"] = time.perf_counter() - t0
+        if lp is not None:
+            info["lp_value"] = lp
+            lower = max(lower, float(np.ceil(lp - 1e-9)))
     info["lp_lower_bound"] = lower
     if lower >= pick.size:
         return finish(pick, meth, "optimal", lower)
 
-    # one site fewer, by greedy + swaps on the MCLP with p = k - 1
-    swap_deadline = time.perf_counter() + min(0.3 * time_limit_s, 120.0)
-    while pick.size - 1 >= lower and time.perf_counter() < swap_deadline:
+    run_milp = method == "exact" or (method == "auto" and wg.size <= _MILP_MAX_GROUPS and B.nnz <= _EXACT_MAX_NNZ)
+    # one site fewer, by greedy + swaps on the MCLP with p = k - 1; on a model too large for the MILP the
+    # neighbourhood search then gets the rest of the time to make k - 1 sites reach the target
+    search_deadline = time.perf_counter() + min(0.3 * time_limit_s, 120.0) if run_milp or method == "greedy" \
+        else deadline
+    info["fewer_tries"] = 0
+    while pick.size - 1 >= lower and time.perf_counter() < search_deadline:
         k = pick.size - 1
+        info["fewer_tries"] += 1
         start, _, _ = _lazy_greedy(B, wg, k)
-        cand, val, _ = _swap_search(B, wg, start, deadline=swap_deadline)
+        cand, val, _ = _swap_search(B, wg, start, deadline=search_deadline)
+        found = "greedy+swap"
+        if val < need and not run_milp and method == "auto":
+            cand, val, _ = _lns(B, wg, cand, deadline=search_deadline, stop_at=need)
+            found = "lns"
         if val < need:
             break
-        pick, meth = _prune(red, cand, need), "greedy+swap"
+        pick, meth = _prune(red, cand, need), found
     if lower >= pick.size:
         return finish(pick, meth, "optimal", lower)
 
-    run_milp = method == "exact" or (method == "auto" and wg.size <= _MILP_MAX_GROUPS and B.nnz <= _EXACT_MAX_NNZ)
     if not run_milp:
         return finish(pick, meth, "heuristic", lower)
     # MILP for a set with at most k - 1 sites: infeasible proves k minimal

@@ -392,7 +392,7 @@ def test_auto_large_model_path_is_valid(seed, monkeypatch):
     assert exact.status == "optimal"
     monkeypatch.setattr(siting, "_EXACT_MAX_NNZ", 0)  # force the path used for large models
     res = solve_mclp(a, w, p, already_covered=base, method="auto", time_limit_s=5)
-    assert res.method in ("greedy", "greedy+swap", "kernel", "lns")
+    assert res.method in ("greedy", "greedy+swap", "kernel", "lp rounding+swap", "lns")
     assert res.objective <= exact.objective + 1e-6
     assert res.bound >= exact.objective - 1e-6
     assert res.gap >= (exact.objective - res.objective) / exact.objective - 1e-9
@@ -401,6 +401,23 @@ def test_auto_large_model_path_is_valid(seed, monkeypatch):
     covered[sp.csr_array(a[res.selected]).indices] = True
     assert w[covered & ~base].sum() == pytest.approx(res.objective)
     assert res.objective >= 0.97 * exact.objective
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fewest_sites_on_a_model_too_large_for_the_milp_is_feasible_with_an_honest_lower_bound(seed, monkeypatch):
+    from coverage import siting
+
+    a, w, base = _clustered(seed)
+    target = 0.8
+    exact = min_sites_for_target(a, w, target, already_covered=base, method="exact", time_limit_s=30)
+    assert exact.status == "optimal"
+    monkeypatch.setattr(siting, "_EXACT_MAX_NNZ", 0)  # force the path used for large models
+    res = min_sites_for_target(a, w, target, already_covered=base, method="auto", time_limit_s=5)
+    assert res.share_after >= target - 1e-9
+    assert res.n_sites >= exact.n_sites
+    assert res.bound <= exact.n_sites, "the LP lower bound never exceeds the true minimum"
+    assert res.gap == pytest.approx((res.n_sites - res.bound) / res.n_sites)
+    assert res.info["lp_lower_bound"] >= 1
 
 
 def test_neighbourhood_search_never_worsens():
