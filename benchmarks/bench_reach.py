@@ -20,12 +20,19 @@ snap facilities, reach (``nearest_facility``) and polygons
 the answers did not change.
 
 Part B, comparison, homes placed exactly on every node and facilities on
-sampled nodes, so node-level times are comparable: ours vs the osmnx-tutorial
-way (one ``nx.single_source_dijkstra_path_length`` with ``cutoff`` per
-facility, union of the reached nodes, nearest node per home through a
-KD-tree like ``ox.distance.nearest_nodes``), vs one networkx
-``multi_source_dijkstra``, vs pandana ``nearest_pois``; answers are checked
-against ours.
+sampled nodes, so node-level times are comparable: ours vs the osmnx
+isochrone tutorial as written (osmnx-examples notebook 13: one
+``nx.ego_graph(G, centre, radius=trip_time, distance="time")`` per facility
+and per trip time, 5 / 10 / 15 min, the subgraph's nodes taken as reached;
+it answers "which nodes lie within each time of some facility", not which
+facility or how long), vs the same approach tuned (one
+``nx.single_source_dijkstra_path_length`` with ``cutoff`` = the longest
+limit per facility, union of the reached nodes: the issue's "networkx
+single-source search per facility"), vs one networkx
+``multi_source_dijkstra``, vs pandana ``nearest_pois``; the networkx methods
+find the nearest node per home through a KD-tree like
+``ox.distance.nearest_nodes``. Answers are checked against ours (for the
+ego_graph method: the reached sets at each trip time).
 
 Every network x method runs in its own subprocess. Peak memory: the kernel's
 peak-RSS mark (VmHWM, reset before each stage through /proc/self/clear_refs)
@@ -66,15 +73,19 @@ MAX_ACCESS = 500.0  # metres (the library default)
 TIME_TOL = 1e-5  # s; ours carries a 1e-6 s minimum link cost from a facility's position
 PANDANA_TOL = 2e-2  # s; pandana computes and returns single precision (float32)
 BEFORE_REF = "3150f04"  # the commit whose reach.py snapped with STRtree.query_nearest
-PER_FACILITY_BUDGET_S = 180.0
+PER_FACILITY_BUDGET_S = 180.0  # per-facility networkx methods: beyond this, extrapolate from the first 50
+TRIP_TIMES_S = (300.0, 600.0, 900.0)  # the tutorial's trip times, 5 / 10 / 15 min, as walking seconds
+assert max(TRIP_TIMES_S) == LIMIT
 FULL_NETWORKS = ["shanghai", "grid-10000", "grid-100000", "grid-1000000"]
 QUICK_NETWORKS = ["shanghai", "grid-10000"]
 FULL_FACILITIES = [50, 500, 5000]
 QUICK_FACILITIES = [50, 500]
-METHODS = ["ours", "nx_per_facility", "nx_multi_source", "pandana"]
+METHODS = ["ours", "nx_ego_graph", "nx_per_facility", "nx_multi_source", "pandana"]
+PER_FACILITY_METHODS = ("nx_ego_graph", "nx_per_facility")
 METHOD_LABEL = {
     "ours": "ours (snap + nearest_facility)",
-    "nx_per_facility": "networkx per facility (osmnx tutorial)",
+    "nx_ego_graph": "osmnx tutorial as written (nx.ego_graph per facility and per threshold)",
+    "nx_per_facility": "networkx per facility, one search to the longest limit (tutorial, tuned)",
     "nx_multi_source": "networkx multi_source_dijkstra",
     "pandana": "pandana nearest_pois",
 }
@@ -387,7 +398,7 @@ def worker_compare(args: dict) -> dict:
             out["per_f"][str(count)] = {"search_s": search_s}
             np.savez(results_dir / f"{spec}-{method}-{count}.npz", cost=cost,
                      facility_node=np.where(index >= 0, fac_nodes[np.maximum(index, 0)], -1))
-    elif method in ("nx_per_facility", "nx_multi_source"):
+    elif method in ("nx_ego_graph", "nx_per_facility", "nx_multi_source"):
         import networkx as nx
         from scipy.spatial import cKDTree
 
@@ -402,21 +413,39 @@ def worker_compare(args: dict) -> dict:
                 t0 = time.perf_counter()
                 _, home_node = cKDTree(np.column_stack([x, y])).query(homes_xy)
                 f_out["nearest_node_s"] = time.perf_counter() - t0
-                best_time = np.full(n_nodes, np.inf)
-                best_fac = np.full(n_nodes, -1, dtype=np.int64)
+                if method == "nx_ego_graph":
+                    # reached[t] = the union over facilities of the nodes within t of that facility
+                    reached = {t: np.zeros(n_nodes, dtype=bool) for t in TRIP_TIMES_S}
+                else:
+                    best_time = np.full(n_nodes, np.inf)
+                    best_fac = np.full(n_nodes, -1, dtype=np.int64)
                 t0 = time.perf_counter()
-                if method == "nx_per_facility":
+                if method in PER_FACILITY_METHODS:
                     done = 0
                     for k, node_pos in enumerate(fac_nodes):
-                        lengths = nx.single_source_dijkstra_path_length(
-                            g, node_list[node_pos], cutoff=LIMIT, weight="time"
-                        )
-                        for node, t in lengths.items():  # union: the nearest facility per node
-                            p = position[node]
-                            if t < best_time[p]:
-                                best_time[p] = t
-                                best_fac[p] = node_pos
+                        if method == "nx_ego_graph":
+                            # osmnx-examples notebook 13 ("isolines"), per centre node:
+                            #   for trip_time in sorted(trip_times, reverse=True):
+                            #       subgraph = nx.ego_graph(G, center_node, radius=trip_time, distance="time")
+                            #       for node in subgraph.nodes(): ...
+                            for trip_time in sorted(TRIP_TIMES_S, reverse=True):
+                                subgraph = nx.ego_graph(g, node_list[node_pos], radius=trip_time, distance="time")
+                                mask = reached[trip_time]
+                                for node in subgraph.nodes():
+                                    mask[position[node]] = True
+                            del subgraph
+                        else:
+                            lengths = nx.single_source_dijkstra_path_length(
+                                g, node_list[node_pos], cutoff=LIMIT, weight="time"
+                            )
+                            for node, t in lengths.items():  # union: the nearest facility per node
+                                p = position[node]
+                                if t < best_time[p]:
+                                    best_time[p] = t
+                                    best_fac[p] = node_pos
                         done = k + 1
+                        # after the first 50 facilities: stop and extrapolate if the whole run would
+                        # take longer than the budget
                         if done == min(50, count) and done < count:
                             elapsed = time.perf_counter() - t0
                             if elapsed / done * count > args["per_facility_budget_s"]:
@@ -434,11 +463,16 @@ def worker_compare(args: dict) -> dict:
                         best_fac[p] = position[paths[node][0]]
                     del dist, paths
                     search = time.perf_counter() - t0
-                cost = best_time[home_node]
-                fac_of_home = best_fac[home_node]
+                if method == "nx_ego_graph":
+                    home_reached = {f"reached_{t:.0f}": reached[t][home_node] for t in TRIP_TIMES_S}
+                else:
+                    cost = best_time[home_node]
+                    fac_of_home = best_fac[home_node]
             f_out["search_s"] = search
             if "extrapolated_from" in f_out:
                 f_out["reach_s_extrapolated"] = f_out["nearest_node_s"] + search
+            elif method == "nx_ego_graph":
+                np.savez(results_dir / f"{spec}-{method}-{count}.npz", **home_reached)
             else:
                 np.savez(results_dir / f"{spec}-{method}-{count}.npz", cost=cost, facility_node=fac_of_home)
             out["per_f"][str(count)] = f_out
@@ -557,6 +591,20 @@ def compare_answers(tmp: Path, spec: str, count: int, method: str) -> dict | Non
     if method == "ours" or not ours_file.exists() or not other_file.exists():
         return None
     ours, other = np.load(ours_file), np.load(other_file)
+    if method == "nx_ego_graph":
+        # only reached sets per trip time: ours reaches a home within t when its cost is <= t
+        cost = ours["cost"]
+        per_t = {}
+        for t in TRIP_TIMES_S:
+            mine = np.isfinite(cost) & (cost <= t)
+            mismatch = mine != other[f"reached_{t:.0f}"]
+            per_t[f"{t:.0f}"] = {
+                "mismatch": int(mismatch.sum()),
+                # a home whose time lies within TIME_TOL of t (ours adds up to 1e-6 s at the facility)
+                "at_threshold": int((mismatch & (np.abs(cost - t) <= TIME_TOL)).sum()),
+                "reached": int(mine.sum()),
+            }
+        return {"reached_sets": per_t, "homes": len(cost)}
     a, b = ours["cost"], other["cost"]
     both = np.isfinite(a) & np.isfinite(b)
     gap = np.zeros(len(a))
@@ -843,14 +891,28 @@ def render(info, networks, facilities, opts, stages, compares, pandana_builds, t
                 build = _stage(r, "build graph")
                 build_txt = (f"{fmt_s(build)} ({fmt_mb(_stage(r, 'build graph', 'delta_mb'))})" if build is not None
                              else "arrays, see stages")
-                ratio = f"{reach_s / ours_reach:.1f}×" if method != "ours" and ours_reach and reach_s else "–"
-                ratio_search = (f"{search_s / ours_search:.1f}×" if method != "ours" and ours_search and search_s
-                                else "–")
+                approx = "~" if extrapolated else ""
+                ratio = (f"{approx}{reach_s / ours_reach:.1f}×" if method != "ours" and ours_reach and reach_s
+                         else "–")
+                ratio_search = (f"{approx}{search_s / ours_search:.1f}×" if method != "ours" and ours_search
+                                and search_s else "–")
                 check = compare_answers(tmp, spec, count, method)
                 if method == "ours":
                     answers = "reference"
                 elif check is None:
                     answers = "not compared (extrapolated)" if extrapolated else "–"
+                    if method == "nx_ego_graph":
+                        answers += "; gives reached sets only, no nearest facility or time"
+                elif method == "nx_ego_graph":
+                    sets = check["reached_sets"]
+                    bad = sum(c["mismatch"] - c["at_threshold"] for c in sets.values())
+                    answers = (f"{'same' if bad == 0 else 'DIFFERENT'} reached sets at "
+                               f"{' / '.join(sets)} s (reached mismatch "
+                               f"{' / '.join(str(c['mismatch']) for c in sets.values())}"
+                               + (f", of which {'/'.join(str(c['at_threshold']) for c in sets.values())} within "
+                                  f"{TIME_TOL:.0e} s of the threshold"
+                                  if any(c["at_threshold"] for c in sets.values()) else "")
+                               + "); gives reached sets only, no nearest facility or time")
                 else:
                     answers = (f"{'same' if check['within_tol'] and check['reached_mismatch'] == 0 else 'DIFFERENT'}"
                                f" (max {check['max_abs_diff_s']:.1e} s, tol {check['tol']:.0e}; "
@@ -868,6 +930,20 @@ def render(info, networks, facilities, opts, stages, compares, pandana_builds, t
         "pandana: nearest_pois). Graph build is not in either. Ours attaches homes to the exact point on the "
         "nearest edge; the others to the nearest node, a cheaper and coarser step (here every home sits on a "
         "node, so the answers are comparable).")
+    add("")
+    trip = " / ".join(f"{t:.0f}" for t in TRIP_TIMES_S)
+    add(f"The osmnx isochrone tutorial (osmnx-examples notebook 13) as written calls, for each centre node and "
+        f"each trip time, longest first, `nx.ego_graph(G, center_node, radius=trip_time, distance=\"time\")` "
+        f"(a cutoff Dijkstra plus a copy of the reached subgraph) and takes the subgraph's nodes: here "
+        f"{len(TRIP_TIMES_S)} calls per facility at {trip} s (5 / 10 / 15 min at {SPEED} m/s), the reached "
+        "nodes united over facilities per trip time. It answers only which homes lie within each time of some "
+        "facility, checked against ours (cost ≤ trip time); it gives neither the nearest facility nor the time. "
+        "The tuned per-facility method runs one `single_source_dijkstra_path_length` per facility to the "
+        "longest limit and keeps the nearest facility per node (the issue's \"single-source search per "
+        f"facility, union of reached nodes\"). Both per-facility methods stop after 50 facilities when the "
+        f"run would exceed the per-facility budget ({opts.per_facility_budget:g} s here, "
+        "`--per-facility-budget`) and are then extrapolated linearly in facilities (the reach cell says so and "
+        "the ratios carry a ~); their answers are then not compared.")
     fit = _pandana_fit(pandana_builds)
     if pandana_builds:
         parts = [f"{b['nodes']:,} nodes {fmt_s(_stage(b, 'build graph'))} s" if "stages" in b
@@ -927,6 +1003,16 @@ def notes_section(networks, facilities, stages, compares, fit) -> str:
             "home exactly onto its edge, which costs more than the others' nearest-node lookup (a KD-tree "
             "query, ~1 s for 1M homes by itself). The per-facility cost grows with longer limits and denser "
             "networks (more nodes per search), ours hardly.")
+    ego = _per_facility_ratios(networks, facilities, compares, "nx_ego_graph")
+    if ego:
+        best_ego = max(ego, key=lambda r: r[2])
+        out.append(
+            f"- The osmnx tutorial as written (`nx.ego_graph`, {len(TRIP_TIMES_S)} calls per facility, each a "
+            "cutoff Dijkstra plus a copy of the reached subgraph) costs more than the tuned per-facility search "
+            f"for the same reached sets; at 500+ facilities ours is {_span([r[2] for r in ego], '.1f')} faster "
+            f"than it end to end (best {network_label(best_ego[0])}, F={best_ego[1]:,}"
+            f"{', extrapolated' if best_ego[4] else ''}) and {_span([r[3] for r in ego], '.0f')} in the search "
+            "alone. The ≥ 100× verdict above is judged against the tuned search, as the issue words it.")
     pandana_vs_ours = []
     for spec in networks:
         for count in facilities:
@@ -954,22 +1040,35 @@ def notes_section(networks, facilities, stages, compares, fit) -> str:
     return "\n".join(out)
 
 
-def _per_facility_ratios(networks, facilities, compares) -> list:
-    """(network, F, reach ratio, search ratio) of networkx per facility over ours, at 500+ facilities."""
+def _per_facility_ratios(networks, facilities, compares, method: str = "nx_per_facility") -> list:
+    """(network, F, reach ratio, search ratio, extrapolated) of a per-facility networkx method over ours,
+    at 500+ facilities. ``method``: "nx_per_facility" (tuned: one search per facility to the longest limit,
+    the issue's wording and the one the verdict is judged on) or "nx_ego_graph" (the tutorial as written)."""
     ratios = []
     for spec in networks:
         ours = compares.get((spec, "ours"), {})
         for count in facilities:
             if count < 500:
                 continue
-            r = compares.get((spec, "nx_per_facility"), {})
+            r = compares.get((spec, method), {})
             f = r.get("per_f", {}).get(str(count), {})
             theirs = f.get("reach_s_extrapolated") or _stage(r, f"reach F={count}")
             mine = _stage(ours, f"reach F={count}")
             mine_search = ours.get("per_f", {}).get(str(count), {}).get("search_s")
             if theirs and mine and mine_search:
-                ratios.append((spec, count, theirs / mine, (f.get("search_s") or 0.0) / mine_search))
+                ratios.append((spec, count, theirs / mine, (f.get("search_s") or 0.0) / mine_search,
+                               "extrapolated_from" in f))
     return ratios
+
+
+def _span(values, spec: str) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:{spec}}×" if f"{lo:{spec}}" == f"{hi:{spec}}" else f"{lo:{spec}}–{hi:{spec}}×"
+
+
+def _ratio_detail(ratios) -> str:
+    return "; ".join(f"{network_label(s)} F={c:,}: {t:.1f}× (search alone {q:.1f}×)"
+                     + (" (**extrapolated**)" if x else "") for s, c, t, q, x in ratios)
 
 
 def targets_section(networks, facilities, stages, compares) -> str:
@@ -990,8 +1089,16 @@ def targets_section(networks, facilities, stages, compares) -> str:
     if ratios:
         met = [r for r in ratios if r[2] >= 100]
         verdict = "met everywhere" if len(met) == len(ratios) else "met nowhere" if not met else "met in part"
-        detail = "; ".join(f"{network_label(s)} F={c:,}: {t:.1f}× (search alone {q:.1f}×)" for s, c, t, q in ratios)
-        out.append(f"- ≥ 100× faster than networkx per facility at 500+ facilities: **{verdict}** — {detail}.")
+        out.append(f"- ≥ 100× faster than networkx per facility at 500+ facilities (judged, as the issue words "
+                   "it, against a networkx single-source search per facility with the union of reached nodes: "
+                   f"one search to the longest limit, tuned): **{verdict}** — {_ratio_detail(ratios)}.")
+    ego = _per_facility_ratios(networks, facilities, compares, "nx_ego_graph")
+    if ego:
+        at_100 = sum(r[2] >= 100 for r in ego)
+        out.append(f"- For information, not the verdict: against the osmnx tutorial as written (`nx.ego_graph` per "
+                   f"facility and per trip time, {len(TRIP_TIMES_S)} calls per facility; reached sets only), "
+                   f"ours is ≥ 100× faster end to end in {at_100} of {len(ego)} cases at 500+ facilities — "
+                   f"{_ratio_detail(ego)}.")
     sh = stages.get("shanghai")
     if sh and "osm" in sh and _stage(sh, "parse"):
         rate = sh["osm"]["file_mb"] / _stage(sh, "parse")
