@@ -436,13 +436,24 @@ def _facility_table(net, facilities, facility_snap, demand_snap, demand, nearest
     return table
 
 
-def _sensitivity(net, facility_snap, demand_snap, masks, demand, config) -> pd.DataFrame:
+def _sensitivity(net, facility_snap, demand_snap, masks, demand, config, study_seconds=None) -> pd.DataFrame:
+    """
+    Shares within each threshold at each speed of ``parameters.sensitivity_speeds_mps``.
+
+    ``study_seconds`` (the main pass, per kind) is reused for the speed the
+    study itself walks at, when every kind walks at that speed.
+    """
     params = config.parameters
     rows = []
     elderly = demand["elderly"].to_numpy(float)
     total = elderly.sum()
     for speed in params.sensitivity_speeds_mps:
-        cost_by_kind, _ = compute_reach(net, facility_snap, demand_snap, masks, config, speed_override=speed)
+        same_as_study = study_seconds is not None and speed == params.walk_speed_mps and all(
+            params.speed_for(kind) == speed for kind in params.kinds)
+        if same_as_study:
+            cost_by_kind = study_seconds
+        else:
+            cost_by_kind, _ = compute_reach(net, facility_snap, demand_snap, masks, config, speed_override=speed)
         for kind, cost in cost_by_kind.items():
             for minutes in params.thresholds_min:
                 within = float(elderly[cost <= minutes * 60.0].sum())
@@ -615,7 +626,8 @@ def run_study(
             )
 
     with timer.stage("sensitivity"):
-        sensitivity = _sensitivity(net, facility_snap, demand_snap, masks, demand, config)
+        sensitivity = _sensitivity(net, facility_snap, demand_snap, masks, demand, config,
+                                   study_seconds=seconds_by_kind)
 
     with timer.stage("isochrones"):
         isochrones = _isochrones(net, facility_snap, masks, config, working_crs).to_crs("EPSG:4326")

@@ -242,3 +242,33 @@ def test_gap_on_h3_hexagons_on_request(demo_run):
     assert hexagons["elderly"].sum() == pytest.approx(elderly[~(demo_run.seconds_by_kind["canteen"] <= 900)].sum())
     area_m2 = hexagons.to_crs(demo_run.demand_projected.crs).area
     assert area_m2.between(80_000, 130_000).all()  # resolution 9 ≈ 0.105 km²
+
+
+def test_the_sensitivity_sheet_at_the_studys_own_speed_repeats_the_main_figures(demo_run):
+    """And a faster walk never covers fewer people; a slower one, computed afresh, never more."""
+    from coverage import reach
+    from coverage.pipeline import kind_masks
+
+    sensitivity = demo_run.sensitivity
+    wide = demo_run.coverage_wide
+    speed = demo_run.config.parameters.walk_speed_mps
+    assert speed in set(sensitivity["walk_speed_mps"])
+    for kind in demo_run.config.parameters.kinds:
+        study = wide[(wide["scope"] == "study") & (wide["kind"] == kind)].iloc[0]
+        rows = sensitivity[(sensitivity["kind"] == kind) & (sensitivity["threshold"] == 15)]
+        by_speed = rows.set_index("walk_speed_mps")["share"].sort_index()
+        assert by_speed.loc[speed] == pytest.approx(study["share_15min"], abs=1e-12)
+        assert by_speed.is_monotonic_increasing
+    # the slowest speed, recounted independently for day care with one nearest_facility pass
+    from coverage.pipeline import prepare_inputs
+
+    slowest = min(sensitivity["walk_speed_mps"])
+    inputs = prepare_inputs(demo_run.config)
+    mask = kind_masks(inputs.facilities, ["day_care"])["day_care"]
+    seconds = reach.nearest_facility(inputs.net, inputs.facility_snap.subset(np.flatnonzero(mask)),
+                                     inputs.demand_snap, walk_speed_mps=slowest, limit=900.0,
+                                     ferry=demo_run.config.parameters.ferry)["cost"].to_numpy()
+    elderly = inputs.demand["elderly"].to_numpy()
+    row = sensitivity[(sensitivity["kind"] == "day_care") & (sensitivity["threshold"] == 15)
+                      & (sensitivity["walk_speed_mps"] == slowest)].iloc[0]
+    assert row["share"] == pytest.approx(elderly[seconds <= 900].sum() / elderly.sum(), abs=1e-12)
