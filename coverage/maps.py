@@ -158,6 +158,7 @@ def coverage_map(
     uncovered: gpd.GeoDataFrame | None = None,
     isochrones: gpd.GeoDataFrame | None = None,
     proposed_sites: gpd.GeoDataFrame | None = None,
+    excluded_candidates: gpd.GeoDataFrame | None = None,
     title: str,
     subtitle_lines: Sequence[str] = (),
     attribution_lines: Sequence[str] = (),
@@ -195,6 +196,11 @@ def coverage_map(
         minutes, only ``threshold_minutes`` shown at first.
     proposed_sites
         Points with ``rank``, ``kind``, ``gain`` (persons newly covered).
+    excluded_candidates
+        Candidate sites left out before optimising, with ``name``,
+        ``source``, ``reason``, ``detail`` (see
+        :func:`coverage.exclusions.screen_candidates`): a layer, hidden at
+        first, so a planner can see why a building on the list was not used.
     title
         Study title, shown in the title block and as the page title.
     subtitle_lines
@@ -228,6 +234,8 @@ def coverage_map(
     uncovered_d = _for_display(uncovered, display_crs) if uncovered is not None else None
     isochrones_d = _for_display(isochrones, display_crs) if isochrones is not None else None
     sites_d = _for_display(proposed_sites, display_crs) if proposed_sites is not None else None
+    excluded_d = _for_display(excluded_candidates, display_crs) \
+        if excluded_candidates is not None and len(excluded_candidates) else None
 
     m = _new_map(units_d, facilities_d, offline=offline, page_title=_page_title(title, synthetic))
     _add_basemap(m, basemap, tianditu_key)
@@ -236,6 +244,8 @@ def coverage_map(
         _add_isochrones(m, isochrones_d, threshold_minutes)
     uncovered_classes = _add_uncovered(m, uncovered_d, threshold_minutes) if uncovered_d is not None else []
     kinds_present = _add_facilities(m, facilities_d, threshold_minutes)
+    if excluded_d is not None:
+        _add_excluded_candidates(m, excluded_d)
     if sites_d is not None:
         _add_proposed_sites(m, sites_d)
 
@@ -772,6 +782,26 @@ def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minut
         ).add_to(group)
         group.add_to(m)
     return present
+
+
+def _add_excluded_candidates(m: folium.Map, excluded: gpd.GeoDataFrame) -> None:
+    """Grey rings for candidate sites that were ruled out, with the reason in the popup; hidden at first."""
+    fields = ["名称", "候选来源", "剔除原因", "说明"]
+    props = [
+        {"名称": _text(row.get("name")), "候选来源": _text(row.get("source")), "剔除原因": _text(row.get("reason")),
+         "说明": _text(row.get("detail"))}
+        for _, row in excluded.iterrows()
+    ]
+    folium.GeoJson(
+        _feature_collection(excluded, props),
+        name=f"剔除的候选点（{len(excluded)}处）",
+        show=False,
+        style_function=lambda f: {"fillColor": "#ffffff", "fillOpacity": 0.6, "color": "#666666", "weight": 2,
+                                  "radius": 6, "className": "cov-excluded"},
+        marker=folium.CircleMarker(radius=6, fill=True),
+        tooltip=folium.GeoJsonTooltip(fields=["名称", "剔除原因"]),
+        popup=folium.GeoJsonPopup(fields=fields, localize=False),
+    ).add_to(m)
 
 
 _SITE_ICON_JS = """function(feature, layer) {

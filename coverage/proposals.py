@@ -571,9 +571,15 @@ def _proposal_map(proposal: Proposal, path: Path) -> Path:
     from coverage import maps
 
     config = proposal.config
+    excluded = proposal.excluded_candidates
+    located = None
+    if excluded is not None and len(excluded):
+        with_position = excluded[excluded["lon"].notna() & excluded["lat"].notna()]
+        located = gpd.GeoDataFrame(with_position, crs="EPSG:4326",
+                                   geometry=gpd.points_from_xy(with_position["lon"], with_position["lat"]))
     return maps.save_map(
         maps.coverage_map(
-            proposal.units_layer, proposal.existing, proposed_sites=proposal.sites,
+            proposal.units_layer, proposal.existing, proposed_sites=proposal.sites, excluded_candidates=located,
             title=f"{config.title} — {KIND_ZH.get(proposal.kind, proposal.kind)}选址建议",
             subtitle_lines=[
                 f"{proposal.minutes:g} 分钟步行，步速 {config.parameters.speed_for(proposal.kind):g} 米/秒；"

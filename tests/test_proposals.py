@@ -164,6 +164,17 @@ def test_a_planners_list_of_vacant_buildings_is_screened_and_every_row_accounted
     assert set(kept_from_table["name"]) == {"闲置小学", "村委会旧址"}
     written = pd.read_excel(proposal.output_files["siting_canteen_15min.xlsx"], sheet_name="候选点剔除", header=None)
     assert written.astype(str).apply(lambda col: col.str.contains("河心码头")).any().any()
+    # and on the proposal map, as a layer a planner can switch on
+    import json
+
+    page = proposal.output_files["siting_canteen_15min_map.html"].read_text(encoding="utf-8")
+    located = int(excluded["lon"].notna().sum())
+    assert located >= 2
+
+    def on_page(text: str) -> bool:  # folium writes names and popups as JSON (non-ASCII escaped)
+        return text in page or json.dumps(text)[1:-1] in page
+
+    assert on_page(f"剔除的候选点（{located}处）") and on_page("河心码头")
 
 
 def test_sites_stay_out_of_an_exclusion_layer(config, five_canteens, tmp_path):
