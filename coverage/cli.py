@@ -139,7 +139,8 @@ def _cmd_site(args) -> int:
         return 0
     result = proposals.propose_sites(
         config, kind=args.kind, add=args.add, target_share=args.target, minutes=args.minutes,
-        candidate_spacing_m=args.spacing, candidates_file=args.candidates, write=True, echo=print,
+        candidate_spacing_m=args.spacing, candidates_file=args.candidates,
+        candidates_crs=args.candidates_crs, write=True, echo=print,
     )
     print("\n".join(proposals.summary_lines(result)))
     return 0
@@ -189,7 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--target", type=float, help="target share of the elderly covered, e.g. 0.9")
     site.add_argument("--minutes", type=float, default=15.0, help="walking minutes (default 15)")
     site.add_argument("--spacing", type=float, default=200.0, help="candidate spacing along streets (m)")
-    site.add_argument("--candidates", default=None, help="optional table of candidate buildings (lon/lat)")
+    site.add_argument("--candidates", default=None,
+                      help="optional table of candidate buildings (名称, 经度, 纬度 …), e.g. vacant schools")
+    site.add_argument("--candidates-crs", default="gcj02",
+                      help="coordinate system of that table: gcj02 (default, 高德/腾讯), bd09, wgs84, cgcs2000")
     site.add_argument("--out", default=None, help="output root folder (default ./outputs)")
     site.add_argument("--villages", action="store_true",
                       help="village-count target: fewest villages to build in so --target of villages are covered")

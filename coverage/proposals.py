@@ -651,6 +651,11 @@ def summary_lines(proposal: Proposal) -> list[str]:
         f"{result.share_after:.1%} ({result.method}, {result.status}"
         + (f", gap {result.gap:.2%}" if result.gap else "") + ")",
     ]
+    excluded = proposal.excluded_candidates
+    if excluded is not None and len(excluded):
+        counts = excluded["reason"].value_counts()
+        lines.append(f"   {len(proposal.candidates)} candidate sites used, {len(excluded)} excluded 剔除: "
+                     + "; ".join(f"{reason} {n}" for reason, n in counts.items()))
     for record in proposal.sites.head(20).to_dict("records"):
         units = f", {record['n_new_units']} new villages/communities" if "n_new_units" in record else ""
         place = "·".join(str(record[k]) for k in ("town_name", "village_name") if isinstance(record.get(k), str))

@@ -62,3 +62,16 @@ def test_two_studies_in_one_call_give_a_combined_overview(tmp_path):
     combined = pd.read_csv(tmp_path / "out" / "combined_overview.csv", encoding="utf-8-sig")
     assert set(combined["study"]) == {"demo", "demo_b"}
     assert "15分钟步行覆盖率" in done.stdout
+
+
+def test_site_with_a_list_of_vacant_buildings_says_how_many_were_excluded(tmp_path):
+    """Two buildings copied from Amap (GCJ-02): one in the county, one far outside it."""
+    table = pd.DataFrame({"名称": ["闲置小学", "外县仓库"], "经度": [113.905, 115.5], "纬度": [30.955, 32.0]})
+    path = tmp_path / "闲置用房.xlsx"
+    table.to_excel(path, index=False)
+    done = _run("site", str(DEMO), "--kind", "canteen", "--add", "2", "--candidates", str(path),
+                "--candidates-crs", "gcj02", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "excluded 剔除" in done.stdout and "研究区外 / outside the study area 1" in done.stdout
+    excluded = pd.read_csv(tmp_path / "demo" / "siting_canteen_15min_excluded_candidates.csv", encoding="utf-8-sig")
+    assert "外县仓库" in set(excluded["名称"].astype(str))
