@@ -248,6 +248,26 @@ def parse_parameters(raw: dict | None) -> Parameters:
     return params
 
 
+def _file_sources(specs: Any, field_name: str, where: str, base: Path) -> list[tuple[dict, Path, str]]:
+    """
+    A list of input files as written in the study file: one entry or a list, each a path or a mapping with ``path``.
+
+    Returns ``(mapping, resolved path, coordinate system)`` per entry; a
+    missing path or file and an unknown ``crs`` raise :class:`ConfigError`
+    naming ``field_name[i]``.
+    """
+    if isinstance(specs, (str, dict)):
+        specs = [specs]
+    sources = []
+    for i, spec in enumerate(specs):
+        if isinstance(spec, str):
+            spec = {"path": spec}
+        label = f"{where}: {field_name}[{i}]"
+        path = _resolve(base, _require(spec, "path", label), f"{label}.path")
+        sources.append((spec, path, _check_crs(spec.get("crs", "wgs84"), f"{label}.crs")))
+    return sources
+
+
 def load_study(path: str | Path, *, output_root: str | Path | None = None) -> StudyConfig:
     """
     Read a study configuration file.
@@ -282,23 +302,12 @@ def load_study(path: str | Path, *, output_root: str | Path | None = None) -> St
 
     network = _resolve(base, _require(inputs, "network", f"{where}: inputs"), f"{where}: inputs.network")
 
-    facility_specs = _require(inputs, "facilities", f"{where}: inputs")
-    if isinstance(facility_specs, (str, dict)):
-        facility_specs = [facility_specs]
-    facilities = []
-    for i, spec in enumerate(facility_specs):
-        if isinstance(spec, str):
-            spec = {"path": spec}
-        facilities.append(
-            FacilitySource(
-                path=_resolve(base, _require(spec, "path", f"{where}: inputs.facilities[{i}]"),
-                              f"{where}: inputs.facilities[{i}].path"),
-                crs=_check_crs(spec.get("crs", "wgs84"), f"{where}: inputs.facilities[{i}].crs"),
-                sheet=spec.get("sheet"),
-                encoding=spec.get("encoding"),
-                columns=dict(spec.get("columns", {}) or {}),
-            )
-        )
+    facilities = [
+        FacilitySource(path=path, crs=crs, sheet=spec.get("sheet"), encoding=spec.get("encoding"),
+                       columns=dict(spec.get("columns", {}) or {}))
+        for spec, path, crs in _file_sources(_require(inputs, "facilities", f"{where}: inputs"),
+                                             "inputs.facilities", where, base)
+    ]
 
     units = None
     if inputs.get("units"):
@@ -326,22 +335,10 @@ def load_study(path: str | Path, *, output_root: str | Path | None = None) -> St
     if population.age_group not in ("60+", "65+", "80+"):
         raise ConfigError(f"{where}: inputs.population.age_group must be 60+, 65+ or 80+, got {population.age_group!r}")
 
-    exclusion_specs = inputs.get("exclusions") or []
-    if isinstance(exclusion_specs, (str, dict)):
-        exclusion_specs = [exclusion_specs]
-    exclusions = []
-    for i, spec in enumerate(exclusion_specs):
-        if isinstance(spec, str):
-            spec = {"path": spec}
-        exclusions.append(
-            ExclusionSource(
-                path=_resolve(base, _require(spec, "path", f"{where}: inputs.exclusions[{i}]"),
-                              f"{where}: inputs.exclusions[{i}].path"),
-                crs=_check_crs(spec.get("crs", "wgs84"), f"{where}: inputs.exclusions[{i}].crs"),
-                layer=spec.get("layer"),
-                label=str(spec.get("label", "")),
-            )
-        )
+    exclusions = [
+        ExclusionSource(path=path, crs=crs, layer=spec.get("layer"), label=str(spec.get("label", "")))
+        for spec, path, crs in _file_sources(inputs.get("exclusions") or [], "inputs.exclusions", where, base)
+    ]
 
     targets = raw.get("targets", {}) or {}
     if isinstance(targets, list):
