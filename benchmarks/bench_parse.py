@@ -1,10 +1,13 @@
 """
 Time parsing a county-sized .osm.pbf into the walking network (issue #5: 50 MB under 60 s).
 
-No 50 MB extract is in ../shared/data, so this writes a synthetic county-like
-PBF with pyosmium: a street grid whose ways carry shape nodes between
-junctions, and building footprints (most nodes of a real extract are
-buildings, which the walking filter drops). It then times
+No 50 MB extract is in ../shared/data, so this writes two stand-ins with
+pyosmium: a synthetic county-like PBF (a street grid whose ways carry shape
+nodes between junctions, and building footprints: most nodes of a real
+extract are buildings, which the walking filter drops), and a 50 MB PBF made
+of the real extracts of ../shared/data laid side by side hundreds of times
+(each copy with its own ids and place; real tags, buildings, land use and
+multipolygon relations). It then times
 ``coverage.network.load_walk_network`` on it (no cache), split into the
 pyosmium read, the graph build and the projection, and, on a smaller file of
 the same kind, the same load with osmnx's ``simplify_graph`` for comparison.
@@ -18,7 +21,7 @@ is its own.
 
 Run from the repository root:
 
-    .venv-bench/bin/python benchmarks/bench_parse.py [--nodes 6e6] [--out /tmp/bench_parse]
+    .venv-bench/bin/python benchmarks/bench_parse.py [--nodes 6e6] [--tiled-real-mb 50] [--out /tmp/bench_parse]
 """
 
 from __future__ import annotations
@@ -102,6 +105,87 @@ def write_synthetic_pbf(path: Path, *, junctions_per_side: int, buildings: int, 
             "mb": path.stat().st_size / 1e6}
 
 
+#: full OpenStreetMap exports in ../shared/data (streets, buildings, land use, POIs, relations)
+REAL_EXTRACTS = [
+    "osm/beijing_bupt/map.osm.pbf", "osm/beijing_haidian_cau/map.osm.pbf",
+    "osm/beijing_haidian_thu_pku/map.osm.pbf", "osm/beijing_wangjing/map.osm.pbf",
+    "osm/jiangxi_guixi/mapofgx.osm.pbf", "osm/nanjing_xuanwu_sumo/osm_bbox.osm.pbf",
+    "osm/shanghai_baoshan_shu/map_1.osm.pbf", "osm/shenzhen_longgang_klein4c/map.osm.pbf",
+]
+
+
+def write_tiled_real_pbf(path: Path, *, target_mb: float, shared: Path) -> dict:
+    """
+    Write a PBF of about ``target_mb`` MB made of the real extracts laid side by side, many times over.
+
+    Each copy (tile) of an extract keeps its content (every node, way and
+    relation with its tags: buildings, land use, POIs, multipolygons) and gets
+    its own ids (offset per tile) and its own place (shifted on a grid of
+    0.06 degree steps), so the file has the make-up of real city data at the
+    size of a county extract. Written nodes, then ways, then relations, each
+    sorted by id, as a real PBF.
+    """
+    import osmium
+
+    sources = []
+    for rel in REAL_EXTRACTS:
+        nodes, ways, relations = [], [], []
+        for obj in osmium.FileProcessor(str(shared / rel)):
+            tags = dict(obj.tags)
+            if obj.is_node():
+                nodes.append((obj.id, obj.location.lon, obj.location.lat, tags))
+            elif obj.is_way():
+                ways.append((obj.id, [n.ref for n in obj.nodes], tags))
+            elif obj.is_relation():
+                relations.append((obj.id, [(m.type, m.ref, m.role) for m in obj.members], tags))
+        lon0 = min(n[1] for n in nodes)
+        lat0 = min(n[2] for n in nodes)
+        sources.append((rel, nodes, ways, relations, lon0, lat0, (shared / rel).stat().st_size))
+    per_round_mb = sum(src[6] for src in sources) / 1e6
+    rounds = int(np.ceil(target_mb / per_round_mb))
+    info = _write_tiles(path, sources, rounds)
+    if info["mb"] < 0.97 * target_mb:  # one big file packs tighter than the small ones: scale up once
+        info = _write_tiles(path, sources, int(np.ceil(rounds * target_mb / info["mb"])))
+    return info
+
+
+def _write_tiles(path: Path, sources: list, rounds: int) -> dict:
+    """Write ``rounds`` copies of every source extract, each tile with its own ids and place (see above)."""
+    import osmium
+
+    tiles = [(r, k) for r in range(rounds) for k in range(len(sources))]
+    side = int(np.ceil(np.sqrt(len(tiles))))
+    offset = 20_000_000_000  # per tile, above every real OSM id
+
+    def place(t: int) -> tuple[float, float]:
+        return 110.0 + (t % side) * 0.06, 28.0 + (t // side) * 0.06
+
+    if path.exists():
+        path.unlink()
+    counts = {"nodes": 0, "ways": 0, "relations": 0}
+    with osmium.SimpleWriter(str(path)) as writer:
+        for t, (_, k) in enumerate(tiles):
+            _, nodes, _, _, lon0, lat0, _ = sources[k]
+            x0, y0 = place(t)
+            base = (t + 1) * offset
+            for node_id, lon, lat, tags in nodes:
+                writer.add_node(osmium.osm.mutable.Node(id=base + node_id, location=(x0 + lon - lon0,
+                                                                                       y0 + lat - lat0), tags=tags))
+            counts["nodes"] += len(nodes)
+        for t, (_, k) in enumerate(tiles):
+            base = (t + 1) * offset
+            for way_id, refs, tags in sources[k][2]:
+                writer.add_way(osmium.osm.mutable.Way(id=base + way_id, nodes=[base + r for r in refs], tags=tags))
+            counts["ways"] += len(sources[k][2])
+        for t, (_, k) in enumerate(tiles):
+            base = (t + 1) * offset
+            for rel_id, members, tags in sources[k][3]:
+                writer.add_relation(osmium.osm.mutable.Relation(
+                    id=base + rel_id, members=[(kind, base + ref, role) for kind, ref, role in members], tags=tags))
+            counts["relations"] += len(sources[k][3])
+    return {**counts, "tiles": len(tiles), "rounds": rounds, "mb": path.stat().st_size / 1e6}
+
+
 def _time_load(path: Path, simplify: str) -> dict:
     """
     Time one load of ``path`` (no cache), split into stages; run it in a fresh process.
@@ -163,6 +247,8 @@ def main() -> None:
     parser.add_argument("--nodes", type=float, default=6e6,
                         help="OSM nodes to write; a real 50 MB .osm.pbf holds about 6 million")
     parser.add_argument("--out", default="/tmp/bench_parse")
+    parser.add_argument("--tiled-real-mb", type=float, default=50.0,
+                        help="also a PBF of this size tiled from the real extracts in ../shared/data (0: skip)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,14 +259,25 @@ def main() -> None:
     buildings = int(round(args.nodes * 2 / 3 / 4))
     print(f"machine: {platform.machine()}, python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M %Z')}")
     rows = []
-    for label, n_side, n_buildings in (("small (osmnx comparison)", max(60, side // 6), buildings // 36),
-                                       (f"{args.nodes / 1e6:g}M nodes", side, buildings)):
-        path = out / f"synthetic_{n_side}.osm.pbf"
+    files = [("small (osmnx comparison)", max(60, side // 6), buildings // 36),
+             (f"{args.nodes / 1e6:g}M nodes", side, buildings)]
+    if args.tiled_real_mb > 0:
+        files.append((f"real extracts tiled to {args.tiled_real_mb:g} MB", None, None))
+    for label, n_side, n_buildings in files:
         start = time.perf_counter()
-        info = write_synthetic_pbf(path, junctions_per_side=n_side, buildings=n_buildings)
-        print(f"{label}: wrote {path.name}: {info['mb']:.1f} MB, {info['nodes']:,} nodes, "
-              f"{info['street_ways']:,} street ways, {info['building_ways']:,} buildings "
-              f"in {time.perf_counter() - start:.0f} s")
+        if n_side is None:
+            path = out / f"tiled_real_{args.tiled_real_mb:g}mb.osm.pbf"
+            shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+            info = write_tiled_real_pbf(path, target_mb=args.tiled_real_mb, shared=shared)
+            print(f"{label}: wrote {path.name}: {info['mb']:.1f} MB, {info['nodes']:,} nodes, {info['ways']:,} ways, "
+                  f"{info['relations']:,} relations ({info['tiles']} tiles of the {len(REAL_EXTRACTS)} real "
+                  f"extracts) in {time.perf_counter() - start:.0f} s")
+        else:
+            path = out / f"synthetic_{n_side}.osm.pbf"
+            info = write_synthetic_pbf(path, junctions_per_side=n_side, buildings=n_buildings)
+            print(f"{label}: wrote {path.name}: {info['mb']:.1f} MB, {info['nodes']:,} nodes, "
+                  f"{info['street_ways']:,} street ways, {info['building_ways']:,} buildings "
+                  f"in {time.perf_counter() - start:.0f} s")
         methods = ("segments", "arrays", "osmnx") if "small" in label else ("segments", "arrays")
         by_method = {}
         for method in methods:
