@@ -56,6 +56,18 @@ def test_an_island_in_the_river_is_land_not_water():
         shapely.Polygon(holes[0]).buffer(0.002)).representative_point())
 
 
+def test_water_read_once_is_served_from_the_cache_by_file_content(tmp_path):
+    first = exclusions.read_osm_water(shared_data(THU_PKU), cache_dir=tmp_path)
+    cached = list((tmp_path / "water").glob("*.pickle"))
+    assert len(cached) == 1
+    # plant another file's water under this file's key: a second read must return it (the cache is read)
+    other = exclusions.read_osm_water(DEMO_OSM, use_cache=False)
+    other.to_pickle(cached[0])
+    assert list(exclusions.read_osm_water(shared_data(THU_PKU), cache_dir=tmp_path)["name"]) == list(other["name"])
+    fresh = exclusions.read_osm_water(shared_data(THU_PKU), use_cache=False)
+    assert sorted(fresh["osm_id"]) == sorted(first["osm_id"])
+
+
 def test_a_graphml_network_has_no_water_to_read():
     assert exclusions.read_osm_water(shared_data("osm/shenzhen_tbd_graphml/G.graphml")).empty
 
