@@ -99,7 +99,8 @@ def network_candidates(
         walk_nodes, xy = walk_nodes[inside], xy[inside]
     if no_build is not None and len(no_build) and len(xy):
         hit, _ = no_build.to_crs(net.crs).sindex.query(shapely.points(xy), predicate="intersects")
-        on_land = ~np.isin(np.arange(len(xy)), hit)
+        on_land = np.ones(len(xy), dtype=bool)
+        on_land[hit] = False
         walk_nodes, xy = walk_nodes[on_land], xy[on_land]
     cell = np.floor(xy / spacing_m).astype(np.int64)
     centre = (cell + 0.5) * spacing_m
