@@ -192,12 +192,13 @@ def screened_candidates(
     params = config.parameters
     working_crs = inputs.working_crs
     study_area = inputs.study_area.to_crs(working_crs).iloc[0] if inputs.study_area is not None else None
-    water = exclusions.read_osm_water(config.network) if params.exclude_osm_water else None
-    areas = exclusions.read_exclusion_layers(config.exclusions) if config.exclusions else None
+    # projected once to the working CRS: the node filter and the screening below both use them
+    water = exclusions.read_osm_water(config.network).to_crs(working_crs) if params.exclude_osm_water else None
+    areas = exclusions.read_exclusion_layers(config.exclusions).to_crs(working_crs) if config.exclusions else None
     no_build = [layer.geometry for layer in (water, areas) if layer is not None and len(layer)]
     # street nodes are generated here, not given: those outside or in no-build areas are simply not made
     parts = [network_candidates(inputs.net, inputs.demand, spacing_m=spacing_m, study_area=study_area,
-                                no_build=gpd.GeoSeries(pd.concat(no_build, ignore_index=True), crs="EPSG:4326")
+                                no_build=gpd.GeoSeries(pd.concat(no_build, ignore_index=True), crs=working_crs)
                                 if no_build else None),
              unit_centre_candidates(inputs.units, working_crs)]
     table_rejects = pd.DataFrame(columns=exclusions.EXCLUDED_COLUMNS)
