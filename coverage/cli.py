@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from coverage._errors import CoverageError
+from coverage.kinds import kind_ids
 
 
 def _study_files(paths: list[str]) -> list[Path]:
@@ -38,8 +39,9 @@ def _summary_lines(results) -> list[str]:
         lines.append("   合成示例数据 / synthetic demo data")
     summary = results.ingest_summary
     lines.append(
-        f"   facilities 设施: {summary['rows_in']} rows in = {summary['accepted']} accepted "
-        f"(+{summary['fixed']} fixed) + {summary['rejected']} rejected → rejects.csv"
+        f"   facilities 设施: {summary['rows_in']} rows in = {summary.get('located', summary['accepted'])} located "
+        f"+ {summary.get('presence_only', 0)} presence-only 仅计存在 + {summary['rejected']} rejected → rejects.csv "
+        f"({summary['fixed']} fixed or inferred 自动修正/推断)"
     )
     demand = results.demand_projected
     elderly = demand["elderly"].sum()
@@ -65,12 +67,14 @@ def _summary_lines(results) -> list[str]:
 
 
 def _cmd_run(args) -> int:
-    from coverage.config import load_study
+    from coverage.config import load_study, with_kinds_file
     from coverage.pipeline import run_study
 
     combined = []
     for study_file in _study_files(args.studies):
         config = load_study(study_file, output_root=args.out)
+        if args.kinds:
+            config = with_kinds_file(config, args.kinds)
         print(f"running {config.name} ({study_file})", flush=True)
         results = run_study(config, lang=args.lang, make_map=not args.no_map, progress=not args.quiet,
                             echo=None if args.quiet else print)
@@ -93,10 +97,24 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _column_mapping(pairs: list[str]) -> dict[str, str] | None:
+    """``["站点名=name", …]`` from the command line as a header → field mapping."""
+    mapping = {}
+    for pair in pairs:
+        header, sep, target = pair.partition("=")
+        if not sep or not header.strip() or not target.strip():
+            raise CoverageError(f"--column '{pair}': write HEADER=FIELD, e.g. --column 站点名=name "
+                                "/ 写成“表头=字段”")
+        mapping[header.strip()] = target.strip()
+    return mapping or None
+
+
 def _cmd_validate(args) -> int:
     from coverage import ingest
 
-    text, rejects, summary = ingest.validate_report(args.file, crs=args.crs)
+    sheet = int(args.sheet) if args.sheet is not None and args.sheet.isdigit() else args.sheet
+    text, rejects, summary = ingest.validate_report(args.file, crs=args.crs, kinds_file=args.kinds, sheet=sheet,
+                                                    columns=_column_mapping(args.column))
     print(text)
     rejects_path = Path(args.rejects) if args.rejects else Path(args.file).with_name(Path(args.file).stem + "_rejects.csv")
     ingest.write_rejects(rejects, rejects_path)
@@ -169,19 +187,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="output root folder (default ./outputs)")
     run.add_argument("--no-map", action="store_true", help="skip the HTML map and PNG figure")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--kinds", default=None,
+                     help="YAML of extra type names per kind for every facility file without its own "
+                          "(inputs.facilities[].kinds) / 类型对照补充文件")
     run.set_defaults(func=_cmd_run)
 
     validate = sub.add_parser("validate", help="check a facility table and write its rejects file")
     validate.add_argument("file", help="facility table (.xlsx, .xls, .csv, .geojson, .gpkg, .shp)")
-    validate.add_argument("--crs", default="wgs84", choices=["wgs84", "gcj02", "bd09", "cgcs2000"],
-                          help="coordinate system of the lon/lat columns (高德/腾讯 gcj02, 百度 bd09)")
+    validate.add_argument("--crs", default=None, choices=["wgs84", "gcj02", "bd09", "cgcs2000"],
+                          help="coordinate system of the lon/lat columns (高德/腾讯 gcj02, 百度 bd09); default: "
+                               "the service's own for an Amap/Baidu/Tencent POI export, else wgs84")
+    validate.add_argument("--kinds", default=None,
+                          help="YAML of extra type names per kind (layout of coverage/kinds.yaml) / 类型对照补充文件")
+    validate.add_argument("--sheet", default=None,
+                          help="sheet name or number; 'all' reads every sheet (one sheet per town)")
+    validate.add_argument("--column", action="append", default=[], metavar="HEADER=FIELD",
+                          help="map a header to a field, e.g. --column 站点名=name (repeatable)")
     validate.add_argument("--rejects", default=None, help="where to write the rejects CSV")
     validate.set_defaults(func=_cmd_validate)
 
     site = sub.add_parser("site", help="propose sites for new facilities of one kind")
     site.add_argument("study", help="study configuration file")
-    site.add_argument("--kind", default="mutual_aid",
-                      choices=["day_care", "canteen", "mutual_aid", "nursing_home", "comprehensive"])
+    site.add_argument("--kind", default="mutual_aid", choices=list(kind_ids()))
     group = site.add_mutually_exclusive_group()
     site.add_argument("--three-tier", action="store_true",
                       help="Ordos three-tier plan: county institution, township 敬老院, village 互助幸福院 "

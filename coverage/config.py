@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from coverage._errors import ConfigError
+from coverage.kinds import kind_ids
 
-#: facility kinds known to the package, in display order
-KINDS: tuple[str, ...] = ("day_care", "canteen", "mutual_aid", "nursing_home", "comprehensive")
+#: facility kinds known to the package, in display order (the registry coverage/kinds.yaml)
+KINDS: tuple[str, ...] = kind_ids()
 
 #: coordinate systems a tabular input may use
 COORDINATE_SYSTEMS: tuple[str, ...] = ("wgs84", "gcj02", "bd09", "cgcs2000")
@@ -19,13 +20,20 @@ COORDINATE_SYSTEMS: tuple[str, ...] = ("wgs84", "gcj02", "bd09", "cgcs2000")
 
 @dataclass(frozen=True)
 class FacilitySource:
-    """One facility table: its path and the coordinate system of its lon/lat columns."""
+    """
+    One facility table: its path, the coordinate system of its lon/lat columns and how to read it.
+
+    ``crs`` None: not stated (a POI export's own system, else WGS-84);
+    ``sheet`` may be ``"all"`` or a tuple of sheet names; ``kinds`` is a
+    YAML of extra type names (layout of ``coverage/kinds.yaml``).
+    """
 
     path: Path
-    crs: str = "wgs84"
-    sheet: str | int | None = None
+    crs: str | None = None
+    sheet: str | int | tuple[str, ...] | None = None
     encoding: str | None = None
     columns: dict[str, str] = field(default_factory=dict)
+    kinds: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -248,7 +256,8 @@ def parse_parameters(raw: dict | None) -> Parameters:
     return params
 
 
-def _file_sources(specs: Any, field_name: str, where: str, base: Path) -> list[tuple[dict, Path, str]]:
+def _file_sources(specs: Any, field_name: str, where: str, base: Path,
+                  default_crs: str | None = "wgs84") -> list[tuple[dict, Path, str | None]]:
     """
     A list of input files as written in the study file: one entry or a list, each a path or a mapping with ``path``.
 
@@ -264,8 +273,28 @@ def _file_sources(specs: Any, field_name: str, where: str, base: Path) -> list[t
             spec = {"path": spec}
         label = f"{where}: {field_name}[{i}]"
         path = _resolve(base, _require(spec, "path", label), f"{label}.path")
-        sources.append((spec, path, _check_crs(spec.get("crs", "wgs84"), f"{label}.crs")))
+        crs = spec.get("crs")
+        sources.append((spec, path, _check_crs(crs, f"{label}.crs") if crs is not None else default_crs))
     return sources
+
+
+def with_kinds_file(config: StudyConfig, kinds_file: str | Path) -> StudyConfig:
+    """
+    The study with a kinds file (extra type names) for every facility source that has none of its own.
+
+    Parameters
+    ----------
+    config
+        A loaded study.
+    kinds_file
+        YAML in the layout of ``coverage/kinds.yaml`` (e.g. from ``--kinds``).
+    """
+    path = Path(kinds_file).resolve()
+    if not path.exists():
+        raise ConfigError(f"--kinds: file not found: {path} / 类型对照文件不存在")
+    sources = tuple(source if source.kinds is not None else replace(source, kinds=path)
+                    for source in config.facilities)
+    return replace(config, facilities=sources)
 
 
 def load_study(path: str | Path, *, output_root: str | Path | None = None) -> StudyConfig:
@@ -302,12 +331,21 @@ def load_study(path: str | Path, *, output_root: str | Path | None = None) -> St
 
     network = _resolve(base, _require(inputs, "network", f"{where}: inputs"), f"{where}: inputs.network")
 
-    facilities = [
-        FacilitySource(path=path, crs=crs, sheet=spec.get("sheet"), encoding=spec.get("encoding"),
-                       columns=dict(spec.get("columns", {}) or {}))
-        for spec, path, crs in _file_sources(_require(inputs, "facilities", f"{where}: inputs"),
-                                             "inputs.facilities", where, base)
-    ]
+    shared_kinds = inputs.get("kinds")
+    facilities = []
+    for i, (spec, path, crs) in enumerate(_file_sources(_require(inputs, "facilities", f"{where}: inputs"),
+                                                        "inputs.facilities", where, base, default_crs=None)):
+        kinds_file = spec.get("kinds", shared_kinds)
+        columns = spec.get("columns", {}) or {}
+        if not isinstance(columns, dict):
+            raise ConfigError(f"{where}: inputs.facilities[{i}].columns must map your headers to fields, "
+                              "e.g. {站点名: name, X坐标: lon} / 列对照应写成“表头: 字段”")
+        sheet = spec.get("sheet")
+        facilities.append(FacilitySource(
+            path=path, crs=crs, sheet=tuple(sheet) if isinstance(sheet, list) else sheet,
+            encoding=spec.get("encoding"), columns=dict(columns),
+            kinds=_resolve(base, kinds_file, f"{where}: inputs.facilities[{i}].kinds") if kinds_file else None,
+        ))
 
     units = None
     if inputs.get("units"):

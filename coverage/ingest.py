@@ -25,6 +25,7 @@ import yaml
 from coverage._io import atomic_path
 from coverage import coords
 from coverage._errors import InputDataError
+from coverage import kinds as kinds_registry
 from coverage.config import KINDS
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "write_rejects",
     "read_units",
     "assign_facilities_to_units",
+    "split_presence_only",
     "validate_report",
 ]
 
@@ -62,8 +64,11 @@ REJECT_REASONS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "out_of_china": ("坐标不在中国范围内", "coordinates fall outside China"),
     "outside_study_area": ("位于研究区范围外", "outside the study area"),
     "duplicate": ("与前面某行完全重复", "exact duplicate of an earlier row"),
-    "near_duplicate": ("与前面同类设施相距不足30米且名称相近",
-                       "same kind within 30 m of an earlier facility with a similar name"),
+    "total_row": ("合计/小计行，不是设施", "a total or subtotal row, not a facility"),
+    "not_a_facility": ("POI 为设施的附属点（门、停车场、出入口），不是设施",
+                       "a sub-point of a facility (gate, car park, entrance), not a facility"),
+    "no_location": ("无坐标，且无法按区划代码、乡镇村名称或地址确定所属村社区",
+                    "no coordinates, and no unit could be found from a code, town/village names or the address"),
     "unknown_kind": ("无法识别设施类型", "facility type not recognised"),
     "negative_capacity": ("床位、面积或护理员人数为负数", "beds, floor area or caregivers below zero"),
 })
@@ -72,9 +77,22 @@ REJECT_REASONS: Mapping[str, tuple[str, str]] = MappingProxyType({
 FLAG_CODES: Mapping[str, tuple[str, str]] = MappingProxyType({
     "swapped_lat_lon": ("经纬度填反，已对调", "longitude and latitude were swapped and have been swapped back"),
     "kind_from_name": ("类型为空，按名称中的关键词判断类别", "type was empty; kind taken from keywords in the name"),
+    "kind_from_name_generic_type": ("类型过于笼统（或为POI分类），按名称判断类别",
+                                    "type was generic (or a POI category); kind taken from the name"),
+    "kind_from_name_unknown_type": ("类型不在对照表中，按名称判断类别",
+                                    "type not in the kind registry; kind taken from the name"),
     "point_from_polygon": ("几何为面，取面内代表点", "geometry was a polygon; a point inside it is used"),
     "unreadable_capacity": ("容量数值无法识别，按未填处理", "a capacity value could not be read and is treated as not given"),
     "nearest_village_point": ("按同一乡镇内最近的村点归属", "assigned to the nearest village point in the same town"),
+    "presence_only": ("无坐标，仅按所属村社区计入“有无设施”，不计步行覆盖",
+                      "no coordinates: counts for unit presence only, not for walking reach"),
+    "lonlat_in_one_cell": ("经纬度写在同一单元格，已拆分", "longitude and latitude were in one cell and were split"),
+    "town_from_sheet": ("按工作表名确定所属乡镇", "town taken from the sheet name"),
+    "crs_from_column": ("按本行“坐标系”列换算", "converted with the coordinate system given in the row"),
+    "unreadable_crs": ("“坐标系”列无法识别，按文件坐标系处理", "the row's coordinate system could not be read; "
+                       "the file's is used"),
+    "geocoder_fallback": ("坐标疑为地理编码失败的默认点，不计步行覆盖",
+                          "coordinates look like a geocoder fallback point; not used for walking reach"),
 })
 
 #: facilities of the same kind closer than this (metres) with similar names are near duplicates
@@ -90,13 +108,21 @@ _GEO_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip")
 # columns map to the same field. Matching ignores case, spaces, '_', '-', full/half width, and a
 # trailing unit in brackets ("床位数（张）" matches "床位数").
 _FACILITY_ALIASES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "name": ("名称", "机构名称", "设施名称", "服务设施名称", "站点名称", "单位名称", "name", "facility_name"),
-    "type": ("类型", "设施类型", "机构类型", "服务设施类型", "类别", "设施类别", "type", "facility_type",
-             "kind", "kinds", "category"),
-    "lon": ("经度", "lng", "lon", "long", "longitude", "x"),
-    "lat": ("纬度", "lat", "latitude", "y"),
-    "lonlat": ("经纬度", "坐标", "经纬度坐标", "lnglat", "lonlat", "location", "coordinates"),
-    "address": ("地址", "详细地址", "机构地址", "地点", "address"),
+    "name": ("名称", "机构名称", "设施名称", "服务设施名称", "站点名称", "单位名称", "养老机构名称", "名字", "poi名称",
+             "name", "facility_name", "title"),
+    "type": ("类型", "设施类型", "机构类型", "服务设施类型", "类别", "设施类别", "机构类别", "服务类型", "分类",
+             "poi类型", "type", "facility_type", "kind", "kinds", "category", "tag", "detail_info.tag"),
+    "typecode": ("typecode", "类型编码", "分类编码", "分类代码", "type_code"),
+    "lon": ("经度", "lng", "lon", "long", "longitude", "x", "location.lng", "location.lon", "gcj02lng", "gcj02经度",
+            "bd09lng", "wgs84lng", "gpslng"),
+    "lat": ("纬度", "lat", "latitude", "y", "location.lat", "gcj02lat", "gcj02纬度", "bd09lat", "wgs84lat", "gpslat"),
+    "lonlat": ("经纬度", "坐标", "经纬度坐标", "lnglat", "lonlat", "location", "coordinates", "经纬度(经度,纬度)"),
+    "crs": ("坐标系", "坐标系统", "坐标类型", "crs", "coord_type", "coordtype"),
+    "address": ("地址", "详细地址", "机构地址", "地点", "服务地址", "address"),
+    "province": ("省", "省份", "所属省", "pname", "province", "ad_info.province"),
+    "city": ("市", "城市", "所属市", "地市", "cityname", "city", "ad_info.city"),
+    "county": ("区县", "县区", "所属区县", "县(区)", "区(县)", "县(市、区)", "县(市区)", "adname", "district", "area",
+               "ad_info.district"),
     "beds": ("床位数", "床位", "床位数量", "总床位数", "beds"),
     "nursing_beds": ("护理型床位", "护理型床位数", "护理床位", "护理床位数", "nursing_beds"),
     "floor_area": ("建筑面积", "面积", "建筑面积(㎡)", "面积(平方米)", "建筑面积(平方米)", "floor_area",
@@ -107,7 +133,24 @@ _FACILITY_ALIASES: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "village": ("所属村", "所属社区", "所属村(社区)", "所属社区(村)", "村社区", "村(社区)", "社区(村)", "村",
                 "社区", "village", "village_name"),
     "code": ("区划代码", "统计用区划代码", "行政区划代码", "code", "unit_code"),
+    "seq": ("序号", "序", "no", "no.", "编号序号"),
 })
+#: header sets that identify a POI export of a map service, with the coordinate system it writes
+_POI_SIGNATURES: tuple[tuple[str, frozenset[str], str], ...] = (
+    ("Amap / 高德", frozenset({"typecode", "pname", "cityname", "adname"}), "gcj02"),
+    ("Amap / 高德", frozenset({"typecode", "location"}), "gcj02"),
+    ("Baidu / 百度", frozenset({"uid", "detail_info.tag"}), "bd09"),
+    ("Baidu / 百度", frozenset({"uid", "street_id"}), "bd09"),
+    ("Baidu / 百度", frozenset({"uid", "province", "city", "area"}), "bd09"),
+    ("Tencent / 腾讯", frozenset({"title", "category", "ad_info.adcode"}), "gcj02"),
+    ("Tencent / 腾讯", frozenset({"title", "category", "adcode"}), "gcj02"),
+)
+#: names of the sub-points map services list beside a facility ("XX养老院(东门)", "XX养老院-停车场")
+_SUB_POI_RE = re.compile(
+    r"([(\-—·](东|南|西|北|正|侧|后|东南|东北|西南|西北)?(门|大门|出入口|入口|出口|停车场|地下停车场|停车库|公交站|充电站)\)?$)"
+    r"|((东|南|西|北|正|侧|后)(门|大门)$)|((出入口|停车场|地下停车场|停车库)$)")
+#: name cells that mark a total row (合计/小计/总计), compared without spaces
+_TOTAL_ROW_RE = re.compile(r"^(合计|小计|总计|共计|总数|累计|total|subtotal|sum)[:：]?$", re.I)
 _CAPACITY_FIELDS: Mapping[str, str] = MappingProxyType({
     "beds": "beds", "nursing_beds": "nursing_beds", "floor_area": "floor_area_m2", "caregivers": "caregivers",
 })
@@ -136,7 +179,7 @@ _LEVEL_WORDS: Mapping[str, str] = MappingProxyType({
     "village": "village", "community": "village", "村": "village", "社区": "village", "村社区": "village",
     "嘎查": "village", "村级": "village",
 })
-_EMPTY_WORDS = frozenset({"", "-", "--", "—", "——", "/", "\\", "无", "暂无", "n/a", "na", "nan", "null", "none", "?"})
+_EMPTY_WORDS = frozenset({"", "[]", "-", "--", "—", "——", "/", "\\", "无", "暂无", "n/a", "na", "nan", "null", "none", "?"})
 _NEGATION_RE = re.compile(r"(不含|不包括|未设|暂无|没有)[^,;/、()\[\]]*")
 _NUMBER_WITH_UNIT_RE = re.compile(
     r"^(?:约|近|共|计)?([-+]?\d+(?:\.\d+)?)(?:张|床|个|人|名|平方米|平米|平|m2|m\^2|sqm)?$", re.IGNORECASE
@@ -270,81 +313,106 @@ def _split_lonlat(text: str) -> tuple[str, str] | None:
 
 @dataclass(frozen=True)
 class _KindPatterns:
-    """Normalised type names and keywords, each with the kind it indicates."""
+    """Normalised type names and keywords, each with the kind it indicates, and the generic type names."""
 
     patterns: tuple[tuple[str, str], ...]
-
-
-def _default_kinds_file() -> Path:
-    return Path(__file__).with_name("kinds.yaml")
-
-
-def _read_kinds_yaml(path: Path) -> dict[str, dict[str, list[str]]]:
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise InputDataError(
-            _bilingual("类型对照表文件不存在", "kind mapping file not found"), path=path,
-            hint="check the kinds_file path / 检查 kinds_file 路径",
-        ) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputDataError(
-            _bilingual("类型对照表不是有效的 YAML", f"kind mapping is not valid YAML ({exc})"), path=path,
-            hint="save it as UTF-8 YAML in the layout of coverage/kinds.yaml / 按 coverage/kinds.yaml 的格式保存为 UTF-8",
-        ) from None
-    if not isinstance(raw, dict):
-        raise InputDataError(_bilingual("类型对照表格式不对", "kind mapping must be a mapping of kind → lists"),
-                             path=path, hint=f"top-level keys must be kinds: {', '.join(KINDS)}")
-    table: dict[str, dict[str, list[str]]] = {}
-    for kind, entry in raw.items():
-        if kind not in KINDS:
-            raise InputDataError(
-                _bilingual(f"未知的设施类别 '{kind}'", f"unknown facility kind '{kind}'"), path=path,
-                hint=f"use one of / 可用类别: {', '.join(KINDS)}",
-            )
-        entry = entry or {}
-        if isinstance(entry, list):
-            entry = {"types": entry}
-        table[kind] = {
-            key: [str(item) for item in (entry.get(key) or [])] for key in ("types", "keywords")
-        }
-    return table
+    exact: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    generic: frozenset[str] = frozenset()
+    not_facility: frozenset[str] = frozenset()
 
 
 def _load_kind_patterns(kinds_file: str | Path | None = None) -> _KindPatterns:
-    """The package's kinds.yaml, extended by ``kinds_file`` when given."""
-    merged: dict[str, set[str]] = {kind: set() for kind in KINDS}
-    files = [_default_kinds_file()] + ([Path(kinds_file)] if kinds_file is not None else [])
-    for path in files:
-        for kind, entry in _read_kinds_yaml(path).items():
-            for text in entry["types"] + entry["keywords"]:
-                pattern = re.sub(r"\s+", "", _nfkc(text))
+    """The registry's type names and keywords (``coverage/kinds.yaml``), extended by ``kinds_file`` when given."""
+    registry = kinds_registry.registry()
+    merged: dict[str, set[str]] = {kind.id: set() for kind in registry.kinds}
+    exact: dict[str, set[str]] = {}
+    for kind in registry.kinds:
+        for text in kind.types + kind.keywords:
+            merged[kind.id].add(kinds_registry.normalise_pattern(text))
+        for text in kind.types:
+            exact.setdefault(kinds_registry.normalise_pattern(text).lower(), set()).add(kind.id)
+    generic = set(registry.generic_types)
+    if kinds_file is not None:
+        extra, extra_generic = kinds_registry.read_extension(kinds_file)
+        generic |= extra_generic
+        for kind_id, texts in extra.items():
+            for text in texts:
+                pattern = kinds_registry.normalise_pattern(text)
                 if pattern:
-                    merged[kind].add(pattern)
-    patterns = tuple((pattern, kind) for kind in KINDS for pattern in sorted(merged[kind]))
-    return _KindPatterns(patterns)
+                    merged[kind_id].add(pattern)
+                    exact.setdefault(pattern.lower(), set()).add(kind_id)
+    order = registry.ids
+    patterns = tuple((pattern, kind) for kind in order for pattern in sorted(merged[kind]) if pattern)
+    exact_sorted = {text: tuple(k for k in order if k in found) for text, found in exact.items()}
+    return _KindPatterns(patterns, MappingProxyType(exact_sorted), frozenset(generic), registry.not_facility_types)
 
 
 def _kinds_in_text(text: str, kind_patterns: _KindPatterns) -> tuple[str, ...]:
-    """Kinds named in a type or name text, in ``config.KINDS`` order (empty when none)."""
+    """Kinds named in a type or name text (exact type name, else keywords), in ``config.KINDS`` order."""
     compact = re.sub(r"\s+", "", _nfkc(text))
     if not compact:
         return ()
     parts = [p for p in re.split(r"[;,/、|+]+", compact.lower()) if p]
     if parts and all(p in KINDS for p in parts):
         return tuple(kind for kind in KINDS if kind in parts)
+    if parts and all(p in kind_patterns.exact for p in parts):
+        found_exact = {kind for p in parts for kind in kind_patterns.exact[p]}
+        return tuple(kind for kind in KINDS if kind in found_exact)
     compact = _NEGATION_RE.sub("", compact)
+    lowered = compact.lower()
     hits: list[tuple[int, int, str]] = []
     for pattern, kind in kind_patterns.patterns:
-        start = compact.find(pattern)
+        needle = pattern.lower()
+        start = lowered.find(needle)
         while start >= 0:
-            hits.append((start, start + len(pattern), kind))
-            start = compact.find(pattern, start + 1)
+            hits.append((start, start + len(needle), kind))
+            start = lowered.find(needle, start + 1)
     found = {
         kind for start, end, kind in hits
         if not any(s2 <= start and end <= e2 and (e2 - s2) > (end - start) and k2 != kind for s2, e2, k2 in hits)
     }
     return tuple(kind for kind in KINDS if kind in found)
+
+
+#: separators between the levels of a POI category path (Amap/Baidu ';', Tencent ':', others '>' '|')
+_CATEGORY_PATH_RE = re.compile(r"[;；:：>|]+")
+
+
+def _category_levels(type_text: str) -> list[str]:
+    """The levels of a POI category path, most specific first ("生活服务;养老院" → ["养老院", "生活服务"])."""
+    levels = [p for p in _CATEGORY_PATH_RE.split(_nfkc(type_text)) if p.strip()]
+    return levels[::-1] if len(levels) > 1 else levels
+
+
+def _is_generic(text: str, kind_patterns: _KindPatterns) -> bool:
+    return re.sub(r"\s+", "", _nfkc(text)).lower() in kind_patterns.generic
+
+
+def _kinds_of_type(type_text: str, kind_patterns: _KindPatterns) -> tuple[tuple[str, ...], str]:
+    """
+    Kinds from a type cell, and how the type read: ``named``, ``generic`` or ``unknown``.
+
+    A category path ("生活服务;社会福利;养老院") is read level by level from the
+    most specific; levels that are generic words are passed over.
+    """
+    kinds = _kinds_in_text(type_text, kind_patterns)
+    levels = _category_levels(type_text)
+    if any(re.sub(r"\s+", "", _nfkc(level)).lower() in kind_patterns.not_facility for level in levels):
+        return (), "not_facility"
+    if len(levels) > 1:
+        per_level = [_kinds_in_text(level, kind_patterns) for level in levels]
+        if all(per_level) and not any(_is_generic(level, kind_patterns) for level in levels):
+            return kinds, "named"  # a list of services ("日间照料中心;幸福食堂"), not a category path
+        for level in levels:
+            if _is_generic(level, kind_patterns):
+                continue
+            found = _kinds_in_text(level, kind_patterns)
+            if found:
+                return found, "named"
+        return (), ("generic" if all(_is_generic(level, kind_patterns) for level in levels) else "unknown")
+    if kinds:
+        return kinds, "named"
+    return (), ("generic" if _is_generic(type_text, kind_patterns) else "unknown")
 
 
 def match_kinds(text: str, *, kinds_file: str | Path | None = None) -> tuple[str, ...]:
@@ -643,12 +711,23 @@ def _map_columns(headers: Sequence[str], index: Mapping[str, tuple[str, int]]) -
     return {name: position for name, (position, _) in chosen.items()}, unused
 
 
-def _load_facility_table(path: Path, *, sheet: str | int | None, encoding: str | None,
-                         index: Mapping[str, tuple[str, int]]) -> tuple[_Table, str | None]:
-    """Read any supported facility file into a :class:`_Table` with headers located."""
+def _wants_all_sheets(sheet: Any) -> bool:
+    return isinstance(sheet, (list, tuple)) or (isinstance(sheet, str) and sheet.strip().lower() in ("all", "*", "全部"))
+
+
+def _load_facility_tables(path: Path, *, sheet: Any, encoding: str | None,
+                          index: Mapping[str, tuple[str, int]]) -> tuple[list[_Table], str | None]:
+    """
+    Read any supported facility file into tables with headers located.
+
+    One table (the chosen sheet, or the sheet whose header names the most
+    known columns), or, with ``sheet="all"`` or a list of sheet names, every
+    sheet with a facility header (a workbook with one sheet per town).
+    """
     suffix = path.suffix.lower()
     if suffix in _GEO_SUFFIXES:
-        return _read_geo_table(path, layer=sheet, encoding=encoding)
+        table, note = _read_geo_table(path, layer=sheet if not _wants_all_sheets(sheet) else None, encoding=encoding)
+        return [table], note
     if suffix in (".csv", ".txt", ".tsv"):
         sheets = [(None, _read_csv_table(path, encoding))]
     elif suffix in (".xlsx", ".xlsm"):
@@ -662,9 +741,18 @@ def _load_facility_table(path: Path, *, sheet: str | int | None, encoding: str |
             path, f"不支持的文件类型 '{suffix}'", f"unsupported file type '{suffix}'",
             "use .xlsx, .xls, .csv, .geojson, .gpkg or .shp / 请使用上述格式之一",
         )
+    names = [name for name, _ in sheets]
+    wanted_all = _wants_all_sheets(sheet)
     if sheet is not None and suffix not in (".csv", ".txt", ".tsv"):
-        names = [name for name, _ in sheets]
-        if isinstance(sheet, int):
+        if isinstance(sheet, (list, tuple)):
+            missing = [s for s in sheet if s not in names]
+            if missing:
+                raise _file_error(path, f"没有名为 {missing} 的工作表", f"there are no sheets named {missing}",
+                                  f"sheets in the file / 文件中的工作表: {', '.join(names)}")
+            sheets = [pair for pair in sheets if pair[0] in sheet]
+        elif wanted_all:
+            pass
+        elif isinstance(sheet, int):
             if not 0 <= sheet < len(sheets):
                 raise _file_error(path, f"没有第 {sheet} 个工作表", f"there is no sheet number {sheet} (0-based)",
                                   f"sheets in the file / 文件中的工作表: {', '.join(names)}")
@@ -674,7 +762,7 @@ def _load_facility_table(path: Path, *, sheet: str | int | None, encoding: str |
                 raise _file_error(path, f"没有名为 '{sheet}' 的工作表", f"there is no sheet named '{sheet}'",
                                   f"sheets in the file / 文件中的工作表: {', '.join(names)}")
             sheets = [sheets[names.index(sheet)]]
-    best_table, best_key = None, None
+    scored = []
     for _, table in sheets:
         header_index, headers, data_start = _find_header(table.rows, index)
         fields = _fields_in(headers, index)
@@ -682,9 +770,15 @@ def _load_facility_table(path: Path, *, sheet: str | int | None, encoding: str |
         table.headers = headers
         table.header_row = table.row_numbers[header_index] if table.rows else None
         table.rows, table.row_numbers = table.rows[data_start:], table.row_numbers[data_start:]
-        if best_key is None or key > best_key:
-            best_table, best_key = table, key
-    return best_table, None
+        scored.append((key, table, fields))
+    if wanted_all and len(scored) > 1:
+        # every sheet that has a facility header (a name and a way to place it); notes and summaries are skipped
+        chosen = [table for _, table, fields in scored
+                  if "name" in fields and (_has_coordinates(fields) or fields & {"town", "village", "code", "address"})]
+        if chosen:
+            return chosen, None
+    best = max(scored, key=lambda item: item[0])[1] if scored else None
+    return [best], None
 
 
 # ----------------------------------------------------------------------------- row checks
@@ -705,6 +799,7 @@ class _RowResult:
     lat: float = math.nan
     coordinate_column: str = ""
     capacities: dict[str, float] = field(default_factory=dict)
+    crs: str | None = None
 
 
 def _raw_text(headers: Sequence[str], cells: Sequence[str]) -> str:
@@ -760,6 +855,11 @@ def _check_row(position: int, source_row: int, cells: list[str], headers: list[s
 
     name = values.get("name", "")
     type_text = values.get("type", "")
+    first_cell = next((c for c in cells if c.strip()), "")
+    if any(_TOTAL_ROW_RE.match(re.sub(r"\s+", "", _nfkc(text))) for text in (name, values.get("seq", ""), first_cell)):
+        result.problems.append(("total_row", header_of("name"), _bilingual(
+            "合计/小计行，已跳过（不是一处设施）", "a total row, skipped (not a facility)")))
+        return result
     if kind_patterns is None:
         pass
     elif _is_empty(name):
@@ -769,16 +869,35 @@ def _check_row(position: int, source_row: int, cells: list[str], headers: list[s
 
     if kind_patterns is None:
         pass
-    elif not _is_empty(type_text):
-        result.kinds = _kinds_in_text(type_text, kind_patterns)
-        if not result.kinds:
+    elif not _is_empty(type_text) or _SUB_POI_RE.search(_nfkc(name)):
+        result.kinds, how = _kinds_of_type(type_text, kind_patterns) if not _is_empty(type_text) else ((), "")
+        if how == "not_facility" or _SUB_POI_RE.search(_nfkc(name)):
+            result.kinds = ()
+            result.problems.append(("not_a_facility", header_of("type") if how == "not_facility" else header_of("name"),
+                                    _bilingual(f"'{name}'（{type_text}）是设施的附属点（门、停车场、出入口等），不是设施",
+                                               f"'{name}' ({type_text}) is a sub-point of a facility (gate, car park, "
+                                               "entrance …), not a facility")))
+        elif not result.kinds:
             from_name = _kinds_in_text(name, kind_patterns) if not _is_empty(name) else ()
-            hint = f"; name suggests / 名称提示: {';'.join(from_name)}" if from_name else ""
-            result.problems.append((
-                "unknown_kind", header_of("type"),
-                _bilingual(f"类型 '{type_text}' 不在类型对照表中", f"type '{type_text}' is not in the kind mapping")
-                + hint + " (add it to a kinds YAML / 可在类型对照 YAML 中补充)",
-            ))
+            if from_name:
+                result.kinds = from_name
+                result.flags.append(f"kind_from_name_{how}_type")
+            elif how == "generic":
+                result.problems.append((
+                    "unknown_kind", header_of("type"),
+                    _bilingual(f"类型 '{type_text}' 过于笼统，名称 '{name}' 中也没有可识别的关键词",
+                               f"type '{type_text}' is too general and the name '{name}' has no known keyword")
+                    + " (add the name's word to a kinds file: inputs.facilities[].kinds or --kinds "
+                      "/ 可在类型对照文件中补充)",
+                ))
+            else:
+                result.problems.append((
+                    "unknown_kind", header_of("type"),
+                    _bilingual(f"类型 '{type_text}' 不在类型对照表中，名称 '{name}' 也无法判断类别",
+                               f"type '{type_text}' is not in the kind registry and the name '{name}' "
+                               "does not say the kind either")
+                    + " (add it to a kinds file: inputs.facilities[].kinds or --kinds / 可在类型对照文件中补充)",
+                ))
     else:
         result.kinds = _kinds_in_text(name, kind_patterns) if not _is_empty(name) else ()
         if result.kinds:
@@ -818,6 +937,18 @@ def _check_row(position: int, source_row: int, cells: list[str], headers: list[s
     else:
         lon_text, lat_text = values.get("lon", ""), values.get("lat", "")
         lon_col, lat_col = header_of("lon"), header_of("lat")
+        # a "lng,lat" pair pasted into one cell (the 经度 cell, the 纬度 cell, or both)
+        for text in (lon_text, lat_text):
+            pair = _split_lonlat(text) if "," in _nfkc(text) or "，" in text else None
+            if pair is not None and (_is_empty(lat_text) or _is_empty(lon_text) or lon_text == lat_text):
+                lon_text, lat_text = pair
+                result.flags.append("lonlat_in_one_cell")
+                break
+    if "crs" in columns and not _is_empty(values.get("crs", "")):
+        try:
+            result.crs = _normalise_crs(_nfkc(values["crs"]))
+        except ValueError:
+            result.flags.append("unreadable_crs")
     reason, detail, lon, lat = _coordinate_problem(lon_text, lat_text)
     result.coordinate_column = lon_col if lon_col == lat_col else f"{lon_col}/{lat_col}"
     if reason == "swapped_lat_lon":
@@ -828,7 +959,21 @@ def _check_row(position: int, source_row: int, cells: list[str], headers: list[s
             column = lat_col
         result.problems.append((reason, column, detail))
     result.lon, result.lat = lon, lat
+    if kind_patterns is not None and result.kinds and result.problems and \
+            all(p[0] == "missing_coordinates" for p in result.problems) and _has_place_text(values):
+        # no coordinates, but a code, town/village or address that may name its unit: kept for unit
+        # presence (the village has a 互助幸福院), never for walking reach
+        result.problems = []
+        result.lon = result.lat = math.nan
+        result.flags.append("presence_only")
     return result
+
+
+def _has_place_text(values: Mapping[str, str]) -> bool:
+    """Whether a row names a place it could be assigned to (code, town, village, address or a place in its name)."""
+    if any(not _is_empty(values.get(key, "")) for key in ("code", "town", "village", "address")):
+        return True
+    return bool(re.search(r"(村|社区|嘎查|镇|乡|街道|苏木)", _nfkc(values.get("name", ""))))
 
 
 def _study_area_union(study_area: Any) -> Any:
@@ -864,7 +1009,13 @@ def _check_study_area(results: list[_RowResult], study_area: Any, crs: str) -> N
 
 
 def _check_duplicates(results: list[_RowResult], rows: list[list[str]]) -> None:
-    """Mark exact duplicates (all cells equal) and near duplicates (same kind, ≤ 30 m, similar names)."""
+    """
+    Mark exact duplicates (all cells equal: a row pasted twice).
+
+    Near duplicates (the same facility a few metres apart, or listed in two
+    files) are not rejected here: :func:`coverage.sites.merge_sites` merges them
+    into one site and lists them in the 合并记录 table.
+    """
     first_seen: dict[tuple[str, ...], int] = {}
     for result in results:
         cells = rows[result.position]
@@ -877,39 +1028,6 @@ def _check_duplicates(results: list[_RowResult], rows: list[list[str]]) -> None:
         else:
             first_seen[key] = result.source_row
 
-    candidates = [r for r in results if not r.problems]
-    if len(candidates) < 2:
-        return
-    mean_lon = float(np.mean([r.lon for r in candidates]))
-    mean_lat = float(np.mean([r.lat for r in candidates]))
-    utm = coords.utm_crs_for(mean_lon, mean_lat)
-    points_m = np.asarray(gpd.GeoSeries(
-        shapely.points([r.lon for r in candidates], [r.lat for r in candidates]), crs=4326).to_crs(utm).values)
-    tree = shapely.STRtree(points_m)
-    pairs = tree.query(points_m, predicate="dwithin", distance=NEAR_DUPLICATE_DISTANCE_M)
-    earlier: dict[int, list[int]] = {}
-    for i, j in zip(*pairs):
-        if j < i:
-            earlier.setdefault(int(i), []).append(int(j))
-    kept = [True] * len(candidates)
-    for i, result in enumerate(candidates):
-        name_i = _name_key(result.values.get("name", ""))
-        for j in sorted(earlier.get(i, [])):
-            other = candidates[j]
-            if not kept[j] or not set(result.kinds) & set(other.kinds):
-                continue
-            name_j = _name_key(other.values.get("name", ""))
-            ratio = difflib.SequenceMatcher(None, name_i, name_j).ratio()
-            contained = min(len(name_i), len(name_j)) >= 2 and (name_i in name_j or name_j in name_i)
-            if ratio >= NEAR_DUPLICATE_NAME_RATIO or contained:
-                distance = float(shapely.distance(points_m[i], points_m[j]))
-                result.problems.append(("near_duplicate", "name", _bilingual(
-                    f"与第 {other.source_row} 行“{other.values.get('name', '')}”同类，相距 {distance:.0f} 米，"
-                    f"名称相似度 {ratio:.2f}",
-                    f"same kind as row {other.source_row} '{other.values.get('name', '')}', {distance:.0f} m away, "
-                    f"name similarity {ratio:.2f}")))
-                kept[i] = False
-                break
 
 
 # ----------------------------------------------------------------------------- facilities
@@ -943,8 +1061,8 @@ def _text_or_none(text: str) -> str | None:
 def read_facilities(
     path: str | Path,
     *,
-    crs: str = "wgs84",
-    sheet: str | int | None = None,
+    crs: str | None = None,
+    sheet: str | int | Sequence[str] | None = None,
     encoding: str | None = None,
     columns: Mapping[str, str] | None = None,
     study_area: Any = None,
@@ -963,11 +1081,15 @@ def read_facilities(
     crs
         Coordinate system of the longitudes/latitudes: ``wgs84``,
         ``cgcs2000``, ``gcj02`` (Amap/Tencent) or ``bd09`` (Baidu). Output
-        is always WGS-84. A projected GeoPackage/shapefile is first
-        reprojected to degrees.
+        is always WGS-84. None (not stated): the system of the map service
+        when the file is an Amap/Baidu/Tencent POI export (recognised by its
+        headers), else WGS-84. A 坐标系 column overrides it row by row. A
+        projected GeoPackage/shapefile is first reprojected to degrees.
     sheet
         Sheet name or 0-based number (layer for GPKG); default: the sheet
-        whose header names the most known columns.
+        whose header names the most known columns. ``"all"`` or a list of
+        names reads several sheets together (one sheet per town: the sheet
+        name becomes the town when there is no town column).
     encoding
         Force a text encoding for CSV (or the shapefile DBF).
     columns
@@ -1011,7 +1133,7 @@ def read_facilities(
     rows that passed every other check (the later row is rejected).
     """
     path = Path(path)
-    crs = _normalise_crs(crs)
+    crs = _normalise_crs(crs) if crs is not None else None
     if not path.exists():
         raise _file_error(path, "文件不存在", "file not found",
                           "check the path (relative paths start from the current folder) / 检查路径")
@@ -1019,93 +1141,147 @@ def read_facilities(
                                 study_area=study_area, kind_patterns=_load_kind_patterns(kinds_file))
 
 
+def _poi_source(headers: Sequence[str]) -> tuple[str, str] | None:
+    """(service name, coordinate system) when the headers are those of a map service's POI export."""
+    present = {_normalise_header(h) for h in headers if h}
+    for label, signature, system in _POI_SIGNATURES:
+        if {_normalise_header(h) for h in signature} <= present:
+            return label, system
+    return None
+
+
+def _table_label(path: Path, table: _Table, several: bool) -> tuple[str, str]:
+    """(source_file, id stem) of a table: the file name, with the sheet when several sheets are read."""
+    if several and table.sheet:
+        return f"{path.name}#{table.sheet}", f"{path.stem}#{table.sheet}"
+    return path.name, path.stem
+
+
 def _read_checked_points(
-    path: Path, *, crs: str, sheet: str | int | None, encoding: str | None, columns: Mapping[str, str] | None,
+    path: Path, *, crs: str | None, sheet: Any, encoding: str | None, columns: Mapping[str, str] | None,
     study_area: Any, kind_patterns: _KindPatterns | None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame, dict[str, Any]]:
     """The body of :func:`read_facilities`; ``kind_patterns`` None reads a plain point table."""
     index = _alias_index(_FACILITY_ALIASES, columns, path=path)
-    table, crs_note = _load_facility_table(path, sheet=sheet, encoding=encoding, index=index)
-    if not any(any(cells) for cells in table.rows) and not any(table.headers):
+    tables, crs_note = _load_facility_tables(path, sheet=sheet, encoding=encoding, index=index)
+    several = len(tables) > 1
+    if all(not any(any(cells) for cells in t.rows) and not any(t.headers) for t in tables):
         raise _file_error(path, "文件中没有数据", "the file holds no rows",
                           "check that this is the facility list and that it was saved with data / 检查文件是否正确")
-    column_of, unused = _map_columns(table.headers, index)
-    has_geometry = table.geometries is not None and any(
-        g is not None and not (isinstance(g, float)) and not g.is_empty for g in table.geometries)
-    if not has_geometry and not _has_coordinates(set(column_of)):
-        found = ", ".join(h for h in table.headers if h) or "(none / 无)"
-        where = f" (sheet / 工作表 '{table.sheet}')" if table.sheet else ""
-        raise InputDataError(
-            _bilingual(f"找不到经度、纬度列{where}；表头为：{found}",
-                       f"no longitude/latitude columns found{where}; headers found: {found}"),
-            path=path,
-            hint=("name the columns 经度/纬度 (or lng/lat, longitude/latitude), or pass columns={'your header': "
-                  "'lon', ...}; a list with addresses only must be geocoded first, noting the coordinate system "
-                  "/ 将列名改为“经度”“纬度”，或用 columns 参数指定；只有地址的名单需先取坐标并注明坐标系"),
-        )
+    poi = _poi_source(tables[0].headers)
+    crs_source = "declared"
+    if crs is None:  # not stated: a POI export's own system, else WGS-84
+        crs, crs_source = (poi[1], f"{poi[0]} POI export") if poi is not None else ("wgs84", "default")
 
     results: list[_RowResult] = []
-    kept_rows: list[list[str]] = []
-    raw_headers = table.headers + (["geometry"] if table.geometries is not None else [])
-    for position, (cells, row_number) in enumerate(zip(table.rows, table.row_numbers)):
-        geometry = table.geometries[position] if table.geometries is not None else None
-        if geometry is not None and (isinstance(geometry, float) or geometry.is_empty):
-            geometry = None
-        if not any(cells) and geometry is None:
-            continue
-        if table.geometries is not None:  # the geometry is part of the row (raw text, exact duplicates)
-            cells = cells + [geometry.wkt if geometry is not None else ""]
-        kept_rows.append(cells)
-        results.append(_check_row(len(kept_rows) - 1, row_number, cells, raw_headers, column_of,
-                                  kind_patterns, geometry))
-    if study_area is not None:
-        _check_study_area(results, study_area, crs)
-    _check_duplicates(results, kept_rows)
+    frames: list[gpd.GeoDataFrame] = []
+    reject_records: list[dict[str, Any]] = []
+    column_names: dict[str, str] = {}
+    unused_all: list[str] = []
+    for table in tables:
+        column_of, unused = _map_columns(table.headers, index)
+        column_names.update({table.headers[i]: name for name, i in sorted(column_of.items(), key=lambda it: it[1])})
+        unused_all += [u for u in unused if u not in unused_all]
+        has_geometry = table.geometries is not None and any(
+            g is not None and not (isinstance(g, float)) and not g.is_empty for g in table.geometries)
+        place_only = kind_patterns is not None and "name" in column_of and \
+            bool(set(column_of) & {"town", "village", "code", "address"})
+        if not has_geometry and not _has_coordinates(set(column_of)) and not place_only:
+            found = ", ".join(h for h in table.headers if h) or "(none / 无)"
+            where = f" (sheet / 工作表 '{table.sheet}')" if table.sheet else ""
+            raise InputDataError(
+                _bilingual(f"找不到经度、纬度列{where}；表头为：{found}",
+                           f"no longitude/latitude columns found{where}; headers found: {found}"),
+                path=path,
+                hint=("name the columns 经度/纬度 (or lng/lat, longitude/latitude), or pass columns={'your header': "
+                      "'lon', ...}; a list with neither coordinates nor 所属乡镇/所属村/区划代码/地址 columns must be "
+                      "geocoded first, noting the coordinate system / 将列名改为“经度”“纬度”，或用 columns 参数指定；"
+                      "既无坐标也无所属乡镇、村或地址的名单需先取坐标并注明坐标系"),
+            )
+        table_results: list[_RowResult] = []
+        kept_rows: list[list[str]] = []
+        raw_headers = table.headers + (["geometry"] if table.geometries is not None else [])
+        for position, (cells, row_number) in enumerate(zip(table.rows, table.row_numbers)):
+            geometry = table.geometries[position] if table.geometries is not None else None
+            if geometry is not None and (isinstance(geometry, float) or geometry.is_empty):
+                geometry = None
+            if not any(cells) and geometry is None:
+                continue
+            if table.geometries is not None:  # the geometry is part of the row (raw text, exact duplicates)
+                cells = cells + [geometry.wkt if geometry is not None else ""]
+            kept_rows.append(cells)
+            result = _check_row(len(kept_rows) - 1, row_number, cells, raw_headers, column_of, kind_patterns, geometry)
+            if several and "town" not in column_of and table.sheet and not result.problems:
+                result.values["town"] = table.sheet  # one sheet per town: the sheet name is the town
+                result.flags.append("town_from_sheet")
+            table_results.append(result)
+        if study_area is not None:
+            _check_study_area(table_results, study_area, crs)
+        _check_duplicates(table_results, kept_rows)
+        source_file, stem = _table_label(path, table, several)
+        accepted = []
+        for result in table_results:
+            if result.problems:
+                for reason, column, detail in result.problems:
+                    reject_records.append({"source_file": source_file, "source_row": result.source_row,
+                                           "column": column, "reason": reason, "detail": detail, "raw": result.raw})
+            else:
+                accepted.append(result)
+        frames.append(_facilities_frame(accepted, crs, stem=stem, source_file=source_file))
+        results += table_results
 
-    source_file = path.name
-    stem = path.stem
-    reject_records = []
-    accepted: list[_RowResult] = []
-    for result in results:
-        if result.problems:
-            for reason, column, detail in result.problems:
-                if reason == "near_duplicate":
-                    column = table.headers[column_of["name"]] if "name" in column_of else "name"
-                reject_records.append({"source_file": source_file, "source_row": result.source_row,
-                                       "column": column, "reason": reason, "detail": detail, "raw": result.raw})
-        else:
-            accepted.append(result)
     rejects = pd.DataFrame(reject_records, columns=list(REJECT_COLUMNS))
     rejects["source_row"] = rejects["source_row"].astype("int64")
-
-    facilities = _facilities_frame(accepted, crs, stem=stem, source_file=source_file)
-    flag_counts = Counter(flag for r in accepted for flag in r.flags)
+    facilities = frames[0] if len(frames) == 1 else gpd.GeoDataFrame(
+        pd.concat(frames, ignore_index=True), geometry="geometry", crs=4326)
+    accepted_results = [r for r in results if not r.problems]
+    flag_counts = Counter(flag for r in accepted_results for flag in r.flags)
+    presence_only = sum(1 for r in accepted_results if "presence_only" in r.flags)
+    type_counts: dict[str, dict[str, Any]] = {}
+    if kind_patterns is not None:
+        for r in results:
+            type_text = _nfkc(r.values.get("type", "")) or "(empty / 空)"
+            entry = type_counts.setdefault(type_text, {"rows": 0, "kinds": Counter(), "reasons": Counter(),
+                                                       "flags": Counter()})
+            entry["rows"] += 1
+            if r.problems:
+                entry["reasons"].update(p[0] for p in r.problems[:1])
+            else:
+                entry["kinds"][";".join(r.kinds)] += 1
+                entry["flags"].update(f for f in r.flags if f.startswith("kind_from_name"))
     summary = {
         "source_file": str(path),
-        "sheet": table.sheet,
-        "header_row": table.header_row,
-        "encoding": table.encoding,
+        "sheet": ", ".join(t.sheet for t in tables if t.sheet) or None,
+        "sheets": [t.sheet for t in tables if t.sheet],
+        "header_row": tables[0].header_row,
+        "encoding": tables[0].encoding,
         "crs": crs,
+        "crs_source": crs_source,
+        "poi_source": poi[0] if poi is not None else None,
         "reprojected_from": crs_note,
-        "columns": {table.headers[i]: name for name, i in sorted(column_of.items(), key=lambda item: item[1])},
-        "unused_columns": unused,
+        "columns": column_names,
+        "unused_columns": unused_all,
         "rows_in": len(results),
-        "accepted": len(accepted),
+        "accepted": len(accepted_results),
+        "located": len(accepted_results) - presence_only,
+        "presence_only": presence_only,
         "rejected": sum(1 for r in results if r.problems),
-        "fixed": sum(1 for r in accepted if r.flags),
+        "fixed": sum(1 for r in accepted_results if r.flags),
         "by_reason": dict(Counter(rejects["reason"])),
         "flags": dict(flag_counts),
+        "types": type_counts,
         "kinds": {kind: int(has_kind(facilities, kind).sum()) for kind in KINDS} if len(facilities) else
                  {kind: 0 for kind in KINDS},
     }
-    assert summary["rows_in"] == summary["accepted"] + summary["rejected"], summary
+    if summary["rows_in"] != summary["located"] + summary["presence_only"] + summary["rejected"]:
+        raise AssertionError(f"rows lost while reading {path}: {summary}")  # pragma: no cover - an internal bug
     return facilities, rejects, summary
 
 
 def read_point_table(
     path: str | Path,
     *,
-    crs: str = "wgs84",
+    crs: str | None = "wgs84",
     sheet: str | int | None = None,
     encoding: str | None = None,
     columns: Mapping[str, str] | None = None,
@@ -1131,7 +1307,7 @@ def read_point_table(
         fields of :data:`REJECT_COLUMNS`) and the counts in ``.attrs["summary"]``.
     """
     path = Path(path)
-    crs = _normalise_crs(crs)
+    crs = _normalise_crs(crs) if crs is not None else None
     if not path.exists():
         raise _file_error(path, "文件不存在", "file not found", "check the path / 检查路径")
     points, rejects, summary = _read_checked_points(path, crs=crs, sheet=sheet, encoding=encoding, columns=columns,
@@ -1142,10 +1318,28 @@ def read_point_table(
 
 
 def _facilities_frame(accepted: list[_RowResult], crs: str, *, stem: str, source_file: str) -> gpd.GeoDataFrame:
-    """Build the facilities GeoDataFrame from accepted rows (coordinates converted to WGS-84)."""
+    """
+    Build the facilities GeoDataFrame from accepted rows (coordinates converted to WGS-84).
+
+    A row's own coordinate-system cell (坐标系) overrides the file's ``crs``;
+    presence-only rows (no coordinates) get an empty geometry (None).
+    """
     if not accepted:
         return _empty_facilities()
-    lon, lat = coords.to_wgs84(np.array([r.lon for r in accepted]), np.array([r.lat for r in accepted]), crs)
+    lon = np.array([r.lon for r in accepted], dtype=float)
+    lat = np.array([r.lat for r in accepted], dtype=float)
+    systems = np.array([r.crs or crs for r in accepted], dtype=object)
+    out_lon, out_lat = np.full(len(accepted), np.nan), np.full(len(accepted), np.nan)
+    for system in sorted(set(systems)):
+        chosen = (systems == system) & np.isfinite(lon) & np.isfinite(lat)
+        if chosen.any():
+            out_lon[chosen], out_lat[chosen] = coords.to_wgs84(lon[chosen], lat[chosen], system)
+    flags = []
+    for r in accepted:
+        row_flags = list(r.flags)
+        if r.crs is not None and r.crs != crs:
+            row_flags.append("crs_from_column")
+        flags.append(";".join(row_flags))
     data = {
         "facility_id": [f"{stem}:{r.source_row}" for r in accepted],
         "name": [r.values.get("name", "").strip() for r in accepted],
@@ -1155,18 +1349,33 @@ def _facilities_frame(accepted: list[_RowResult], crs: str, *, stem: str, source
         "nursing_beds": [r.capacities["nursing_beds"] for r in accepted],
         "floor_area_m2": [r.capacities["floor_area_m2"] for r in accepted],
         "caregivers": [r.capacities["caregivers"] for r in accepted],
-        "address": [_text_or_none(r.values.get("address", "")) for r in accepted],
+        "address": [_address_text(r.values) for r in accepted],
         "town_name": [_text_or_none(r.values.get("town", "")) for r in accepted],
         "village_name": [_text_or_none(r.values.get("village", "")) for r in accepted],
         "unit_code": [_text_or_none(r.values.get("code", "")) for r in accepted],
         "source_file": [source_file] * len(accepted),
         "source_row": np.array([r.source_row for r in accepted], dtype="int64"),
-        "flags": [";".join(r.flags) for r in accepted],
+        "flags": flags,
     }
     frame = pd.DataFrame(data)
     for column in ("beds", "nursing_beds", "floor_area_m2", "caregivers"):
         frame[column] = frame[column].astype(float)
-    return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    located = np.isfinite(out_lon) & np.isfinite(out_lat)
+    geometry = np.array([None] * len(accepted), dtype=object)
+    geometry[located] = shapely.points(out_lon[located], out_lat[located])
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geometry, crs=4326), crs=4326)
+
+
+def _address_text(values: Mapping[str, str]) -> str | None:
+    """The address, prefixed by the POI export's province/city/county when the address lacks them."""
+    address = _text_or_none(values.get("address", "")) or ""
+    prefix = ""
+    for key in ("province", "city", "county"):
+        part = _text_or_none(values.get(key, "")) or ""
+        if part and part not in address and part not in prefix:
+            prefix += part
+    text = prefix + address
+    return text or None
 
 
 def write_rejects(rejects: pd.DataFrame, path: str | Path) -> Path:
@@ -1450,6 +1659,72 @@ def _match_town(name: str, county: str | None, towns: pd.DataFrame) -> str | Non
     return None
 
 
+#: endings of village/community committee names in the statistical code tables ("XX村委会" → "XX村")
+_COMMITTEE_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("村民委员会", "村"), ("居民委员会", ""), ("村委会", "村"), ("居委会", ""), ("委员会", ""),
+)
+
+
+def _village_core(name: str) -> str:
+    """A village/community name as addresses write it ("松林村村委会" → "松林村", "望江社区居委会" → "望江社区")."""
+    text = re.sub(r"\s+", "", _nfkc(str(name)))
+    for suffix, replacement in _COMMITTEE_SUFFIXES:
+        if text.endswith(suffix) and len(text) > len(suffix) + 1:
+            text = text[: -len(suffix)]
+            if replacement and not text.endswith(replacement) and not text.endswith("社区"):
+                text += replacement
+            break
+    return text
+
+
+class _UnitNameMatcher:
+    """Find a village or town of the units table named inside a text (village column, address, name)."""
+
+    def __init__(self, units: pd.DataFrame) -> None:
+        villages = units[units["level"] == "village"]
+        towns = units[units["level"] == "town"]
+        self._villages = [(_village_core(n), str(c), p) for n, c, p in
+                          zip(villages["name"], villages["code"], villages["parent_code"]) if len(_village_core(n)) >= 2]
+        self._villages.sort(key=lambda item: -len(item[0]))  # the longest name first ("大松林村" before "松林村")
+        self._towns = [(str(n), _place_core(str(n)), str(c)) for n, c in zip(towns["name"], towns["code"])]
+
+    def town(self, pieces: Sequence[Any]) -> str | None:
+        """The one town whose full name (or core, for the town column) appears in the texts, else None."""
+        for position, piece in enumerate(pieces):
+            if not isinstance(piece, str) or _is_empty(piece):
+                continue
+            text = _nfkc(piece)
+            found = {code for name, core, code in self._towns
+                     if _nfkc(name) in text or (position == 0 and len(core) >= 2 and core == _place_core(text))}
+            if len(found) == 1:
+                return found.pop()
+        return None
+
+    def village(self, pieces: Sequence[Any], *, town: str | None, town_text: Any = None) -> str | None:
+        """
+        The village named in the first text that names exactly one (within ``town`` when given).
+
+        Without a known town, the town may be read from the same texts
+        (addresses such as "示例县白沙镇松林村4组"); a village name that occurs in
+        several towns and no town to tell them apart gives None.
+        """
+        if town is None:
+            town = self.town([town_text, *pieces])
+        for piece in pieces:
+            if not isinstance(piece, str) or _is_empty(piece):
+                continue
+            text = re.sub(r"\s+", "", _nfkc(piece))
+            hits = [(core, code) for core, code, parent in self._villages
+                    if core in text and (town is None or parent == town)]
+            if not hits:
+                continue
+            longest = len(hits[0][0])
+            codes = {code for core, code in hits if len(core) == longest}
+            if len(codes) == 1:
+                return codes.pop()
+        return None
+
+
 def assign_facilities_to_units(facilities: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """
     Attach village, town and county codes to each facility.
@@ -1473,8 +1748,11 @@ def assign_facilities_to_units(facilities: gpd.GeoDataFrame, units: gpd.GeoDataF
         A copy of ``facilities`` with ``village_code``, ``town_code``,
         ``county_code`` (str or None) and ``unit_assignment``: ``code``,
         ``polygon``, ``nearest_village_point`` (also added to ``flags``),
-        ``town_name`` (only the town was found, by its name) or ``none`` —
-        the method that gave the finest level assigned.
+        ``village_name`` (the village named in the village column, the
+        address or the facility's name, within its town), ``town_name``
+        (only the town was found, by its name) or ``none`` — the method that
+        gave the finest level assigned. Rows without coordinates
+        (presence-only) are placed by code and names only.
     """
     result = facilities.copy()
     count = len(result)
@@ -1543,12 +1821,84 @@ def assign_facilities_to_units(facilities: gpd.GeoDataFrame, units: gpd.GeoDataF
         method[i] = "nearest_village_point"
         flags[i] = ";".join([f for f in flags[i].split(";") if f] + ["nearest_village_point"])
 
+    # rows still without a village (presence-only rows above all): the village named in the village
+    # column, the address or the facility's own name ("…镇…村"), within the town when it is known
+    todo = [i for i in range(count) if chains[i]["village"] is None]
+    if todo:
+        matcher = _UnitNameMatcher(units)
+        texts = {key: (result[key] if key in result.columns else pd.Series([None] * count))
+                 for key in ("village_name", "address", "name", "town_name")}
+        for i in todo:
+            pieces = [texts[key].iloc[i] for key in ("village_name", "address", "name")]
+            found = matcher.village(pieces, town=chains[i]["town"], town_text=texts["town_name"].iloc[i])
+            if found is None and chains[i]["town"] is None:
+                town = matcher.town([texts["town_name"].iloc[i], texts["address"].iloc[i], texts["name"].iloc[i]])
+                if town is not None:
+                    chains[i] = _ancestor_codes(town, "town", parent_of, level_of)
+                    method[i] = "town_name"
+                continue
+            if found is not None:
+                chains[i] = _ancestor_codes(found, "village", parent_of, level_of)
+                method[i] = "village_name"
+
     result["village_code"] = [c["village"] for c in chains]
     result["town_code"] = [c["town"] for c in chains]
     result["county_code"] = [c["county"] for c in chains]
     result["unit_assignment"] = method
     result["flags"] = flags
     return result
+
+
+def split_presence_only(
+    facilities: gpd.GeoDataFrame,
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, pd.DataFrame]:
+    """
+    Separate the facilities that walking reach can use from those that count for unit presence only.
+
+    Parameters
+    ----------
+    facilities
+        Output of :func:`assign_facilities_to_units` (rows without geometry
+        carry the ``presence_only`` flag; rows flagged ``geocoder_fallback``
+        have a point nobody should walk to).
+
+    Returns
+    -------
+    located : geopandas.GeoDataFrame
+        Facilities with a usable point (walking reach and presence).
+    presence_only : geopandas.GeoDataFrame
+        Facilities without a usable point whose village or town was found
+        (by code, names or address): they count for unit presence targets only.
+    unplaced : pandas.DataFrame
+        Reject records (:data:`REJECT_COLUMNS`, reason ``no_location``) for
+        rows with neither a point nor a unit.
+    """
+    flags = facilities["flags"].fillna("").astype(str).str.split(";")
+    no_point = facilities.geometry.isna() | flags.map(lambda f: "presence_only" in f or "geocoder_fallback" in f)
+    located = facilities[~no_point.to_numpy()].reset_index(drop=True)
+    rest = facilities[no_point.to_numpy()].reset_index(drop=True)
+    if "village_code" in rest.columns:
+        placed = (rest["village_code"].notna() | rest["town_code"].notna()).to_numpy()
+    else:
+        placed = np.zeros(len(rest), bool)
+    presence = rest[placed].reset_index(drop=True)
+    if len(presence):
+        presence["flags"] = [";".join(dict.fromkeys([p for p in str(f).split(";") if p] + ["presence_only"]))
+                             for f in presence["flags"]]
+    lost = rest[~placed]
+    unplaced = pd.DataFrame({
+        "source_file": lost["source_file"].to_numpy(), "source_row": lost["source_row"].to_numpy(),
+        "column": "", "reason": "no_location",
+        "detail": [_bilingual(
+            "无坐标（或坐标为地理编码失败的默认点），且区划代码、乡镇村名称和地址都对不上研究区的行政单元",
+            "no usable coordinates, and neither a code, the town/village names nor the address matches a unit of "
+            "the study") + " (add 经度/纬度, or a 区划代码 / 所属村 the units table knows / 补充坐标或所属村社区)"
+            for _ in range(len(lost))],
+        "raw": [f"名称={n} | 地址={a or ''} | 所属乡镇={t or ''} | 所属村={v or ''}" for n, a, t, v in
+                zip(lost["name"], lost["address"], lost["town_name"], lost["village_name"])],
+    }, columns=list(REJECT_COLUMNS))
+    unplaced["source_row"] = unplaced["source_row"].astype("int64")
+    return located, presence, unplaced
 
 
 # ----------------------------------------------------------------------------- validation report
@@ -1568,17 +1918,23 @@ def _flag_label(flag: str, lang: str) -> str:
 def validate_report(
     path: str | Path,
     *,
-    crs: str = "wgs84",
+    crs: str | None = None,
     lang: str = "both",
-    sheet: str | int | None = None,
+    sheet: Any = None,
     encoding: str | None = None,
     columns: Mapping[str, str] | None = None,
     study_area: Any = None,
     kinds_file: str | Path | None = None,
-    max_rejects_shown: int = 20,
+    max_rejects_shown: int = 10,
+    max_types_shown: int = 60,
 ) -> tuple[str, pd.DataFrame, dict[str, Any]]:
     """
     Check a facility file and describe the result in plain text (for ``eldercov validate``).
+
+    The report lists, for each distinct value of the type column, how many
+    rows carry it and which kind they got (or why none), so a registry of
+    thousands of rows reads in one screen; then the counts by reason and a
+    few example rejects (all are in the returned table).
 
     Parameters
     ----------
@@ -1587,13 +1943,13 @@ def validate_report(
     lang
         ``zh``, ``en`` or ``both``.
     max_rejects_shown
-        How many reject lines to list (all are in the returned table).
+        How many example reject lines to list per reason.
+    max_types_shown
+        How many distinct type values to list (the most frequent first).
 
     Returns
     -------
     text : str
-        The report: rows read, accepted, fixed, rejected by reason, and the
-        first rejects with row and column.
     rejects : pandas.DataFrame
     summary : dict
         As returned by :func:`read_facilities`.
@@ -1611,46 +1967,71 @@ def validate_report(
     def say(zh: str, en: str) -> str:
         return {"zh": zh, "en": en}.get(lang, f"{zh} / {en}")
 
+    labels = kinds_registry.registry().labels("en" if lang == "en" else "zh")
     lines = [say(f"设施表检查：{summary['source_file']}", f"Facility file check: {summary['source_file']}")]
+    if summary["poi_source"]:
+        lines.append(say(f"识别为{summary['poi_source']} POI 导出表", f"Recognised as a {summary['poi_source']} POI export"))
     if summary["sheet"]:
-        lines.append(say(f"工作表：{summary['sheet']}", f"Sheet: {summary['sheet']}"))
+        lines.append(say(f"工作表：{summary['sheet']}", f"Sheet(s): {summary['sheet']}"))
     if summary["header_row"]:
         lines.append(say(f"表头所在行：{summary['header_row']}", f"Header row: {summary['header_row']}"))
     if summary["encoding"]:
         lines.append(say(f"文本编码：{summary['encoding']}", f"Text encoding: {summary['encoding']}"))
-    lines.append(say(f"坐标系：{summary['crs']}（已转换为 WGS-84）",
-                     f"Coordinate system: {summary['crs']} (converted to WGS-84)"))
+    source_zh, source_en = {"declared": ("按指定", "as declared"), "default": ("未指定，按 WGS-84", "not stated: WGS-84")}.get(
+        summary["crs_source"], (f"按{summary['crs_source']}", f"from the {summary['crs_source']}"))
+    lines.append(say(f"坐标系：{summary['crs']}（{source_zh}；已转换为 WGS-84）",
+                     f"Coordinate system: {summary['crs']} ({source_en}; converted to WGS-84)"))
     recognised = ", ".join(f"{header}→{name}" for header, name in summary["columns"].items())
     lines.append(say(f"识别的列：{recognised}", f"Columns recognised: {recognised}"))
     if summary["unused_columns"]:
         unused = ", ".join(summary["unused_columns"])
         lines.append(say(f"未使用的列：{unused}", f"Columns not used: {unused}"))
     lines.append("")
-    lines.append(say(f"读入行数：{summary['rows_in']}", f"Rows read: {summary['rows_in']}"))
-    lines.append(say(f"通过：{summary['accepted']}（其中自动修正或推断：{summary['fixed']}）",
-                     f"Accepted: {summary['accepted']} (of which fixed or inferred: {summary['fixed']})"))
-    lines.append(say(f"剔除：{summary['rejected']}", f"Rejected: {summary['rejected']}"))
-    if summary["by_reason"]:
-        lines.append("  " + say("剔除原因（每行可有多个原因）：", "reasons (a row may have several):"))
-        for reason, number in sorted(summary["by_reason"].items(), key=lambda item: -item[1]):
-            lines.append(f"    {_reason_label(reason, lang)}: {number}")
+    lines.append(say(
+        f"读入 {summary['rows_in']} 行 = 有坐标 {summary['located']} + 仅计存在（无坐标）{summary['presence_only']}"
+        f" + 剔除 {summary['rejected']}",
+        f"Rows read {summary['rows_in']} = located {summary['located']} + presence-only (no coordinates) "
+        f"{summary['presence_only']} + rejected {summary['rejected']}"))
+    types = summary.get("types") or {}
+    if types:
+        lines.append("")
+        lines.append(say("按类型列的取值（行数 → 判定的类别）：", "By value of the type column (rows → kind given):"))
+        ordered = sorted(types.items(), key=lambda item: (-item[1]["rows"], item[0]))
+        for type_text, entry in ordered[:max_types_shown]:
+            outcome = []
+            for kinds, number in entry["kinds"].most_common():
+                names = "+".join(labels.get(k, k) for k in kinds.split(";") if k) if lang != "en" else kinds
+                outcome.append(f"{names} {number}")
+            for flag, number in entry["flags"].most_common():
+                outcome.append(say(f"其中按名称判断 {number}", f"of which from the name {number}"))
+            for reason, number in entry["reasons"].most_common():
+                outcome.append(f"{_reason_label(reason, lang)} {number}")
+            lines.append(f"  {type_text:<24} {entry['rows']:>6}  → {'; '.join(outcome)}")
+        if len(ordered) > max_types_shown:
+            rest = sum(entry["rows"] for _, entry in ordered[max_types_shown:])
+            lines.append(say(f"  ……另有 {len(ordered) - max_types_shown} 种类型值，共 {rest} 行",
+                             f"  … {len(ordered) - max_types_shown} more type values, {rest} rows"))
     if summary["flags"]:
-        lines.append("  " + say("修正与推断：", "fixes and inferences:"))
+        lines.append("")
+        lines.append(say("修正与推断（行数）：", "Fixes and inferences (rows):"))
         for flag, number in sorted(summary["flags"].items(), key=lambda item: -item[1]):
-            lines.append(f"    {_flag_label(flag, lang)}: {number}")
-    kinds = ", ".join(f"{kind} {number}" for kind, number in summary["kinds"].items() if number)
+            lines.append(f"  {_flag_label(flag, lang)}: {number}")
+    kinds = ", ".join(f"{labels.get(kind, kind)} {number}" for kind, number in summary["kinds"].items() if number)
     if kinds:
-        lines.append(say(f"各类设施数：{kinds}", f"Facilities per kind: {kinds}"))
+        lines.append(say(f"各类设施数（一处可有多类）：{kinds}", f"Facilities per kind (one may have several): {kinds}"))
     if len(rejects):
         lines.append("")
-        shown = min(len(rejects), max_rejects_shown)
-        lines.append(say(f"前 {shown} 条剔除记录（共 {len(rejects)} 条）：",
-                         f"First {shown} of {len(rejects)} reject lines:"))
-        for record in rejects.head(max_rejects_shown).itertuples(index=False):
-            where = say(f"第 {record.source_row} 行", f"row {record.source_row}")
-            if record.column:
-                where += ", " + say(f"列 '{record.column}'", f"column '{record.column}'")
-            lines.append(f"  {where}: {record.reason} — {record.detail}")
-        lines.append(say("完整剔除清单可用 write_rejects 写出为 CSV。",
-                         "The full reject list can be written to CSV with write_rejects."))
+        lines.append(say("剔除原因（每行可有多个原因）：", "Reject reasons (a row may have several):"))
+        for reason, group in rejects.groupby("reason", sort=False):
+            lines.append(f"  {_reason_label(reason, lang)}: {len(group)}")
+            if reason == "unknown_kind" and types:
+                continue  # listed by type value above
+            for record in group.head(max_rejects_shown).itertuples(index=False):
+                where = say(f"第 {record.source_row} 行", f"row {record.source_row}")
+                if record.column:
+                    where += ", " + say(f"列 '{record.column}'", f"column '{record.column}'")
+                lines.append(f"    {where}: {record.detail}")
+            if len(group) > max_rejects_shown:
+                lines.append(say(f"    ……另有 {len(group) - max_rejects_shown} 行，见剔除清单",
+                                 f"    … {len(group) - max_rejects_shown} more rows in the rejects file"))
     return "\n".join(lines) + "\n", rejects, summary

@@ -174,7 +174,25 @@ def _excel_sheets(results) -> dict[str, pd.DataFrame]:
         "剔除记录": results.rejects,
         "参数": parameters_table(results),
     }
+    presence = presence_only_table(results)
+    if len(presence):
+        sheets["仅计存在"] = presence
     return sheets
+
+
+#: columns of the presence-only table (facilities without usable coordinates, placed in a unit)
+PRESENCE_COLUMNS: tuple[str, ...] = (
+    "facility_id", "name", "kinds", "type_raw", "address", "town_name", "village_name", "unit_code",
+    "village_code", "town_code", "unit_assignment", "source_file", "source_row", "flags",
+)
+
+
+def presence_only_table(results) -> pd.DataFrame:
+    """Facilities that count for their unit's presence targets but not for walking reach (no usable point)."""
+    presence = getattr(results, "presence_only", None)
+    if presence is None or presence.empty:
+        return pd.DataFrame(columns=list(PRESENCE_COLUMNS))
+    return pd.DataFrame({c: presence[c].to_numpy() for c in PRESENCE_COLUMNS if c in presence.columns})
 
 
 def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, timer=None) -> dict[str, Path]:
@@ -219,6 +237,9 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
             "rejects.csv": results.rejects,
             "parameters.csv": parameters_table(results),
         }
+        presence = presence_only_table(results)
+        if len(presence):
+            csv_tables["presence_only.csv"] = presence
         if len(results.targets):
             csv_tables["targets.csv"] = results.targets
         for name, table in csv_tables.items():

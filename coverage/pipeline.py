@@ -80,6 +80,7 @@ class StudyResults:
     timings: dict[str, float]
     output_files: dict[str, Path]
     notes: list[str]
+    presence_only: gpd.GeoDataFrame | None = None
 
 
 def _versions() -> dict[str, str]:
@@ -138,7 +139,7 @@ def _load_facilities(config: StudyConfig, study_area) -> tuple[gpd.GeoDataFrame,
     for source in config.facilities:
         accepted, rejected, summary = ingest.read_facilities(
             source.path, crs=source.crs, sheet=source.sheet, encoding=source.encoding,
-            columns=source.columns or None, study_area=study_area,
+            columns=source.columns or None, study_area=study_area, kinds_file=source.kinds,
         )
         frames.append(accepted)
         rejects.append(rejected)
@@ -151,6 +152,9 @@ def _load_facilities(config: StudyConfig, study_area) -> tuple[gpd.GeoDataFrame,
         "accepted": int(sum(s["accepted"] for s in summaries)),
         "rejected": int(sum(s["rejected"] for s in summaries)),
         "fixed": int(sum(s.get("fixed", 0) for s in summaries)),
+        "located": int(sum(s.get("located", s["accepted"]) for s in summaries)),
+        "presence_only": int(sum(s.get("presence_only", 0) for s in summaries)),
+        "per_file": summaries,
     }
     return facilities, rejected, summary
 
@@ -484,6 +488,7 @@ class StudyInputs:
     calibration: pd.DataFrame
     facility_snap: reach.Snap
     demand_snap: reach.Snap
+    presence_only: gpd.GeoDataFrame | None = None
 
 
 def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: list[str] | None = None) -> StudyInputs:
@@ -511,6 +516,17 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
         facilities, rejects, ingest_summary = _load_facilities(config, study_area)
         if units is not None:
             facilities = ingest.assign_facilities_to_units(facilities, units)
+        facilities, presence_only, unplaced = ingest.split_presence_only(facilities)
+        if len(unplaced):
+            rejects = pd.concat([rejects, unplaced], ignore_index=True)
+        ingest_summary = {**ingest_summary, "located": len(facilities), "presence_only": len(presence_only),
+                          "rejected": ingest_summary["rejected"] + len(unplaced),
+                          "accepted": ingest_summary["accepted"] - len(unplaced)}
+        if len(presence_only):
+            notes.append(
+                f"{len(presence_only)} facilities without usable coordinates count for their village/town "
+                "(presence targets) but not for walking reach / 无坐标设施仅计入所属村社区“有无设施”"
+            )
 
     with timer.stage("network"):
         # straight to arrays: the batch job never needs the networkx graph
@@ -538,7 +554,7 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
                 "street: counted as not covered / 距道路过远的老人计为未覆盖"
             )
     return StudyInputs(units, study_area, facilities, rejects, ingest_summary, net, working_crs, graph_summary,
-                       demand, calibration, facility_snap, demand_snap)
+                       demand, calibration, facility_snap, demand_snap, presence_only)
 
 
 def run_study(
@@ -592,6 +608,10 @@ def run_study(
     notes: list[str] = []
     inputs = prepare_inputs(config, timer, notes)
     units, facilities, demand = inputs.units, inputs.facilities, inputs.demand
+    presence_only = inputs.presence_only if inputs.presence_only is not None else facilities.iloc[:0]
+    # presence targets and village counts see every facility placed in a unit, with or without a point
+    facilities_in_units = facilities if presence_only.empty else gpd.GeoDataFrame(
+        pd.concat([facilities, presence_only], ignore_index=True), geometry="geometry", crs=facilities.crs)
     net, facility_snap, demand_snap = inputs.net, inputs.facility_snap, inputs.demand_snap
     rejects, ingest_summary, calibration = inputs.rejects, inputs.ingest_summary, inputs.calibration
     graph_summary, working_crs = inputs.graph_summary, inputs.working_crs
@@ -615,7 +635,7 @@ def run_study(
             ignore_index=True,
         )
         coverage_wide = metrics.wide_coverage_table(coverage_long)
-        villages, uncovered_units = _village_table(units, demand, facilities, seconds_by_kind, config)
+        villages, uncovered_units = _village_table(units, demand, facilities_in_units, seconds_by_kind, config)
         facility_table = _facility_table(net, facilities, facility_snap, demand_snap, demand, nearest_by_kind, config)
         components = _components_table(net, facility_snap, demand_snap, demand, facilities, masks, config)
         no_facility = components[(components["component"] >= 0) & (components["facilities_total"] == 0)]
@@ -635,8 +655,8 @@ def run_study(
             if params.isochrones_per_facility else None
 
     with timer.stage("targets"):
-        targets_table = _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units, facilities,
-                                          villages)
+        targets_table = _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units,
+                                          facilities_in_units, villages)
 
     results = StudyResults(
         config=config, facilities=facilities, rejects=rejects, ingest_summary=ingest_summary, units=units,
@@ -646,6 +666,7 @@ def run_study(
         facility_isochrones=per_facility,
         components=components, sensitivity=sensitivity, calibration=calibration, targets=targets_table,
         graph_summary=graph_summary, timings=timer.seconds, output_files={}, notes=notes,
+        presence_only=presence_only,
     )
     if write:
         from coverage import outputs

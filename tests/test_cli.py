@@ -24,7 +24,9 @@ def test_validate_reports_counts_and_writes_the_rejects_file(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "rows" in done.stdout.lower() and "行" in done.stdout
     table = pd.read_csv(rejects, encoding="utf-8-sig")
-    assert set(table["reason"]) >= {"missing_coordinates", "duplicate", "unknown_kind"}
+    assert set(table["reason"]) == {"duplicate", "unknown_kind"}
+    # the canteen without coordinates names its community: kept for village presence, not rejected
+    assert "仅计存在（无坐标）1" in done.stdout
 
 
 def test_a_missing_study_file_is_named_with_exit_code_2(tmp_path):
@@ -35,7 +37,7 @@ def test_a_missing_study_file_is_named_with_exit_code_2(tmp_path):
 
 def test_a_facility_table_without_coordinates_names_the_file_and_what_to_do(tmp_path):
     table = tmp_path / "no_coords.csv"
-    table.write_text("名称,类型,地址\n幸福院,互助幸福院,某村\n", encoding="utf-8")
+    table.write_text("名称,类型,电话\n幸福院,互助幸福院,0710-1234567\n", encoding="utf-8")
     study = tmp_path / "study.yaml"
     study.write_text(DEMO.read_text(encoding="utf-8").replace("../data/facilities/demo_facilities.xlsx", str(table))
                      .replace("../data/", str(REPO_ROOT / "data") + "/"), encoding="utf-8")

@@ -267,8 +267,8 @@ def _problem_file(tmp_path: Path) -> tuple[Path, gpd.GeoSeries]:
         ["海外托老所", "托老所", 2.35, 48.85, "", "", ""],                              # 8 out_of_china
         ["郊外托老所", "托老所", 114.6000, 30.9000, "", "", ""],                        # 9 outside_study_area
         ["一元幸福食堂", "幸福食堂", 114.2990, 30.5900, "", "", ""],                   # 10 duplicate of 4
-        ["大智街日间照料中心", "日间照料中心", near_lon, near_lat, "", "", ""],        # 11 near_duplicate of 3
-        ["大智养老驿站", "养老驿站", 114.2970, 30.5895, "", "", ""],                   # 12 unknown_kind
+        ["大智街日间照料中心", "日间照料中心", near_lon, near_lat, "", "", ""],        # 11 near duplicate of 3: kept
+        ["大智老年大学", "老年大学", 114.2970, 30.5895, "", "", ""],                   # 12 unknown_kind
         ["球场街敬老院", "敬老院", 114.2980, 30.6010, -5, "", ""],                     # 13 negative_capacity
         ["", "", "", "", "", "", ""],                                                  # 14 blank: skipped
         ["新村日间照料中心", "日间照料中心", 30.6020, 114.3020, "", "", "3人"],        # 15 swapped: fixed
@@ -282,24 +282,25 @@ def test_every_reject_reason_is_reported_with_row_and_column(tmp_path):
 
     facilities, rejects, summary = ingest.read_facilities(path, study_area=study_area)
 
-    assert set(summary["by_reason"]) == set(ingest.REJECT_REASONS)
+    # total rows, sub-POIs and unplaceable rows without coordinates have tests of their own
+    assert set(summary["by_reason"]) == set(ingest.REJECT_REASONS) - {"total_row", "not_a_facility", "no_location"}
     assert list(rejects.columns) == list(ingest.REJECT_COLUMNS)
     reason_of_row = dict(zip(rejects["source_row"], rejects["reason"]))
     assert reason_of_row == {
         5: "missing_name", 6: "missing_coordinates", 7: "non_numeric_coordinates", 8: "out_of_china",
-        9: "outside_study_area", 10: "duplicate", 11: "near_duplicate", 12: "unknown_kind",
-        13: "negative_capacity",
+        9: "outside_study_area", 10: "duplicate", 12: "unknown_kind", 13: "negative_capacity",
     }
     column_of_row = dict(zip(rejects["source_row"], rejects["column"]))
     assert column_of_row[6] == "经度" and column_of_row[7] == "经度" and column_of_row[13] == "床位数"
-    assert column_of_row[11] == "名称" and column_of_row[12] == "类型"
+    assert column_of_row[12] == "类型"
     detail = rejects.set_index("source_row")["detail"]
-    assert "row 4" in detail[10] and "row 3" in detail[11]
+    assert "row 4" in detail[10]
     outside_m = float(detail[9].split(" m outside")[0].split()[-1])
     expected_m = metres_between(114.6, 30.9, 114.35, 30.65)  # nearest corner of the box
     assert outside_m == pytest.approx(expected_m, rel=0.01)
-    assert "养老驿站" in rejects.set_index("source_row")["raw"][12]
-    assert list(facilities["source_row"]) == [3, 4, 15]
+    assert "老年大学" in rejects.set_index("source_row")["raw"][12]
+    # a near duplicate is not rejected when read: coverage.sites merges it into one site
+    assert list(facilities["source_row"]) == [3, 4, 11, 15]
     assert facilities.set_index("source_row").loc[15, "flags"] == "swapped_lat_lon"
 
 
@@ -311,7 +312,7 @@ def test_no_row_is_lost(tmp_path):
     data_rows = set(range(3, 16)) - {14}  # the blank row 14 is not a data row
     assert summary["rows_in"] == len(data_rows) == 12
     assert summary["rows_in"] == summary["accepted"] + summary["rejected"]
-    assert summary["accepted"] == len(facilities) == 3 and summary["rejected"] == 9
+    assert summary["accepted"] == len(facilities) == 4 and summary["rejected"] == 8
     assert summary["fixed"] == 1
     assert set(facilities["source_row"]) | set(rejects["source_row"]) == data_rows
     assert not set(facilities["source_row"]) & set(rejects["source_row"])
@@ -320,7 +321,7 @@ def test_no_row_is_lost(tmp_path):
 def test_a_row_with_several_problems_lists_each(tmp_path):
     path = write_csv(tmp_path / "several.csv", [
         ["名称", "类型", "经度", "纬度", "床位数"],
-        ["", "养老驿站", "", "", "-3"],
+        ["", "老年大学", "", "", "-3"],
     ])
     facilities, rejects, summary = ingest.read_facilities(path)
     assert facilities.empty and list(facilities.columns) == list(ingest.FACILITY_COLUMNS)
@@ -392,7 +393,23 @@ def test_candidate_point_tables_need_no_name_or_type(tmp_path):
     ("民生服务综合体", ("comprehensive",)),
     ("综合性养老服务中心", ("comprehensive",)),
     ("day_care;canteen", ("day_care", "canteen")),
-    ("养老驿站", ()),
+    ("养老驿站", ("day_care",)),
+    ("养老机构", ("care_home",)),
+    ("护理院", ("care_home",)),
+    ("医养结合机构", ("care_home",)),
+    ("光荣院", ("care_home",)),
+    ("特困人员供养服务设施（敬老院）", ("nursing_home",)),
+    ("农村幸福院", ("mutual_aid",)),
+    ("互助养老服务点", ("mutual_aid",)),
+    ("老年助餐点", ("canteen",)),
+    ("长者饭堂", ("canteen",)),
+    ("长者照护之家", ("day_care",)),
+    ("综合为老服务中心", ("comprehensive",)),
+    ("颐康中心", ("comprehensive",)),
+    ("乡镇（街道）居家养老服务中心", ("comprehensive",)),
+    ("居家养老服务照料中心", ("day_care",)),
+    ("护理站", ("home_care",)),
+    ("老年大学", ()),
     ("", ()),
 ])
 def test_type_names_map_to_kinds(text, expected):
@@ -421,25 +438,30 @@ def test_kinds_come_from_type_or_from_name_keywords(tmp_path):
         ingest.has_kind(facilities, "hospital")
 
 
-def test_unknown_type_is_rejected_even_when_the_name_has_a_keyword(tmp_path):
+def test_a_generic_or_unknown_type_takes_the_kind_from_the_name_with_a_flag(tmp_path):
     path = write_csv(tmp_path / "other.csv", [
         ["名称", "类型", "经度", "纬度"],
-        ["王家村互助幸福院", "其他", 114.2700, 30.5600],
+        ["王家村互助幸福院", "其他", 114.2700, 30.5600],            # generic type: the name says it
+        ["李家村老年食堂", "社区服务设施", 114.2710, 30.5610],        # unknown type: the name says it
+        ["示例县老年大学", "老年大学", 114.2720, 30.5620],            # neither says it: rejected
     ])
-    facilities, rejects, _ = ingest.read_facilities(path)
-    assert facilities.empty
-    assert rejects["reason"].tolist() == ["unknown_kind"]
-    assert "mutual_aid" in rejects["detail"].iloc[0]  # the hint names what the name suggests
+    facilities, rejects, summary = ingest.read_facilities(path)
+    assert facilities.set_index("source_row")["kinds"].to_dict() == {2: "mutual_aid", 3: "canteen"}
+    assert facilities.set_index("source_row")["flags"].to_dict() == {
+        2: "kind_from_name_generic_type", 3: "kind_from_name_unknown_type"}
+    assert rejects["reason"].tolist() == ["unknown_kind"] and rejects["source_row"].tolist() == [4]
+    assert "--kinds" in rejects["detail"].iloc[0]  # the advice can be followed
+    assert summary["flags"] == {"kind_from_name_generic_type": 1, "kind_from_name_unknown_type": 1}
 
 
 def test_user_kinds_file_extends_the_mapping(tmp_path):
     path = write_csv(tmp_path / "stations.csv", [
         ["名称", "类型", "经度", "纬度"],
-        ["大智养老驿站", "养老服务驿站", 114.2950, 30.5880],
+        ["大智为老服务站", "社区为老服务站", 114.2950, 30.5880],
         ["一元幸福食堂", "幸福食堂", 114.2990, 30.5900],
     ])
     kinds_file = tmp_path / "my_kinds.yaml"
-    kinds_file.write_text("day_care:\n  types: [养老服务驿站]\n", encoding="utf-8")
+    kinds_file.write_text("day_care:\n  types: [社区为老服务站]\n", encoding="utf-8")
 
     without, rejects_without, _ = ingest.read_facilities(path)
     with_file, rejects_with, _ = ingest.read_facilities(path, kinds_file=kinds_file)
@@ -476,19 +498,19 @@ def test_user_column_mapping_extends_the_aliases(tmp_path):
     assert summary["columns"] == {"站点": "name", "站点类别": "type", "X坐标": "lon", "Y坐标": "lat",
                                   "核定床位": "beds"}
     with pytest.raises(InputDataError, match="unknown field"):
-        ingest.read_facilities(path, columns={"站点": "title"})
+        ingest.read_facilities(path, columns={"站点": "elevation"})
 
 
 def test_missing_lon_lat_columns_raise_a_bilingual_error_naming_the_headers(tmp_path):
-    path = write_csv(tmp_path / "addresses_only.csv", [
-        ["名称", "类型", "地址"],
-        ["大智日间照料中心", "日间照料中心", "大智路12号"],
+    path = write_csv(tmp_path / "phones_only.csv", [
+        ["名称", "类型", "电话"],
+        ["大智日间照料中心", "日间照料中心", "027-1234567"],
     ])
     with pytest.raises(InputDataError) as caught:
         ingest.read_facilities(path)
     message = str(caught.value)
-    assert "addresses_only.csv" in message
-    assert "名称, 类型, 地址" in message
+    assert "phones_only.csv" in message
+    assert "名称, 类型, 电话" in message
     assert "经度" in message and "longitude" in message
     assert "what to do / 处理办法" in message
 
@@ -538,15 +560,32 @@ def test_validate_report_explains_counts_and_first_rejects_in_both_languages(tmp
 
     text, rejects, summary = ingest.validate_report(path, crs="wgs84", study_area=study_area)
 
-    assert "读入行数：12 / Rows read: 12" in text
-    assert "通过：3" in text and "Accepted: 3" in text
-    assert "剔除：9 / Rejected: 9" in text
+    assert "读入 12 行 = 有坐标 4 + 仅计存在（无坐标）0 + 剔除 8" in text
+    assert "Rows read 12 = located 4 + presence-only (no coordinates) 0 + rejected 8" in text
     assert "missing_coordinates 缺少经度或纬度" in text
     assert "第 6 行" in text and "row 6" in text and "'经度'" in text
-    assert len(rejects) == 9 and summary["rows_in"] == 12
+    assert len(rejects) == 8 and summary["rows_in"] == 12
 
     english, _, _ = ingest.validate_report(path, crs="wgs84", lang="en")
-    assert "Rows read: 12" in english and "读入" not in english
+    assert "Rows read 12" in english and "读入" not in english
+
+
+def test_validate_summarises_a_large_registry_by_type_value_not_row_by_row(tmp_path):
+    rows = [["机构名称", "机构类型", "经度", "纬度"]]
+    for i in range(300):
+        rows.append([f"第{i}养老院", "养老机构", 114.20 + i * 1e-4, 30.50])
+    for i in range(200):
+        rows.append([f"第{i}号站", "老年活动室", 114.20 + i * 1e-4, 30.51])
+    path = write_csv(tmp_path / "registry.csv", rows)
+
+    text, rejects, summary = ingest.validate_report(path, lang="zh")
+
+    assert len(rejects) == 200
+    type_lines = [line for line in text.splitlines() if line.startswith("  养老机构") or line.startswith("  老年活动室")]
+    assert len(type_lines) == 2
+    assert "300" in type_lines[0] and "养老机构(养老院) 300" in type_lines[0]
+    assert "200" in type_lines[1] and "unknown_kind" in type_lines[1]
+    assert text.count("第 ") < 15  # no wall of identical reject lines
 
 
 # ----------------------------------------------------------------------------- administrative units

@@ -1,0 +1,290 @@
+"""Planners' real tables go in whole: POI exports, bureau workbooks, registries' own classes, village lists."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+
+from coverage import coords, ingest, kinds
+from coverage.config import load_study
+
+from tests.conftest import REPO_ROOT, metres_between, shared_data
+
+
+def _write_csv(path: Path, rows: list[list[object]], encoding: str = "utf-8") -> Path:
+    with open(path, "w", newline="", encoding=encoding) as handle:
+        csv.writer(handle).writerows(rows)
+    return path
+
+
+# ----------------------------------------------------------------------------- POI exports
+
+#: an Amap (高德) POI export as the web service's fields come out of a typical scraper script
+AMAP_HEADER = ["name", "type", "typecode", "address", "location", "pname", "cityname", "adname", "tel"]
+AMAP_ROWS = [
+    ["民意街社区日间照料中心", "生活服务;生活服务场所;生活服务场所", "070000", "民意四路18号", "114.273812,30.588213",
+     "湖北省", "武汉市", "江汉区", "027-85751234"],
+    ["福星惠誉养老院", "医疗保健服务;医疗保健服务场所;医疗保健服务场所", "090000", "新华路218号",
+     "114.266234,30.594102", "湖北省", "武汉市", "江汉区", "[]"],
+    ["万松街长者食堂", "餐饮服务;中餐厅;中餐厅", "050100", "万松园路100号", "114.268000,30.592100",
+     "湖北省", "武汉市", "江汉区", "[]"],
+    ["汉兴街道综合为老服务中心", "政府机构及社会团体;政府机关;区县级政府及事业单位", "130105", "[]",
+     "114.260100,30.610200", "湖北省", "武汉市", "江汉区", "[]"],
+    ["江汉区社会福利院", "生活服务;社会福利;福利院", "071300", "[]", "114.250000,30.600000",
+     "湖北省", "武汉市", "江汉区", "[]"],
+    ["福星惠誉养老院(停车场)", "交通设施服务;停车场;停车场", "150900", "新华路218号", "114.266400,30.594300",
+     "湖北省", "武汉市", "江汉区", "[]"],
+    ["福星惠誉养老院(东门)", "通行设施;建筑物门;建筑物正门", "991400", "新华路", "114.266500,30.594000",
+     "湖北省", "武汉市", "江汉区", "[]"],
+    ["江汉区图书馆", "科教文化服务;图书馆;图书馆", "140500", "[]", "114.270000,30.590000",
+     "湖北省", "武汉市", "江汉区", "[]"],
+]
+
+
+def test_an_amap_poi_export_in_gbk_keeps_every_facility_row(tmp_path):
+    path = _write_csv(tmp_path / "高德POI_江汉区_养老.csv", [AMAP_HEADER] + AMAP_ROWS, encoding="gbk")
+
+    facilities, rejects, summary = ingest.read_facilities(path)  # no crs given: Amap writes GCJ-02
+
+    assert summary["poi_source"].startswith("Amap") and summary["crs"] == "gcj02"
+    assert summary["encoding"] in ("gb18030", "gbk")
+    by_name = facilities.set_index("name")
+    assert by_name["kinds"].to_dict() == {
+        "民意街社区日间照料中心": "day_care", "福星惠誉养老院": "care_home", "万松街长者食堂": "canteen",
+        "汉兴街道综合为老服务中心": "comprehensive", "江汉区社会福利院": "nursing_home",
+    }
+    # the category path said nothing of the kind: the name did, and the row says so
+    assert by_name.loc["民意街社区日间照料中心", "flags"] == "kind_from_name_generic_type"
+    assert by_name.loc["万松街长者食堂", "flags"] == "kind_from_name_unknown_type"
+    assert by_name.loc["江汉区社会福利院", "flags"] == ""  # its category path names it
+    # pname/cityname/adname become the address hierarchy; Amap's "[]" is an empty cell
+    assert by_name.loc["民意街社区日间照料中心", "address"] == "湖北省武汉市江汉区民意四路18号"
+    assert by_name.loc["汉兴街道综合为老服务中心", "address"] == "湖北省武汉市江汉区"
+    # converted from GCJ-02: the point moved by the few hundred metres of the offset
+    shift = metres_between(by_name.loc["万松街长者食堂"].geometry.x, by_name.loc["万松街长者食堂"].geometry.y,
+                           114.268, 30.5921)
+    assert 300 < shift < 700
+    reasons = dict(zip(rejects["source_row"], rejects["reason"]))
+    assert reasons == {7: "not_a_facility", 8: "not_a_facility", 9: "unknown_kind"}
+    assert summary["rows_in"] == len(AMAP_ROWS) == summary["located"] + summary["presence_only"] + summary["rejected"]
+
+
+def test_a_baidu_export_is_read_as_bd09_and_a_declared_system_wins(tmp_path):
+    truth_lon, truth_lat = 121.4700, 31.2300
+    bd_lon, bd_lat = coords.wgs84_to_bd09(np.array([truth_lon]), np.array([truth_lat]))
+    path = _write_csv(tmp_path / "baidu.csv", [
+        ["uid", "name", "lat", "lng", "address", "province", "city", "area", "detail_info.tag"],
+        ["a1b2c3", "南京东路街道长者照护之家", float(bd_lat[0]), float(bd_lon[0]), "浙江中路", "上海市", "上海市",
+         "黄浦区", "生活服务;养老院"],
+    ])
+
+    facilities, _, summary = ingest.read_facilities(path)
+    assert summary["crs"] == "bd09" and summary["poi_source"].startswith("Baidu")
+    point = facilities.geometry.iloc[0]
+    assert metres_between(point.x, point.y, truth_lon, truth_lat) < 1.0
+    assert facilities["kinds"].iloc[0] == "care_home"  # the tag's most specific level: 养老院
+
+    declared, _, summary = ingest.read_facilities(path, crs="wgs84")
+    assert summary["crs"] == "wgs84" and summary["crs_source"] == "declared"
+    assert metres_between(declared.geometry.x.iloc[0], declared.geometry.y.iloc[0], truth_lon, truth_lat) > 300
+
+
+# ----------------------------------------------------------------------------- a municipal registry
+
+
+def test_a_registry_in_its_own_official_classes_is_accepted():
+    registry_classes = {
+        "养老机构": "care_home", "养老院": "care_home", "护理院": "care_home", "医养结合机构": "care_home",
+        "光荣院": "care_home", "敬老院": "nursing_home", "特困人员供养服务设施": "nursing_home",
+        "农村幸福院": "mutual_aid", "互助养老服务点": "mutual_aid", "日间照料中心": "day_care",
+        "老年助餐点": "canteen", "养老驿站": "day_care", "养老照料中心": "comprehensive",
+        "长者照护之家": "day_care", "综合为老服务中心": "comprehensive", "长者饭堂": "canteen",
+        "颐康中心": "comprehensive", "居家养老服务照料中心": "day_care",
+        "乡镇(街道)居家养老服务中心": "comprehensive", "助餐点": "canteen", "老年食堂": "canteen", "护理站": "home_care",
+    }
+    for official, kind in registry_classes.items():
+        assert ingest.match_kinds(official) == (kind,), official
+
+
+def test_the_kinds_file_says_which_targets_count_each_kind():
+    import yaml
+
+    catalogue = yaml.safe_load((REPO_ROOT / "coverage" / "targets.yaml").read_text(encoding="utf-8"))
+    counted: dict[str, set[str]] = {kind_id: set() for kind_id in kinds.kind_ids()}
+    for target in catalogue["targets"]:
+        for kind_id in target["kinds"]:
+            if kind_id != "any":
+                counted[kind_id].add(target["id"])
+    for kind in kinds.registry().kinds:
+        assert set(kind.counts_for) == counted[kind.id], kind.id
+
+
+# ----------------------------------------------------------------------------- a bureau workbook
+
+
+def _bureau_workbook(path: Path) -> Path:
+    """盘山县's list as a bureau sends it: a title, a note row, one sheet per town, DMS, 合计, a pasted pair."""
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    towns = {
+        "沙岭镇": [
+            [1, "沙岭镇敬老院", "敬老院", "122°22′17.7″", "41°08′51.4″", 60, 30, 2400],
+            [2, "郑家村互助幸福院", "农村幸福院", "122°19′35.2″", "41°05′33.9″", "", "", 180],
+            [3, "西拉拉村互助幸福院", "互助幸福院", "122.317276,41.103643", "", "", "", 150],
+            ["合计", "", "", "", "", 60, 30, 2730],
+        ],
+        "高升镇": [
+            [1, "高升镇养老服务中心", "乡镇养老服务中心", "１２２．０５１２", "４１．２８３３", 80, 50, 3100],
+            [2, "高升镇老年食堂", "老年食堂", "122.0530", "41.2840", "", "", 200],
+            ["小 计", "", "", "", "", 80, 50, 3300],
+        ],
+    }
+    for town, rows in towns.items():
+        sheet = book.create_sheet(town)
+        sheet.append([f"盘山县{town}养老服务设施情况统计表"])
+        sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=8)
+        sheet.append(["填报单位：盘山县民政局", "", "", "", "", "填报日期：2024年6月"])
+        sheet.append(["序号", "机构名称", "机构类型", "经度", "纬度", "床位数（张）", "护理型床位", "建筑面积（㎡）"])
+        for row in rows:
+            sheet.append(row)
+    notes = book.create_sheet("填表说明")
+    notes.append(["说明：坐标为 WGS-84，由现场 GPS 采集。"])
+    book.save(path)
+    return path
+
+
+def test_a_bureau_workbook_with_one_sheet_per_town_is_read_whole(tmp_path):
+    path = _bureau_workbook(tmp_path / "盘山县养老设施.xlsx")
+
+    facilities, rejects, summary = ingest.read_facilities(path, sheet="all")
+
+    assert summary["sheets"] == ["沙岭镇", "高升镇"]  # the notes sheet has no facility header
+    assert summary["rows_in"] == 7 and summary["located"] == 5 and summary["rejected"] == 2
+    assert set(rejects["reason"]) == {"total_row"}
+    assert set(rejects["source_file"]) == {"盘山县养老设施.xlsx#沙岭镇", "盘山县养老设施.xlsx#高升镇"}
+    by_name = facilities.set_index("name")
+    # the sheet name is the town; the row number is the one Excel shows
+    assert by_name.loc["郑家村互助幸福院", "town_name"] == "沙岭镇"
+    assert by_name.loc["高升镇老年食堂", "source_row"] == 5
+    assert "town_from_sheet" in by_name.loc["高升镇老年食堂", "flags"]
+    # degrees-minutes-seconds, full-width digits and a "lng,lat" pair pasted into the 经度 cell
+    sl = by_name.loc["沙岭镇敬老院"].geometry
+    assert (round(sl.x, 5), round(sl.y, 5)) == (round(122 + 22 / 60 + 17.7 / 3600, 5), round(41 + 8 / 60 + 51.4 / 3600, 5))
+    assert round(by_name.loc["高升镇养老服务中心"].geometry.x, 4) == 122.0512
+    pasted = by_name.loc["西拉拉村互助幸福院"]
+    assert (pasted.geometry.x, pasted.geometry.y) == (122.317276, 41.103643)
+    assert "lonlat_in_one_cell" in pasted["flags"]
+    assert by_name.loc["沙岭镇敬老院", "beds"] == 60 and by_name.loc["沙岭镇敬老院", "floor_area_m2"] == 2400
+
+    first_sheet_only, _, summary_one = ingest.read_facilities(path)
+    assert summary_one["sheets"] == ["沙岭镇"] and len(first_sheet_only) == 3
+
+
+# ----------------------------------------------------------------------------- rows without coordinates
+
+
+def _panjin_units():
+    return ingest.read_units(shared_data("admin/vonng_adcode/adcode/211122.csv"), crs="gcj02")
+
+
+def _panjin_village_list():
+    """A town's list of 互助幸福院 without coordinates, with real village names of 盘山县."""
+    units = _panjin_units()
+    villages = units[units["level"] == "village"]
+    code_of = {(t, n): c for t, n, c in zip(villages["parent_code"], villages["name"], villages["code"])}
+    towns = units[units["level"] == "town"].set_index("name")["code"]
+    # 于家村 exists in two towns of the county: only the town column tells them apart
+    yujia = [c for (t, n), c in code_of.items() if n == "于家村委会"]
+    assert len(yujia) == 2
+    yujia_town = {c: units.set_index("code").loc[c, "parent_code"] for c in yujia}
+    town_of_code = {code: name for name, code in towns.items()}
+    rows = [["序号", "所属乡镇", "所属村", "设施名称", "类型", "建筑面积"]]
+    expected = {}
+    for i, code in enumerate(yujia, start=1):
+        town = town_of_code[yujia_town[code]]
+        rows.append([i, town, "于家村", f"{town}于家村互助幸福院", "农村幸福院", 120])
+        expected[f"{town}于家村互助幸福院"] = code
+    rows.append([3, "", "", "沙岭镇北郑家村幸福院", "互助幸福院", 100])  # place only in the name
+    expected["沙岭镇北郑家村幸福院"] = code_of[(towns["沙岭镇"], "北郑家村委会")]
+    rows.append([4, "沙岭镇", "不存在村", "不存在村互助幸福院", "互助幸福院", 90])  # no such village: the town counts
+    expected["不存在村互助幸福院"] = None
+    rows.append([5, "不存在镇", "不存在村", "不存在村敬老院", "敬老院", 90])  # neither town nor village known
+    rows.append(["合计", "", "", "", "", 520])
+    return rows, expected, units
+
+
+def test_rows_without_coordinates_are_placed_by_town_village_and_name(tmp_path):
+    rows, expected, units = _panjin_village_list()
+    path = _write_csv(tmp_path / "盘山县互助幸福院名单.csv", rows, encoding="gbk")
+
+    facilities, rejects, summary = ingest.read_facilities(path)
+    assert summary["presence_only"] == 5 and summary["located"] == 0 and summary["rejected"] == 1
+    assert rejects["reason"].tolist() == ["total_row"]
+
+    assigned = ingest.assign_facilities_to_units(facilities, units)
+    located, presence, unplaced = ingest.split_presence_only(assigned)
+
+    assert located.empty
+    assert {n: c if isinstance(c, str) else None for n, c in zip(presence["name"], presence["village_code"])} == expected
+    town_only = presence.set_index("name").loc["不存在村互助幸福院"]
+    assert town_only["unit_assignment"] == "town_name" and town_only["town_code"] == "211122101000"
+    assert (presence["unit_assignment"] != "town_name").sum() == 3
+    assert (presence.loc[presence["unit_assignment"] != "town_name", "unit_assignment"] == "village_name").all()
+    assert unplaced["reason"].tolist() == ["no_location"] and unplaced["source_row"].tolist() == [6]
+    # rows in = located + presence-only + rejected
+    assert summary["rows_in"] == len(located) + len(presence) + len(unplaced) + len(rejects) == 6
+
+
+# ----------------------------------------------------------------------------- the study file
+
+
+def test_the_kinds_file_named_in_the_study_file_is_used(tmp_path):
+    table = _write_csv(tmp_path / "stations.csv", [
+        ["名称", "类型", "经度", "纬度"],
+        ["城关街道为老服务站", "社区为老服务站", 113.905, 30.965],
+        ["城关幸福食堂", "幸福食堂", 113.906, 30.966],
+    ])
+    kinds_file = tmp_path / "my_kinds.yaml"
+    kinds_file.write_text("day_care:\n  types: [社区为老服务站]\n", encoding="utf-8")
+    demo = (REPO_ROOT / "studies" / "demo.yaml").read_text(encoding="utf-8")
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        demo.replace("    - path: ../data/facilities/demo_facilities.xlsx\n      crs: gcj02\n",
+                     f"    - path: {table}\n      crs: wgs84\n      kinds: my_kinds.yaml\n")
+        .replace("../data/", str(REPO_ROOT / "data") + "/"), encoding="utf-8")
+
+    config = load_study(study)
+    assert config.facilities[0].kinds == kinds_file.resolve()
+
+    from coverage.pipeline import prepare_inputs
+
+    inputs = prepare_inputs(config)
+    assert inputs.facilities.set_index("name")["kinds"].to_dict() == {
+        "城关街道为老服务站": "day_care", "城关幸福食堂": "canteen"}
+    assert inputs.rejects.empty
+
+
+def test_validate_on_the_command_line_takes_a_kinds_file(tmp_path):
+    import subprocess
+    import sys
+
+    table = _write_csv(tmp_path / "stations.csv", [
+        ["名称", "类型", "经度", "纬度"], ["城关街道为老服务站", "社区为老服务站", 113.905, 30.965]])
+    kinds_file = tmp_path / "my_kinds.yaml"
+    kinds_file.write_text("day_care: [社区为老服务站]\n", encoding="utf-8")
+
+    def validate(*extra):
+        return subprocess.run([sys.executable, "-m", "coverage", "validate", str(table), "--rejects",
+                               str(tmp_path / "r.csv"), *extra], capture_output=True, text=True, cwd=REPO_ROOT)
+
+    without = validate()
+    assert without.returncode == 0 and "剔除 1" in without.stdout
+    with_file = validate("--kinds", str(kinds_file))
+    assert with_file.returncode == 0 and "剔除 0" in with_file.stdout and "日间照料中心 1" in with_file.stdout
+    wrong = validate("--kinds", str(tmp_path / "missing.yaml"))
+    assert wrong.returncode == 2 and "missing.yaml" in wrong.stderr and "Traceback" not in wrong.stderr
