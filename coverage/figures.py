@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from coverage._io import atomic_path
+from coverage import kinds as kinds_registry
 from coverage.config import KINDS
 from coverage.maps import (
     DEFAULT_ATTRIBUTION_LINES,
@@ -54,7 +55,7 @@ _CJK_HINT = re.compile(r"cjk|wenquanyi|wqy|source han|sourcehan|simhei|simsun|ya
                        r"droid ?sans ?fallback|ar pl|ukai|uming|noto sans sc|noto serif sc", re.I)
 #: characters a font must have to be used for the figure's labels
 _PROBE = "养老服务覆盖率合成示例数据未达标村社区乡镇"
-_KIND_MARKERS = {"day_care": "o", "canteen": "s", "mutual_aid": "^", "nursing_home": "D", "comprehensive": "P"}
+_KIND_MARKERS = kinds_registry.registry().markers()
 _NO_DATA_COLOUR = "#bdbdbd"
 _FAIL_OUTLINE = "#d7191c"
 _UNCOVERED_COLOUR = "#54278f"

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import folium
 import geopandas as gpd
@@ -22,25 +22,14 @@ from folium.utilities import JsCode
 
 from coverage._io import atomic_path
 from coverage import coords
+from coverage import kinds as kinds_registry
 from coverage.config import KINDS
 
-#: Chinese display label of each facility kind (see docs in shared/DOMAIN.md)
-KIND_LABELS: dict[str, str] = {
-    "day_care": "日间照料中心",
-    "canteen": "幸福食堂",
-    "mutual_aid": "互助幸福院",
-    "nursing_home": "敬老院",
-    "comprehensive": "民生服务综合体",
-}
+#: Chinese display label of each facility kind (from the registry, coverage/kinds.yaml)
+KIND_LABELS: Mapping[str, str] = kinds_registry.registry().labels("zh")
 
-#: marker / isochrone colour of each facility kind (colour-blind-friendly set)
-KIND_COLOURS: dict[str, str] = {
-    "day_care": "#1f78b4",
-    "canteen": "#ff7f00",
-    "mutual_aid": "#33a02c",
-    "nursing_home": "#6a3d9a",
-    "comprehensive": "#e31a1c",
-}
+#: marker / isochrone colour of each facility kind (from the registry)
+KIND_COLOURS: Mapping[str, str] = kinds_registry.registry().colours()
 
 #: basemap names accepted by :func:`coverage_map`
 BASEMAPS: tuple[str, ...] = ("osm", "cartodbpositron", "tianditu", "amap")

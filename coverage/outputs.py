@@ -177,6 +177,12 @@ def _excel_sheets(results) -> dict[str, pd.DataFrame]:
     presence = presence_only_table(results)
     if len(presence):
         sheets["仅计存在"] = presence
+    merge_log = getattr(results, "merge_log", None)
+    if merge_log is not None and len(merge_log):
+        sheets["合并记录"] = merge_log
+    fallbacks = getattr(results, "fallback_points", None)
+    if fallbacks is not None and len(fallbacks):
+        sheets["疑似默认坐标"] = fallbacks
     return sheets
 
 
@@ -240,6 +246,10 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
         presence = presence_only_table(results)
         if len(presence):
             csv_tables["presence_only.csv"] = presence
+        if getattr(results, "merge_log", None) is not None and len(results.merge_log):
+            csv_tables["merged_records.csv"] = results.merge_log
+        if getattr(results, "fallback_points", None) is not None and len(results.fallback_points):
+            csv_tables["geocoder_fallbacks.csv"] = results.fallback_points
         if len(results.targets):
             csv_tables["targets.csv"] = results.targets
         for name, table in csv_tables.items():

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from coverage import kinds as kinds_registry
 from coverage._io import atomic_path
 
 #: the label every table made from the demo carries
@@ -107,15 +108,8 @@ HEADERS_ZH: dict[str, str] = {
     "units_newly_covered": "新覆盖村社区",
 }
 
-#: facility kind → Chinese name
-KIND_ZH: dict[str, str] = {
-    "day_care": "日间照料中心",
-    "canteen": "幸福食堂(助餐点)",
-    "mutual_aid": "互助幸福院",
-    "nursing_home": "敬老院",
-    "comprehensive": "民生服务综合体",
-    "any": "任一类型设施",
-}
+#: facility kind → Chinese name (from the registry, coverage/kinds.yaml), with "any"
+KIND_ZH: Mapping[str, str] = kinds_registry.registry().labels("zh")
 
 
 def header(column: str, lang: str) -> str:
