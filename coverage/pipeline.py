@@ -15,7 +15,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from coverage import ingest, metrics, network, population, reach, report
+from coverage import ingest, metrics, network, population, reach, report, sites
 from coverage._errors import InputDataError
 from coverage._io import file_sha256
 from coverage.config import StudyConfig, load_study
@@ -81,6 +81,8 @@ class StudyResults:
     output_files: dict[str, Path]
     notes: list[str]
     presence_only: gpd.GeoDataFrame | None = None
+    merge_log: pd.DataFrame | None = None
+    fallback_points: pd.DataFrame | None = None
 
 
 def _versions() -> dict[str, str]:
@@ -154,7 +156,7 @@ def _load_facilities(config: StudyConfig, study_area) -> tuple[gpd.GeoDataFrame,
         "fixed": int(sum(s.get("fixed", 0) for s in summaries)),
         "located": int(sum(s.get("located", s["accepted"]) for s in summaries)),
         "presence_only": int(sum(s.get("presence_only", 0) for s in summaries)),
-        "per_file": summaries,
+        "per_file": [{k: v for k, v in s.items() if k != "types"} for s in summaries],
     }
     return facilities, rejected, summary
 
@@ -267,14 +269,22 @@ def compute_reach(
     tuple
         cost per kind (seconds, or metres in distance mode; inf beyond the
         longest threshold) and the nearest facility's position per kind (-1).
+        A kind without any facility (an urban study has no 互助幸福院) gets
+        inf for every demand point and -1 as its nearest facility: 0 % covered.
     """
     from tqdm.auto import tqdm
 
     params = config.parameters
     cost_by_kind, nearest_by_kind = {}, {}
+    n_demand = len(demand_snap)
     # disable=None: shown on a terminal or in a notebook, silent in logs
     for kind, mask in tqdm(masks.items(), desc="reach", disable=None if progress else True, leave=False):
         positions = np.flatnonzero(mask)
+        if len(positions) == 0:
+            # no facility of this kind at all: nobody reaches one (no search needed)
+            cost_by_kind[kind] = np.full(n_demand, np.inf)
+            nearest_by_kind[kind] = np.full(n_demand, -1, dtype=np.int64)
+            continue
         if distance_mode:
             speed, limit = None, max(params.distance_thresholds_m)
         else:
@@ -489,6 +499,68 @@ class StudyInputs:
     facility_snap: reach.Snap
     demand_snap: reach.Snap
     presence_only: gpd.GeoDataFrame | None = None
+    merge_log: pd.DataFrame | None = None
+    fallback_points: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class FacilitySites:
+    """
+    Facility records made into sites: duplicates and co-located services merged, geocoder fallbacks flagged.
+
+    ``facilities`` holds one row per site (EPSG:4326), the records with a
+    fallback point (flag ``geocoder_fallback``, kept for unit presence only)
+    and the rows without coordinates (flag ``presence_only``).
+    """
+
+    facilities: gpd.GeoDataFrame
+    merge_log: pd.DataFrame
+    fallback_points: pd.DataFrame
+    fallback_records: int
+
+
+def _seat_points(units: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+    """County and town seat points of the units table (division-code tables give them), WGS-84."""
+    if units is None:
+        return None
+    points = units[units.geometry.notna() & (units.geom_type == "Point") & units["level"].isin(["county", "town"])]
+    return points[["code", "name", "level", "geometry"]].reset_index(drop=True) if len(points) else None
+
+
+def facility_sites(records: gpd.GeoDataFrame, units: gpd.GeoDataFrame | None = None) -> FacilitySites:
+    """
+    Turn checked facility records (all files) into sites.
+
+    Parameters
+    ----------
+    records
+        ``ingest.read_facilities`` output of every facility file, concatenated
+        in the study's order (the first file's record is a merged site's main record).
+    units
+        The study's units; their county and town points are the seats a
+        failed geocoder returns.
+
+    Returns
+    -------
+    FacilitySites
+    """
+    located_mask = records.geometry.notna().to_numpy()
+    located = records[located_mask].reset_index(drop=True)
+    unlocated = records[~located_mask].reset_index(drop=True)
+    seats = _seat_points(units)
+    reasons = sites.detect_geocoder_fallbacks(located, seats=seats)
+    fallback_mask = (reasons != "").to_numpy()
+    fallback_points = sites.fallback_report(located, reasons, seats=seats)
+    fallen = located[fallback_mask].copy()
+    fallen["flags"] = [";".join([p for p in str(f).split(";") if p] + ["geocoder_fallback"]) for f in fallen["flags"]]
+    merged = sites.merge_sites(located[~fallback_mask].reset_index(drop=True))
+    parts = [merged.sites, fallen, unlocated]
+    combined = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
+        else merged.sites
+    facilities = gpd.GeoDataFrame(combined, geometry="geometry", crs=records.crs or "EPSG:4326")
+    if "n_records" in facilities:
+        facilities["n_records"] = facilities["n_records"].fillna(1).astype("int64")
+    return FacilitySites(facilities, merged.merge_log, fallback_points, int(fallback_mask.sum()))
 
 
 def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: list[str] | None = None) -> StudyInputs:
@@ -513,15 +585,34 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
         study_area = _study_area(units)
 
     with timer.stage("facilities"):
-        facilities, rejects, ingest_summary = _load_facilities(config, study_area)
+        records, rejects, ingest_summary = _load_facilities(config, study_area)
+        sited = facility_sites(records, units)
+        facilities = sited.facilities
         if units is not None:
             facilities = ingest.assign_facilities_to_units(facilities, units)
         facilities, presence_only, unplaced = ingest.split_presence_only(facilities)
         if len(unplaced):
             rejects = pd.concat([rejects, unplaced], ignore_index=True)
-        ingest_summary = {**ingest_summary, "located": len(facilities), "presence_only": len(presence_only),
-                          "rejected": ingest_summary["rejected"] + len(unplaced),
-                          "accepted": ingest_summary["accepted"] - len(unplaced)}
+        located_records = int(facilities["n_records"].sum()) if "n_records" in facilities else len(facilities)
+        ingest_summary = {
+            **ingest_summary, "located": located_records, "sites": len(facilities),
+            "merged_records": len(sited.merge_log), "fallback_records": int(sited.fallback_records),
+            "presence_only": len(presence_only), "rejected": ingest_summary["rejected"] + len(unplaced),
+            "accepted": ingest_summary["accepted"] - len(unplaced),
+        }
+        if ingest_summary["rows_in"] != located_records + len(presence_only) + ingest_summary["rejected"]:
+            raise AssertionError(f"facility rows lost: {ingest_summary}")  # pragma: no cover - an internal bug
+        if len(sited.merge_log):
+            notes.append(
+                f"{len(sited.merge_log)} facility records were merged into others (the same facility listed twice, "
+                "or several services in one building): see 合并记录 / 重复或同址记录已合并"
+            )
+        if sited.fallback_records:
+            notes.append(
+                f"{sited.fallback_records} facilities sit on a point a geocoder falls back to (shared by unrelated "
+                "records, or an administrative seat): kept out of walking reach, see 疑似默认坐标 "
+                "/ 疑似地址解析失败的默认坐标，未计步行覆盖"
+            )
         if len(presence_only):
             notes.append(
                 f"{len(presence_only)} facilities without usable coordinates count for their village/town "
@@ -554,7 +645,8 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
                 "street: counted as not covered / 距道路过远的老人计为未覆盖"
             )
     return StudyInputs(units, study_area, facilities, rejects, ingest_summary, net, working_crs, graph_summary,
-                       demand, calibration, facility_snap, demand_snap, presence_only)
+                       demand, calibration, facility_snap, demand_snap, presence_only, sited.merge_log,
+                       sited.fallback_points)
 
 
 def run_study(
@@ -666,7 +758,7 @@ def run_study(
         facility_isochrones=per_facility,
         components=components, sensitivity=sensitivity, calibration=calibration, targets=targets_table,
         graph_summary=graph_summary, timings=timer.seconds, output_files={}, notes=notes,
-        presence_only=presence_only,
+        presence_only=presence_only, merge_log=inputs.merge_log, fallback_points=inputs.fallback_points,
     )
     if write:
         from coverage import outputs
