@@ -105,10 +105,18 @@ def test_demo_walking_times_agree_with_osmnx_and_networkx_to_the_second(demo_run
 def test_every_row_of_the_facility_table_is_accounted_for(demo_run):
     record = json.loads((Path(demo_run.config.output_dir) / "run.json").read_text(encoding="utf-8"))
     rows = record["counts"]["facility_rows"]
-    assert rows["rows_in"] == rows["accepted"] + rows["rejected"]
+    # rows in = located (in sites) + presence-only + rejected
+    assert rows["rows_in"] == rows["located"] + rows["presence_only"] + rows["rejected"] == 61
     assert rows["rejected"] == len(pd.read_csv(Path(demo_run.config.output_dir) / "rejects.csv",
                                                encoding="utf-8-sig")["来源行号"].unique())
-    assert rows["accepted"] == len(demo_run.facilities)
+    assert rows["located"] == int(demo_run.facilities["n_records"].sum())
+    assert rows["sites"] == len(demo_run.facilities) == rows["located"] - rows["merged_records"]
+    # the demo canteen without coordinates names its community: it counts there, not for walking
+    presence = pd.read_csv(Path(demo_run.config.output_dir) / "presence_only.csv", encoding="utf-8-sig", dtype=str)
+    assert rows["presence_only"] == len(presence) == 1
+    assert demo_run.presence_only["village_code"].tolist() == ["429901002004"]
+    village = demo_run.villages.set_index("code").loc["429901002004"]
+    assert village["n_canteen"] >= 1  # the village has a canteen, whatever the walk
 
 
 def test_run_record_names_inputs_with_checksums_versions_and_stage_timings(demo_run):
