@@ -98,28 +98,79 @@ def _versions() -> dict[str, str]:
 
 
 def _read_census_totals(config: StudyConfig) -> pd.DataFrame | None:
-    """Census totals of the chosen age group as ``code, elderly`` (or None when not configured)."""
+    """
+    Census totals of the chosen age group as ``code, elderly`` (or None when not configured).
+
+    Codes are read as tables hold them (:func:`coverage.divisions.parse_code`:
+    ``420116.0``, full-width digits, ``156`` prefixes, scientific notation)
+    and written with 12 digits, as :func:`coverage.ingest.read_units` writes
+    unit codes (``420116`` → ``420116000000``), so that census rows and
+    units compare as equal strings. Rows whose code is no division code
+    (notes, a national total) or whose total is empty are left out.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        ``code`` (12-digit text), ``elderly`` (persons). ``attrs`` holds
+        ``path``, ``code_column`` and ``raw_codes`` (12-digit code → the code
+        as written in the file), for messages.
+
+    Raises
+    ------
+    InputDataError
+        A column is missing, or a code was saved in scientific notation with
+        fewer digits than the census level needs (``4.20116E+11`` for a town).
+    """
+    from coverage import divisions
+
     source = config.population
     if source.census is None:
         return None
     path = source.census
     if path.suffix.lower() in (".xlsx", ".xls") and source.census_total_column == "elderly":
         table = population.read_census_60plus(path, year=source.year, age_group=source.age_group)
-        return table[table["level"] != "city"][["code", "elderly"]]
-    table = pd.read_csv(path, dtype={source.census_code_column: str}, encoding="utf-8-sig") \
-        if path.suffix.lower() == ".csv" else pd.read_excel(path, dtype={source.census_code_column: str})
-    for column in (source.census_code_column, source.census_total_column):
-        if column not in table.columns:
+        table = table[table["level"] != "city"]
+        raw = table["code"].astype(str).tolist()
+        parsed = [divisions.parse_code(code) for code in raw]
+        code_column, elderly = "code", pd.to_numeric(table["elderly"], errors="coerce").to_numpy()
+    else:
+        table = pd.read_csv(path, dtype={source.census_code_column: str}, encoding="utf-8-sig") \
+            if path.suffix.lower() == ".csv" else pd.read_excel(path, dtype={source.census_code_column: str})
+        for column in (source.census_code_column, source.census_total_column):
+            if column not in table.columns:
+                raise InputDataError(
+                    f"census table has no column '{column}' (columns: {', '.join(map(str, table.columns))})",
+                    path=path,
+                    column=column,
+                    hint="set inputs.population.census.code_column / total_column to the table's headers",
+                )
+        code_column = source.census_code_column
+        raw = [str(value).strip() if pd.notna(value) else "" for value in table[code_column]]
+        parsed = [divisions.parse_code(value) for value in table[code_column]]
+        elderly = pd.to_numeric(table[source.census_total_column], errors="coerce").to_numpy()
+    needed = divisions.LEVEL_DIGITS.get(source.census_level, 12)
+    for position, code in enumerate(parsed):
+        if code.code is not None and not code.exact and code.known_digits < needed:
             raise InputDataError(
-                f"census table has no column '{column}' (columns: {', '.join(map(str, table.columns))})",
+                f"the code '{code.text}' was saved in scientific notation and lost digits: only its first "
+                f"{code.known_digits} digits are known, a {source.census_level} code needs {needed} "
+                f"/ 区划代码以科学计数法保存，丢失了后几位数字",
                 path=path,
-                column=column,
-                hint="set inputs.population.census.code_column / total_column to the table's headers",
+                row=position + 2,
+                column=code_column,
+                hint="format the code column as text (设置单元格格式 → 文本) and enter or paste the full codes again, "
+                     "then save the table / 请将代码列设为文本格式并重新填入完整代码后保存",
             )
-    return pd.DataFrame(
-        {"code": table[source.census_code_column].astype(str).str.strip(),
-         "elderly": pd.to_numeric(table[source.census_total_column], errors="coerce")}
-    ).dropna()
+    full = [divisions.full_code(code.code) if code.code is not None else None for code in parsed]
+    totals = pd.DataFrame({"code": pd.Series(full, dtype=object), "elderly": elderly})
+    keep = totals["code"].notna().to_numpy() & totals["elderly"].notna().to_numpy()
+    totals = totals[keep].reset_index(drop=True)
+    totals.attrs = {
+        "path": str(path),
+        "code_column": code_column,
+        "raw_codes": {code: text for code, text, kept in zip(full, raw, keep) if kept},
+    }
+    return totals
 
 
 def _study_area(units: gpd.GeoDataFrame | None):
@@ -213,8 +264,25 @@ def _demand_without_raster(config, units, census, working_crs, notes: list[str])
     """
     No population raster: spread census totals over residential buildings of the OSM file, else uniformly.
 
-    The method used per point is in the ``method`` column (``buildings`` or
-    ``uniform``) and in the run record.
+    Census units given as polygons are used as they are. Census units given
+    as points (community-office coordinates, no polygons) get the Voronoi
+    cell of their point, clipped to their parent polygon (e.g. the town)
+    when the units file has one, else to the study area; the total is then
+    spread within the cell in the same way. The method used per point is in
+    the ``method`` column (``buildings`` or ``uniform``) and in the run record.
+
+    Parameters
+    ----------
+    config
+        The study.
+    units
+        Administrative units (WGS-84), or None.
+    census
+        Census totals ``code, elderly`` (persons), or None.
+    working_crs
+        Projected CRS (metres) of the demand points.
+    notes
+        Receives plain-language notes (Voronoi cells used, totals not placed).
     """
     if census is None or units is None:
         raise InputDataError(
@@ -223,12 +291,45 @@ def _demand_without_raster(config, units, census, working_crs, notes: list[str])
             hint="give inputs.population.rasters (WorldPop age bands), or census totals plus units polygons "
                  "/ 请提供人口栅格，或提供普查数和行政区划面",
         )
+    population.check_lonlat_bounds(units.total_bounds, source=config.units.path if config.units else None,
+                                   what="units file")
+    level = config.population.census_level
     zones = _census_zones(config, units, census)
-    if zones.empty:
-        raise InputDataError(
-            f"no {config.population.census_level} polygons carry the census codes",
-            path=config.population.census,
-            hint="check inputs.population.census.level and code_column / 检查普查表的级别和代码列",
+    at_level = units[(units["level"] == level) & units["code"].isin(census["code"])]
+    point_units = at_level[at_level.geometry.notna() & (at_level.geom_type == "Point")
+                           & ~at_level["code"].isin(zones["code"])]
+    if zones.empty and point_units.empty:
+        raise population.census_units_error(units, census["code"], level, census_path=config.population.census,
+                                            units_path=config.units.path if config.units else None)
+    if len(point_units):
+        area = _study_area(units)
+        cells = population.voronoi_zones(
+            point_units, working_crs=working_crs, parents=units[units["code"].isin(point_units["parent_code"])],
+            area=area.iloc[0] if area is not None else None,
+            exclude=zones.union_all() if len(zones) else None,
+        )
+        by_clip = cells["clip"].value_counts().to_dict()
+        clip_text = {"parent": "clipped to their parent unit's polygon", "study area": "clipped to the study area",
+                     "point": "as a 50 m disc around the point (cell outside its clip area)"}
+        notes.append(
+            f"the units file has points, not polygons, for {len(point_units)} {level} census unit(s); their totals "
+            "are spread over Voronoi cells of the points ("
+            + ", ".join(f"{count} {clip_text[clip]}" for clip, count in sorted(by_clip.items()))
+            + ") / 普查单位为点位：按泰森多边形（Voronoi）划分范围后分配人口"
+        )
+        zones = gpd.GeoDataFrame(
+            pd.concat([zones[["code", "geometry"]], cells[["code", "geometry"]].to_crs(units.crs)],
+                      ignore_index=True),
+            geometry="geometry", crs=units.crs,
+        )
+    # census rows of other levels (the county total beside the town rows) are not meant to be placed
+    unplaced = census[~census["code"].isin(zones["code"])
+                      & census["code"].map(population.division_level).isin([level, None])]
+    if len(unplaced):
+        notes.append(
+            f"{len(unplaced)} census row(s) ({unplaced['elderly'].sum():,.0f} persons, e.g. "
+            f"{', '.join(unplaced['code'].astype(str).head(3))}) match no {level} unit with a polygon or a point "
+            "in the units file and are not placed / 普查表中部分代码在行政区划中没有对应单位，未分配"
         )
     buildings = None
     if config.network.name.lower().endswith(network.RAW_OSM_SUFFIXES):
@@ -272,7 +373,7 @@ def compute_reach(
         A kind without any facility (an urban study has no 互助幸福院) gets
         inf for every demand point and -1 as its nearest facility: 0 % covered.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: it warns in notebooks without ipywidgets
 
     params = config.parameters
     cost_by_kind, nearest_by_kind = {}, {}
@@ -688,7 +789,7 @@ def run_study(
 
         # a misspelt target set fails now, not after the long stages
         targets.select_study_targets(config)
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: it warns in notebooks without ipywidgets
 
     # stages: units, facilities, network, population, snapping, reach, metrics, sensitivity, isochrones,
     # targets, and when writing: tables, layers, map

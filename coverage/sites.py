@@ -156,6 +156,26 @@ def _area_only(address_key: str) -> bool:
     return bool(address_key) and _AREA_ONLY_RE.fullmatch(address_key) is not None
 
 
+#: the village/community a name is about ("解放路" of "城关街道解放路社区日间照料中心")
+_UNIT_IN_NAME_RE = re.compile(r"([^\d街道镇乡县区市省]{2,6}?)(?:社区|村|嘎查|小区)")
+_NUMBER_RE = re.compile(r"\d+")
+
+
+def _distinct_places(a: str, b: str) -> bool:
+    """
+    Whether two similar names still name different facilities: different numbers or communities.
+
+    "第12号日间照料中心" / "第13号日间照料中心" and "民族社区日间照料中心" /
+    "满春社区日间照料中心" are alike to difflib (ratio 0.8 and more) but are two
+    centres; names that differ only in words like 老年人 are not told apart.
+    """
+    numbers_a, numbers_b = _NUMBER_RE.findall(a), _NUMBER_RE.findall(b)
+    if numbers_a and numbers_b and numbers_a != numbers_b:
+        return True
+    units_a, units_b = set(_UNIT_IN_NAME_RE.findall(a)), set(_UNIT_IN_NAME_RE.findall(b))
+    return bool(units_a and units_b and not units_a & units_b)
+
+
 def _ratio(a: str, b: str, cache: dict[tuple[str, str], float] | None = None) -> float:
     """difflib similarity of two normalised names (0 when either is empty), remembered in ``cache``."""
     if not a or not b:
@@ -475,7 +495,8 @@ def merge_sites(
     ratios: dict[tuple[str, str], float] = {}
     for p in np.flatnonzero(shared_kind & near & ~same_address):
         a, b = name_keys[i[p]], name_keys[j[p]]
-        similar[p] = bool(a and b) and (_contained(a, b) or _ratio(a, b, ratios) >= name_ratio)
+        similar[p] = bool(a and b) and (_contained(a, b) or _ratio(a, b, ratios) >= name_ratio) \
+            and not _distinct_places(a, b)
     duplicate = shared_kind & ((near & similar) | same_address)
     colocated = ~duplicate & kinds_differ & (close | same_address)
 

@@ -189,6 +189,24 @@ def test_a_pin_that_misses_by_more_than_30_m_without_a_shared_address_stays_apar
     assert len(result.sites) == 2
 
 
+def test_day_care_centres_of_two_neighbouring_communities_20_m_apart_stay_two_sites():
+    # difflib finds the names 80 % alike; the community (or the number) in the name tells them apart
+    facilities = facility_frame([
+        {"name": "民族社区日间照料中心", "kinds": "day_care", "east": 0.0},
+        {"name": "满春社区日间照料中心", "kinds": "day_care", "east": 20.0},
+        {"name": "第12号日间照料中心", "kinds": "day_care", "north": 300.0},
+        {"name": "第13号日间照料中心", "kinds": "day_care", "north": 315.0},
+        {"name": "解放路社区老年人日间照料中心", "kinds": "day_care", "north": 600.0},
+        {"name": "解放路社区日间照料中心", "kinds": "day_care", "north": 608.0, "file": "高德POI.csv"},
+    ])
+
+    result = sites.merge_sites(facilities)
+
+    assert_counts_kept(facilities, result)
+    assert len(result.sites) == 5
+    assert result.merge_log["name"].tolist() == ["解放路社区日间照料中心"]
+
+
 def test_two_canteens_200_m_apart_with_the_same_chain_name_stay_two_sites():
     facilities = facility_frame([
         {"name": "爱心幸福食堂", "kinds": "canteen", "address": "江岸区胜利街236号", "caregivers": 3},
