@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -52,9 +53,14 @@ def _summary_lines(results) -> list[str]:
     lines.append(f"   {config.population.age_group} population 老年人口: {elderly:,.0f} persons in {where}")
     lines.append(f"   share within {minutes:g} min walk at {config.parameters.walk_speed_mps:g} m/s "
                  f"/ {minutes:g}分钟步行覆盖率:")
+    from coverage import ingest
+
     for kind in study.index:
         share = study.loc[kind, column]
-        lines.append(f"     {KIND_ZH.get(kind, kind):<14} {kind:<14} {share:7.1%}")
+        # a kind the study has no facility of (an urban district has no 互助幸福院) is 0 % and says why
+        none = kind != "any" and not ingest.has_kind(results.facilities, kind).any()
+        lines.append(f"     {KIND_ZH.get(kind, kind):<14} {kind:<14} {share:7.1%}"
+                     + ("  无设施 / no facility of this kind" if none else ""))
     if len(results.targets):
         met = (results.targets["status"] == "pass").sum()
         failed = (results.targets["status"] == "fail").sum()
@@ -242,6 +248,20 @@ def main(argv: list[str] | None = None) -> int:
     except CoverageError as exc:
         print(f"error / 错误: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug, not the user's input: a short message, the traceback in a file
+        if os.environ.get("ELDERCOV_TRACEBACK"):
+            raise
+        import tempfile
+        import traceback
+
+        with tempfile.NamedTemporaryFile("w", prefix="eldercov_error_", suffix=".txt", delete=False,
+                                         encoding="utf-8") as log:
+            traceback.print_exc(file=log)
+        print(f"internal error / 程序内部错误: {type(exc).__name__}: {exc}\n"
+              f"  what to do / 处理办法: this is a fault of the program, not of your files; please report it with "
+              f"the details in {log.name} (set ELDERCOV_TRACEBACK=1 to see them here) / 请将该文件发给开发者",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,14 @@ KINDS: tuple[str, ...] = kind_ids()
 #: coordinate systems a tabular input may use
 COORDINATE_SYSTEMS: tuple[str, ...] = ("wgs84", "gcj02", "bd09", "cgcs2000")
 
+#: basemaps of the HTML map (``outputs.basemap``); tianditu needs a key in :data:`TIANDITU_KEY_ENV`
+BASEMAPS: tuple[str, ...] = ("osm", "cartodbpositron", "tianditu", "amap")
+#: environment variable holding the Tianditu (天地图) key
+TIANDITU_KEY_ENV = "TIANDITU_KEY"
+
+#: top-level sections of a study file
+STUDY_SECTIONS: tuple[str, ...] = ("study", "inputs", "parameters", "targets", "outputs")
+
 
 @dataclass(frozen=True)
 class FacilitySource:
@@ -205,54 +213,149 @@ def _h3_resolution(value: Any) -> int | None:
     return value
 
 
+def check_basemap(value: Any, where: str = "outputs.basemap", *, environ=None) -> str:
+    """
+    Check a basemap name (and, for Tianditu, that its key is set) when the study file is read.
+
+    Parameters
+    ----------
+    value
+        The basemap as written, one of :data:`BASEMAPS`.
+    where
+        Where it was written, for the message (file and field).
+    environ
+        Environment to look for :data:`TIANDITU_KEY_ENV` in; default ``os.environ``.
+
+    Returns
+    -------
+    str
+        The basemap name, lower case.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown name, or ``tianditu`` without a key.
+    """
+    import os
+
+    name = str(value).strip().lower()
+    if name not in BASEMAPS:
+        raise ConfigError(f"{where}: unknown basemap {value!r}; use one of {', '.join(BASEMAPS)} "
+                          "(天地图 = tianditu, 高德 = amap) / 底图名称有误")
+    environ = os.environ if environ is None else environ
+    if name == "tianditu" and not str(environ.get(TIANDITU_KEY_ENV, "")).strip():
+        raise ConfigError(
+            f"{where}: the tianditu basemap needs a Tianditu key (天地图密钥), and the {TIANDITU_KEY_ENV} "
+            "environment variable is not set\n"
+            f"  what to do / 处理办法: apply for a browser key at console.tianditu.gov.cn and set it before the run "
+            f"(export {TIANDITU_KEY_ENV}=… / set {TIANDITU_KEY_ENV}=…), or choose another basemap "
+            "(cartodbpositron, osm, amap); 请申请天地图密钥并设置环境变量，或改用其他底图"
+        )
+    return name
+
+
+def _study_parameters(raw: Any, where: str) -> Parameters:
+    """:func:`parse_parameters` with the study file named in its errors."""
+    try:
+        return parse_parameters(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _positive_list(value: Any, where: str) -> tuple[float, ...]:
+    """One positive number or a list of them (``15`` or ``[5, 10, 15]``), as floats."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        raise ConfigError(f"{where}: give at least one number, e.g. [5, 10, 15] / 至少填写一个数值")
+    return tuple(_positive(v, where) for v in values)
+
+
+def _flag(value: Any, where: str) -> bool:
+    """A yes/no option: YAML true/false only (a quoted "no" would otherwise count as true)."""
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where}: expected true or false, got {value!r} / 请填写 true 或 false")
+
+
+def _mapping(value: Any, where: str, example: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping such as {example}, got {value!r} / 格式应为“键: 值”")
+    return dict(value)
+
+
+def _number(value: Any, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")) or number < 0:
+        raise ConfigError(f"{where}: must be 0 or more, got {value!r}")
+    return number
+
+
 def parse_parameters(raw: dict | None) -> Parameters:
-    """Check the ``parameters:`` block of a study file and fill defaults."""
-    raw = dict(raw or {})
+    """
+    Check the ``parameters:`` block of a study file and fill defaults.
+
+    Every field is checked for its type here, when the study file is read,
+    so that a mistake stops the run before the long stages with a message
+    naming the field (:class:`ConfigError`).
+    """
+    raw = _mapping(raw, "parameters", "{walk_speed_mps: 0.8, thresholds_min: [5, 10, 15]}")
     defaults = Parameters()
     ferry_raw = raw.pop("ferry", {}) or {}
     if isinstance(ferry_raw, bool):
         ferry_raw = {"enabled": ferry_raw}
+    ferry_raw = _mapping(ferry_raw, "parameters.ferry", "{enabled: true, wait_seconds: 900, speed_mps: 4.0}")
+    unknown_ferry = sorted(set(ferry_raw) - {"enabled", "wait_seconds", "speed_mps"})
+    if unknown_ferry:
+        raise ConfigError(f"parameters.ferry: unknown field(s) {', '.join(unknown_ferry)}; "
+                          "known: enabled, wait_seconds, speed_mps")
     ferry = FerryPolicy(
-        enabled=bool(ferry_raw.get("enabled", True)),
-        wait_seconds=float(ferry_raw.get("wait_seconds", FerryPolicy.wait_seconds)),
+        enabled=_flag(ferry_raw.get("enabled", True), "parameters.ferry.enabled"),
+        wait_seconds=_number(ferry_raw.get("wait_seconds", FerryPolicy.wait_seconds), "parameters.ferry.wait_seconds"),
         speed_mps=_positive(ferry_raw.get("speed_mps", FerryPolicy.speed_mps), "parameters.ferry.speed_mps"),
     )
-    kinds = tuple(raw.pop("kinds", KINDS))
+    kinds_raw = raw.pop("kinds", KINDS)
+    kinds = (kinds_raw,) if isinstance(kinds_raw, str) else tuple(kinds_raw or ())
+    if not kinds:
+        raise ConfigError(f"parameters.kinds: give at least one facility kind; known: {', '.join(KINDS)}")
     for kind in kinds:
         if kind not in KINDS:
             raise ConfigError(f"parameters.kinds: unknown facility kind '{kind}'; known: {', '.join(KINDS)}")
     kind_speeds = {}
-    for kind, speed in (raw.pop("kind_walk_speed_mps", {}) or {}).items():
+    for kind, speed in _mapping(raw.pop("kind_walk_speed_mps", {}), "parameters.kind_walk_speed_mps",
+                                "{nursing_home: 0.6}").items():
         if kind not in KINDS:
             raise ConfigError(f"parameters.kind_walk_speed_mps: unknown facility kind '{kind}'")
         kind_speeds[kind] = _positive(speed, f"parameters.kind_walk_speed_mps.{kind}")
     params = Parameters(
         walk_speed_mps=_positive(raw.pop("walk_speed_mps", defaults.walk_speed_mps), "parameters.walk_speed_mps"),
-        thresholds_min=tuple(
-            sorted(_positive(t, "parameters.thresholds_min") for t in raw.pop("thresholds_min", defaults.thresholds_min))
-        ),
-        distance_thresholds_m=tuple(
-            sorted(
-                _positive(t, "parameters.distance_thresholds_m")
-                for t in raw.pop("distance_thresholds_m", defaults.distance_thresholds_m)
-            )
-        ),
+        thresholds_min=tuple(sorted(_positive_list(raw.pop("thresholds_min", defaults.thresholds_min),
+                                                   "parameters.thresholds_min"))),
+        distance_thresholds_m=tuple(sorted(_positive_list(raw.pop("distance_thresholds_m",
+                                                                  defaults.distance_thresholds_m),
+                                                          "parameters.distance_thresholds_m"))),
         max_access_m=_positive(raw.pop("max_access_m", defaults.max_access_m), "parameters.max_access_m"),
-        sensitivity_speeds_mps=tuple(
-            _positive(s, "parameters.sensitivity_speeds_mps")
-            for s in raw.pop("sensitivity_speeds_mps", defaults.sensitivity_speeds_mps)
-        ),
+        sensitivity_speeds_mps=_positive_list(raw.pop("sensitivity_speeds_mps", defaults.sensitivity_speeds_mps),
+                                              "parameters.sensitivity_speeds_mps"),
         kind_walk_speed_mps=kind_speeds,
         kinds=kinds,
         ferry=ferry,
         isochrone_buffer_m=_positive(raw.pop("isochrone_buffer_m", defaults.isochrone_buffer_m),
                                      "parameters.isochrone_buffer_m"),
-        isochrones_per_facility=bool(raw.pop("isochrones_per_facility", defaults.isochrones_per_facility)),
+        isochrones_per_facility=_flag(raw.pop("isochrones_per_facility", defaults.isochrones_per_facility),
+                                      "parameters.isochrones_per_facility"),
         h3_resolution=_h3_resolution(raw.pop("h3_resolution", None)),
-        exclude_osm_water=bool(raw.pop("exclude_osm_water", defaults.exclude_osm_water)),
+        exclude_osm_water=_flag(raw.pop("exclude_osm_water", defaults.exclude_osm_water),
+                                "parameters.exclude_osm_water"),
     )
     if raw:
-        raise ConfigError(f"parameters: unknown field(s) {', '.join(sorted(raw))}")
+        known = ", ".join(Parameters.__dataclass_fields__)
+        raise ConfigError(f"parameters: unknown field(s) {', '.join(sorted(map(str, raw)))}; known: {known} "
+                          "/ 未知参数，请检查拼写")
     return params
 
 
@@ -322,6 +425,12 @@ def load_study(path: str | Path, *, output_root: str | Path | None = None) -> St
         raise ConfigError(f"{config_path}: not valid YAML: {exc}") from None
     base = config_path.parent
     where = str(config_path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected sections study:, inputs:, parameters: … at the top, got {type(raw).__name__}")
+    unknown_sections = sorted(set(map(str, raw)) - set(STUDY_SECTIONS))
+    if unknown_sections:
+        raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown_sections)}; known: "
+                          f"{', '.join(STUDY_SECTIONS)} / 未知配置节，请检查拼写（如 parameter → parameters）")
 
     study = _require(raw, "study", where)
     name = str(_require(study, "name", f"{where}: study"))
@@ -379,9 +488,18 @@ def load_study(path: str | Path, *, output_root: str | Path | None = None) -> St
     ]
 
     targets = raw.get("targets", {}) or {}
-    if isinstance(targets, list):
+    if isinstance(targets, (list, str)):
         targets = {"sets": targets}
-    outputs = raw.get("outputs", {}) or {}
+    targets = _mapping(targets, f"{where}: targets", "{sets: [national, panjin_2018]}")
+    for key in ("sets", "files"):
+        if isinstance(targets.get(key), str):  # one set or file written without brackets
+            targets[key] = [targets[key]]
+    outputs = _mapping(raw.get("outputs", {}), f"{where}: outputs", "{folder: ../outputs/demo, basemap: osm}")
+    unknown_outputs = sorted(set(map(str, outputs)) - {"folder", "basemap"})
+    if unknown_outputs:
+        raise ConfigError(f"{where}: outputs: unknown field(s) {', '.join(unknown_outputs)}; known: folder, basemap "
+                          "/ 未知输出设置，请检查拼写")
+    basemap = check_basemap(outputs.get("basemap", "cartodbpositron"), f"{where}: outputs.basemap")
     if outputs.get("folder"):
         output_dir = _resolve(base, outputs["folder"], "outputs.folder", must_exist=False)
     else:
@@ -395,12 +513,12 @@ def load_study(path: str | Path, *, output_root: str | Path | None = None) -> St
         facilities=tuple(facilities),
         units=units,
         population=population,
-        parameters=parse_parameters(raw.get("parameters")),
+        parameters=_study_parameters(raw.get("parameters"), where),
         exclusions=tuple(exclusions),
         target_sets=tuple(str(s) for s in targets.get("sets", [])),
         target_files=tuple(_resolve(base, p, f"{where}: targets.files") for p in targets.get("files", [])),
         output_dir=output_dir,
         synthetic=bool(study.get("synthetic", False)),
         facility_source_note=str(study.get("facility_source", "")),
-        basemap=str(outputs.get("basemap", "cartodbpositron")),
+        basemap=basemap,
     )

@@ -20,10 +20,11 @@ import shapely
 from branca.element import Element
 from folium.utilities import JsCode
 
+from coverage._errors import ConfigError
 from coverage._io import atomic_path
 from coverage import coords
 from coverage import kinds as kinds_registry
-from coverage.config import KINDS
+from coverage.config import BASEMAPS, KINDS, TIANDITU_KEY_ENV
 
 #: Chinese display label of each facility kind (from the registry, coverage/kinds.yaml)
 KIND_LABELS: Mapping[str, str] = kinds_registry.registry().labels("zh")
@@ -31,14 +32,41 @@ KIND_LABELS: Mapping[str, str] = kinds_registry.registry().labels("zh")
 #: marker / isochrone colour of each facility kind (from the registry)
 KIND_COLOURS: Mapping[str, str] = kinds_registry.registry().colours()
 
-#: basemap names accepted by :func:`coverage_map`
-BASEMAPS: tuple[str, ...] = ("osm", "cartodbpositron", "tianditu", "amap")
+# BASEMAPS (the names coverage_map accepts) is defined in coverage.config, which checks the study file's
+# outputs.basemap when it is read; it is imported above so maps.BASEMAPS keeps working
 
-#: attribution lines used when the caller passes none
-DEFAULT_ATTRIBUTION_LINES: tuple[str, ...] = (
-    "道路 / roads: © OpenStreetMap contributors (ODbL)",
-    "人口 / population: WorldPop (CC BY 4.0)",
-)
+#: credit of the road network (every study walks on OpenStreetMap)
+OSM_ATTRIBUTION = "道路 / roads: © OpenStreetMap contributors (ODbL)"
+#: credit of the population rasters, only when a raster was used
+WORLDPOP_ATTRIBUTION = "人口 / population: WorldPop (CC BY 4.0)"
+#: what the population is when no raster was used
+CENSUS_ATTRIBUTION = ("人口 / population: 普查数，按住宅建筑（OSM）或均匀分布 / census totals spread over "
+                      "residential buildings (OSM) or evenly, no raster")
+
+
+def data_attribution_lines(population_method: str = "raster") -> tuple[str, ...]:
+    """
+    Data credits for a map or figure: OpenStreetMap always, WorldPop only when a raster gave the population.
+
+    Parameters
+    ----------
+    population_method
+        How the demand was made, as :func:`coverage.pipeline.population_method`
+        says it: ``raster``, ``raster, calibrated to census`` or ``census
+        totals over buildings``/``uniform``.
+
+    Returns
+    -------
+    tuple of str
+        Lines for ``attribution_lines``.
+    """
+    if str(population_method).startswith("raster"):
+        return (OSM_ATTRIBUTION, WORLDPOP_ATTRIBUTION)
+    return (OSM_ATTRIBUTION, CENSUS_ATTRIBUTION)
+
+
+#: attribution lines used when the caller passes none (a raster study)
+DEFAULT_ATTRIBUTION_LINES: tuple[str, ...] = data_attribution_lines("raster")
 
 #: display label of each administrative level
 LEVEL_LABELS: dict[str, str] = {"county": "县(区)", "town": "乡镇(街道)", "village": "村(社区)"}
@@ -157,6 +185,7 @@ def coverage_map(
     offline: bool = True,
     tianditu_key: str | None = None,
     threshold_minutes: int = 15,
+    population_method: str | None = None,
 ) -> folium.Map:
     """
     Build the interactive coverage map for a study area.
@@ -211,6 +240,10 @@ def coverage_map(
         variable. Note that the token ends up in the HTML file.
     threshold_minutes
         Walking-time threshold of the headline measure (labels, default layer).
+    population_method
+        How the population was made (:func:`coverage.pipeline.population_method`);
+        when it was not a raster, WorldPop is not credited (lines naming it are
+        dropped) and the census source is named instead. None: lines as given.
 
     Returns
     -------
@@ -241,7 +274,7 @@ def coverage_map(
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
     root = m.get_root()
     root.html.add_child(
-        _raw(_title_html(title, subtitle_lines, attribution_lines or DEFAULT_ATTRIBUTION_LINES, synthetic)),
+        _raw(_title_html(title, subtitle_lines, _credited(attribution_lines, population_method), synthetic)),
         name="coverage_title",
     )
     root.html.add_child(
@@ -341,9 +374,22 @@ def inline_remote_assets(page: str) -> str:
 # --------------------------------------------------------------------------- helpers
 
 
+def _credited(lines: Sequence[str], population_method: str | None) -> tuple[str, ...]:
+    """The attribution lines to show: WorldPop credited only when a raster gave the population."""
+    if population_method is None:
+        return tuple(lines or DEFAULT_ATTRIBUTION_LINES)
+    if not lines:
+        return data_attribution_lines(population_method)
+    if str(population_method).startswith("raster"):
+        return tuple(lines)
+    kept = [line for line in lines if "worldpop" not in line.lower()]
+    return tuple([*kept, CENSUS_ATTRIBUTION] if CENSUS_ATTRIBUTION not in kept else kept)
+
+
 def _check_basemap(basemap: str) -> None:
     if basemap not in BASEMAPS:
-        raise ValueError(f"unknown basemap {basemap!r}; use one of {', '.join(BASEMAPS)}")
+        raise ConfigError(f"outputs.basemap: unknown basemap {basemap!r}; use one of {', '.join(BASEMAPS)} "
+                          "/ 底图名称有误")
 
 
 def _classes_from_breaks(breaks: list[float], target: float | None) -> list[ShareClass]:
@@ -534,11 +580,12 @@ def _add_basemap(m: folium.Map, basemap: str, tianditu_key: str | None) -> None:
         attr = '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors © CARTO'
         folium.TileLayer(url, attr=attr, name="CARTO Positron (OpenStreetMap)", subdomains="abcd", max_zoom=20).add_to(m)
     elif basemap == "tianditu":
-        key = tianditu_key or os.environ.get("TIANDITU_KEY")
+        key = tianditu_key or os.environ.get(TIANDITU_KEY_ENV)
         if not key:
-            raise ValueError(
-                "the tianditu basemap needs a key: pass tianditu_key= or set the TIANDITU_KEY environment "
-                "variable (apply at console.tianditu.gov.cn); 天地图底图需要密钥"
+            raise ConfigError(
+                f"outputs.basemap: the tianditu basemap needs a key: pass tianditu_key= or set the "
+                f"{TIANDITU_KEY_ENV} environment variable (apply at console.tianditu.gov.cn), or choose another "
+                "basemap (cartodbpositron, osm, amap); 天地图底图需要密钥"
             )
         attr = "© 天地图 国家地理信息公共服务平台 (tianditu.gov.cn)"
         for layer, name, overlay in (("vec", "天地图 矢量底图", False), ("cva", "天地图 注记", True)):

@@ -12,8 +12,40 @@ import pandas as pd
 import shapely
 
 from coverage import pipeline, reach, report, siting
-from coverage.config import StudyConfig, load_study
+from coverage._errors import ConfigError, InputDataError
+from coverage.config import KINDS, StudyConfig, load_study
 from coverage.report import KIND_ZH
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ConfigError(f"--kind / kind=: unknown facility kind {kind!r}; use one of {', '.join(KINDS)} "
+                          "/ 设施类型有误")
+
+
+def _check_share(value, name: str) -> float:
+    """A target share 0 < share ≤ 1 (a planner may write 90 for 90 %: say so)."""
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected a share such as 0.9, got {value!r} / 目标比例应写成小数，如 0.9") from None
+    if not 0.0 < share <= 1.0:
+        hint = f" (for {share:g} % write {share / 100:g})" if 1.0 < share <= 100.0 else ""
+        raise ConfigError(f"{name}: the target share must be more than 0 and at most 1, got {value!r}{hint} "
+                          "/ 目标比例应在 0 到 1 之间，如 90% 写作 0.9")
+    return share
+
+
+def _needs_units(units, config: StudyConfig, what: str) -> None:
+    """Village siting and the three-tier plan count units: stop with what to add when the study has none."""
+    if units is None:
+        raise InputDataError(
+            f"{what} needs administrative units, and the study file has no inputs.units "
+            "/ 需要行政区划（村/社区、乡镇）",
+            path=config.config_path,
+            hint="add inputs.units (village/community and town polygons or points, or a 统计用区划代码 table) to the "
+                 "study file / 请在研究配置中加入 inputs.units",
+        )
 
 
 @dataclass(frozen=True)
@@ -49,6 +81,7 @@ class Proposal:
     existing: gpd.GeoDataFrame | None = None
     units_layer: gpd.GeoDataFrame | None = None
     excluded_candidates: pd.DataFrame | None = None
+    population_method: str = "raster"
 
 
 def network_candidates(
@@ -262,7 +295,16 @@ def propose_sites(
         Called with progress lines.
     """
     if (add is None) == (target_share is None):
-        raise ValueError("give exactly one of add= (number of sites) or target_share= (e.g. 0.9)")
+        raise ConfigError("site: give exactly one of --add N / add= (number of new sites) or --target SHARE / "
+                          "target_share= (e.g. 0.9) / 请指定新增数量或目标覆盖率之一")
+    if add is not None and (isinstance(add, bool) or int(add) != add or add < 1):
+        raise ConfigError(f"--add / add=: the number of new sites must be a whole number of at least 1, got {add!r} "
+                          "/ 新增数量应为正整数")
+    if target_share is not None:
+        target_share = _check_share(target_share, "--target / target_share=")
+    if not minutes or minutes <= 0:
+        raise ConfigError(f"--minutes / minutes=: must be more than 0, got {minutes!r} / 步行分钟数应大于 0")
+    _check_kind(kind)
     if not isinstance(config, StudyConfig):
         config = load_study(config)
     params = config.parameters
@@ -307,10 +349,18 @@ def propose_sites(
     units_layer = _units_after(inputs, result, kind)
     proposal = Proposal(config, kind, minutes, result, sites, marginal, candidates.to_crs("EPSG:4326"), {},
                         existing=inputs.facilities[existing_mask], units_layer=units_layer,
-                        excluded_candidates=excluded)
+                        excluded_candidates=excluded, population_method=_population_method(inputs))
     if write:
         proposal.output_files.update(write_proposal(proposal))
     return proposal
+
+
+def _population_method(inputs: pipeline.StudyInputs) -> str:
+    """``raster`` or ``census totals over …`` (the words of :func:`coverage.pipeline.population_method`)."""
+    methods = set(inputs.demand.get("method", pd.Series(["raster"])).astype(str))
+    if methods <= {"raster"}:
+        return "raster"
+    return "census totals over " + " and ".join(sorted(methods))
 
 
 def propose_village_sites(
@@ -369,10 +419,12 @@ def propose_village_sites(
     if not isinstance(config, StudyConfig):
         config = load_study(config)
     params = config.parameters
+    _check_kind(kind)
+    target_share = _check_share(target_share, "--target / target_share=")
+    # checked before the long stages when the inputs are not loaded yet
+    _needs_units(config.units if inputs is None else inputs.units, config, "village siting (site --villages)")
     if inputs is None:
         inputs = pipeline.prepare_inputs(config, pipeline.StageTimer(echo=echo), [])
-    if inputs.units is None:
-        raise ValueError("village siting needs administrative units (inputs.units) with village polygons or points")
     villages = inputs.units[(inputs.units["level"] == "village") & inputs.units.geometry.notna()]
     if rural_only:
         villages = villages[villages["urban"].astype("boolean").fillna(False) == False]
@@ -460,13 +512,13 @@ def three_tier_plan(
     """
     from coverage import metrics, targets
 
+    village_target_share = _check_share(village_target_share, "--target / village_target_share=")
     if not isinstance(config, StudyConfig):
         config = load_study(config)
+    _needs_units(config.units, config, "the three-tier plan (site --three-tier)")  # before the long stages
     # loaded once: the village tier below reuses the same inputs
     inputs = pipeline.prepare_inputs(config, pipeline.StageTimer(echo=echo), [])
     units, facilities = inputs.units, inputs.facilities
-    if units is None:
-        raise ValueError("the three-tier plan needs administrative units (inputs.units)")
     names = units.set_index("code")["name"].to_dict()
     rows = []
 
@@ -589,7 +641,7 @@ def _proposal_map(proposal: Proposal, path: Path) -> Path:
                 f"{proposal.result.share_after:.1%}",
                 "村(社区)着色为新增后的覆盖率 / villages shaded by coverage after the new sites",
             ],
-            attribution_lines=["路网 © OpenStreetMap contributors (ODbL 1.0)", "人口 WorldPop (CC BY 4.0)"],
+            attribution_lines=list(maps.data_attribution_lines(proposal.population_method)),
             synthetic=config.synthetic, basemap=config.basemap, threshold_minutes=proposal.minutes,
         ),
         path,
@@ -643,12 +695,22 @@ def _siting_parameters(proposal: Proposal) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["parameter", "value"]).astype({"value": str})
 
 
+def _nearest_text(record: dict, kind: str) -> str:
+    """'nearest existing 120 m', or that there is no existing facility of the kind (all are new)."""
+    distance = record.get("nearest_existing_m")
+    if distance is None or not np.isfinite(distance):
+        return f"no existing {kind} yet 现无{KIND_ZH.get(kind, kind)}"
+    return f"nearest existing {distance:.0f} m"
+
+
 def summary_lines(proposal: Proposal) -> list[str]:
     """One screen for the ``site`` command."""
     result = proposal.result
     lines = [
         "",
-        f"== {KIND_ZH.get(proposal.kind, proposal.kind)} ({proposal.kind}), {proposal.minutes:g} min walk",
+        f"== {KIND_ZH.get(proposal.kind, proposal.kind)} ({proposal.kind}), {proposal.minutes:g} min walk"
+        + ("" if proposal.existing is None or len(proposal.existing)
+           else f"; none exists yet 无设施 (现无{KIND_ZH.get(proposal.kind, proposal.kind)})"),
         f"   covered now 现状覆盖: {result.share_before:.1%}; with {len(result.selected)} new sites 新增后: "
         f"{result.share_after:.1%} ({result.method}, {result.status}"
         + (f", gap {result.gap:.2%}" if result.gap else "") + ")",
@@ -663,7 +725,7 @@ def summary_lines(proposal: Proposal) -> list[str]:
         place = "·".join(str(record[k]) for k in ("town_name", "village_name") if isinstance(record.get(k), str))
         lines.append(f"   #{record['rank']:>2} {place or record['candidate_id']} ({record['lon']:.5f}, {record['lat']:.5f})"
                      f" +{record['new_persons']:,.0f} persons"
-                     f"{units} ({record['source']}; nearest existing {record['nearest_existing_m']:.0f} m)")
+                     f"{units} ({record['source']}; {_nearest_text(record, proposal.kind)})")
     for name, path in proposal.output_files.items():
         lines.append(f"   {name}: {path}")
     if proposal.config.synthetic:

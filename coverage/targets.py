@@ -1289,8 +1289,26 @@ def _target_facilities(target: Target, inputs: TargetInputs, columns: Sequence[s
         return None, reason
     selected = facilities[mask & filter_mask & area_mask]
     if len(selected) == 0:
-        return None, f"没有{_kinds_zh(target.kinds)}设施 / no facility of these kinds"
+        return None, f"{_NO_FACILITY}：没有{_kinds_zh(target.kinds)}设施 / no facility of these kinds"
     return selected, ""
+
+
+#: start of the reason given when a target's kinds have no facility at all (reported 0 / not met, not "no data")
+_NO_FACILITY = "无设施"
+
+
+def _without_facilities(reason: str) -> Measure:
+    """
+    The measure of a facility target when no facility of its kinds is there: 0, not met.
+
+    A study with no 互助幸福院 (every urban district) does not lack data on
+    them: it has none, so a target on them is simply not met. Any other reason
+    (a missing column, a filter that cannot be applied) stays "no data".
+    """
+    if reason.startswith(_NO_FACILITY):
+        return Measure(actual=0.0, numerator=0.0, denominator=0.0,
+                       detail_zh=f"{reason}；按 0 计 / counted as 0")
+    return _no_data(reason)
 
 
 def _kinds_zh(kinds: Sequence[str]) -> str:
@@ -1443,7 +1461,7 @@ def _facility_values(facilities: pd.DataFrame, column: str) -> np.ndarray:
 def _eval_beds_per_1000_elderly(target: Target, inputs: TargetInputs) -> Measure:
     facilities, reason = _target_facilities(target, inputs, ["beds"])
     if facilities is None:
-        return _no_data(reason)
+        return _without_facilities(reason)
     elderly, reason = _elderly_total(inputs, target.area)
     if elderly is None:
         return _no_data(reason)
@@ -1453,7 +1471,7 @@ def _eval_beds_per_1000_elderly(target: Target, inputs: TargetInputs) -> Measure
 def _eval_caregivers_per_10000_elderly(target: Target, inputs: TargetInputs) -> Measure:
     facilities, reason = _target_facilities(target, inputs, ["caregivers"])
     if facilities is None:
-        return _no_data(reason)
+        return _without_facilities(reason)
     elderly, reason = _elderly_total(inputs, target.area)
     if elderly is None:
         return _no_data(reason)
@@ -1463,7 +1481,7 @@ def _eval_caregivers_per_10000_elderly(target: Target, inputs: TargetInputs) -> 
 def _eval_nursing_bed_share(target: Target, inputs: TargetInputs) -> Measure:
     facilities, reason = _target_facilities(target, inputs, ["beds", "nursing_beds"])
     if facilities is None:
-        return _no_data(reason)
+        return _without_facilities(reason)
     return nursing_bed_share(_facility_values(facilities, "beds"), _facility_values(facilities, "nursing_beds"))
 
 
@@ -1471,7 +1489,7 @@ def _eval_per_population(target: Target, inputs: TargetInputs, attribute: str, d
                          function: Callable[[np.ndarray, float | None], Measure]) -> Measure:
     facilities, reason = _target_facilities(target, inputs, [attribute])
     if facilities is None:
-        return _no_data(reason)
+        return _without_facilities(reason)
     columns = (target.population_column,) if target.population_column else tuple(default_columns)
     population, source = _population_total(inputs, target.area, columns)
     values = _facility_values(facilities, attribute)
@@ -1504,7 +1522,7 @@ def _names(facilities: pd.DataFrame) -> list[str]:
 def _eval_floor_area_per_bed(target: Target, inputs: TargetInputs) -> Measure:
     facilities, reason = _target_facilities(target, inputs, ["floor_area_m2", "beds"])
     if facilities is None:
-        return _no_data(reason)
+        return _without_facilities(reason)
     return floor_area_per_bed(_facility_values(facilities, "floor_area_m2"), _facility_values(facilities, "beds"),
                               _names(facilities), minimum=target.required)
 
@@ -1559,7 +1577,7 @@ def facility_tier_levels(facilities: pd.DataFrame) -> tuple[list[str], list[str]
 def _eval_size_tier(target: Target, inputs: TargetInputs) -> Measure:
     facilities, reason = _target_facilities(target, inputs, ["floor_area_m2"])
     if facilities is None:
-        return _no_data(reason)
+        return _without_facilities(reason)
     levels, sources = facility_tier_levels(facilities)
     measure = size_tier(_facility_values(facilities, "floor_area_m2"), levels, dict(target.tiers), _names(facilities))
     defaulted = sources.count("default")
@@ -1636,6 +1654,11 @@ def evaluate_target(target: Target, inputs: TargetInputs) -> dict[str, Any]:
     status = STATUS_NO_DATA if measure.no_data else _status(measure.actual, target.required, target.comparison)
     gap = _gap(target, measure, status)
     detail = measure.no_data or measure.detail_zh
+    facilities = inputs.facilities
+    if (not measure.no_data and facilities is not None and not detail.startswith(_NO_FACILITY)
+            and not _kind_mask(facilities, target.kinds).any()):
+        # coverage and presence of a kind the study has none of: say so, not only "0 / 46"
+        detail = f"{_NO_FACILITY}：研究区没有{_kinds_zh(target.kinds)} / no facility of these kinds；{detail}"
     if status == STATUS_FAIL and target.spec.gap == "ratio" and np.isfinite(measure.gap_scale):
         detail += f"；距目标还差约 {_fmt(gap * measure.gap_scale, 0)} {measure.need_unit_zh}"
     if target.note_zh:

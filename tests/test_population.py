@@ -355,7 +355,7 @@ def test_building_fallback_puts_everyone_on_a_home(nanjing_buildings):
     assert set(points.loc[points["zone_code"] == "empty", "method"]) == {"uniform"}
 
     on_buildings = points[points["method"] == "buildings"]
-    homes = nanjing_buildings[nanjing_buildings["use"] != "non_residential"].to_crs(points.crs)
+    homes = nanjing_buildings[nanjing_buildings["use"] == "residential"].to_crs(points.crs)
     tree = shapely.STRtree(np.asarray(homes.geometry.values))
     point_index, home_index = tree.query(np.asarray(on_buildings.geometry.values), predicate="within")
     assert np.unique(point_index).size == len(on_buildings)  # every person stands on a home
