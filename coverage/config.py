@@ -106,6 +106,7 @@ class Parameters:
     isochrones_per_facility: bool = False
     h3_resolution: int | None = None
     exclude_osm_water: bool = True
+    crs_check: str = "error"
 
     def speed_for(self, kind: str) -> float:
         """Walking speed (m/s) used for facilities of ``kind``."""
@@ -203,6 +204,13 @@ def _expand_rasters(base: Path, spec: Any, where: str) -> tuple[Path, ...]:
         else:
             paths.append(_resolve(base, pattern_path, where))
     return tuple(paths)
+
+
+def _choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in allowed:
+        raise ConfigError(f"{where} must be one of {', '.join(allowed)}, got {value!r} / 取值应为 {', '.join(allowed)}")
+    return text
 
 
 def _h3_resolution(value: Any) -> int | None:
@@ -351,6 +359,8 @@ def parse_parameters(raw: dict | None) -> Parameters:
         h3_resolution=_h3_resolution(raw.pop("h3_resolution", None)),
         exclude_osm_water=_flag(raw.pop("exclude_osm_water", defaults.exclude_osm_water),
                                 "parameters.exclude_osm_water"),
+        crs_check=_choice(raw.pop("crs_check", defaults.crs_check), "parameters.crs_check",
+                          ("error", "warn", "off")),
     )
     if raw:
         known = ", ".join(Parameters.__dataclass_fields__)

@@ -1411,20 +1411,23 @@ def _normalise_code(text: Any, *, tianditu: bool = False) -> str | None:
     """
     A division code as a string; 6- and 9-digit codes padded to 12 digits.
 
-    ``tianditu`` strips the ``156`` country prefix of Tianditu-style codes.
+    Codes are read by :func:`coverage.divisions.normalise_code` (``420116.0``,
+    full-width digits, spaces, ``4.20116E+11``); ``tianditu`` strips the
+    ``156`` country prefix of Tianditu-style codes (without it a ``156``
+    prefix is kept, as written). Text that is no 6-, 9- or 12-digit code (a
+    user's own unit ids) is returned as it is, a ``.0`` tail dropped.
     """
+    from coverage import divisions
+
     value = _cell_text(text)
     if _is_empty(value):
         return None
     value = _nfkc(value)
+    code = divisions.normalise_code(value, tianditu=tianditu)
+    if code is not None:
+        return code.ljust(12, "0")
     if re.fullmatch(r"\d+\.0+", value):
         value = value.split(".")[0]
-    if tianditu and re.fullmatch(r"156\d{6}(\d{3}(\d{3})?)?", value):
-        value = value[3:]
-    if re.fullmatch(r"\d{6}", value):
-        return value + "000000"
-    if re.fullmatch(r"\d{9}", value):
-        return value + "000"
     return value
 
 

@@ -232,10 +232,14 @@ def _load_demand(config: StudyConfig, units, study_area, working_crs, notes: lis
         )
         demand = population.demand_points(raster, working_crs)
         if census is not None and units is not None:
+            # raises when the census codes and the unit codes do not go together
             zones = _census_zones(config, units, census)
+            if zones.attrs.get("census_match"):
+                notes.append(zones.attrs["census_match"])
             if zones.empty:
                 notes.append(
-                    f"census totals not applied: no {config.population.census_level} polygons with the census codes"
+                    f"census totals not applied: the {config.population.census_level} units with the census codes "
+                    "have no polygons (points only) to calibrate the raster on / 对应单位没有边界面，未按普查数校准"
                 )
             else:
                 demand, calibration = population.calibrate_to_totals(demand, zones, census)
@@ -255,9 +259,136 @@ def _load_demand(config: StudyConfig, units, study_area, working_crs, notes: lis
 
 
 def _census_zones(config: StudyConfig, units: gpd.GeoDataFrame, census: pd.DataFrame) -> gpd.GeoDataFrame:
-    """Unit polygons at the census level whose codes appear in the census table."""
-    zones = units[(units["level"] == config.population.census_level) & units["code"].isin(census["code"])]
-    return zones[zones.geometry.notna() & zones.geom_type.isin(["Polygon", "MultiPolygon"])]
+    """
+    Unit polygons that carry the census totals, the census code in ``code``.
+
+    A census row matches the unit of the census level (``inputs.population.
+    census.level``) with the same code, both written with 12 digits (see
+    :func:`_read_census_totals`: ``420116.0`` in the table matches the unit
+    ``420116000000``). A census row of that level for which the units file
+    has no unit of that level (a county total, the units file holding the
+    county's towns) matches the finer units inside it
+    (:func:`coverage.divisions.match_codes`, by prefix): its zone is the union
+    of their polygons.
+
+    A calibration that matches far fewer rows than it should is an error,
+    not a note: the code column, the level or the code year is then wrong,
+    and totals silently left out would make every coverage rate wrong.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The units' columns, polygon geometry (WGS-84); empty when the matched
+        units have no polygons (points only). ``attrs["census_match"]`` holds a
+        note for the run record when not every census row of the study area
+        found a unit, or when totals went onto unions of finer polygons.
+
+    Raises
+    ------
+    InputDataError
+        The census codes match no unit, fewer than half of the census rows of
+        the census level that lie in the study area, or fewer than half of the
+        units of the census level. The message names the census file, the
+        code column, the first five codes on each side and what to do.
+    """
+    from coverage import divisions
+
+    # fewer matches than this share of what was expected is an error
+    min_share = 0.5
+    level = config.population.census_level
+    census_path = census.attrs.get("path", config.population.census)
+    code_column = census.attrs.get("code_column", config.population.census_code_column)
+    raw_codes = census.attrs.get("raw_codes", {})
+    codes = census["code"].astype(str)
+    code_levels = codes.map(divisions.code_level)
+    unit_codes = units["code"].astype(str)
+    unit_levels = units["level"].astype(str)
+    is_polygon = units.geometry.notna() & units.geom_type.isin(["Polygon", "MultiPolygon"])
+    at_level = units[unit_levels == level]
+    level_codes = set(at_level["code"].astype(str))
+
+    # 1. the same code at the census level
+    direct = set(codes[codes.isin(level_codes)])
+    # 2. census rows of the level without such unit: the coarsest finer units inside them
+    finer_levels = [name for name in ("county", "town", "village")
+                    if level in divisions.LEVEL_DIGITS
+                    and divisions.LEVELS.index(name) > divisions.LEVELS.index(level)]
+    finer = units[unit_levels.isin(finer_levels)]
+    unmatched = codes[~codes.isin(direct) & (code_levels == level)]
+    aggregate = pd.DataFrame(columns=["left_code", "right_code", "how"])
+    if len(unmatched) and len(finer):
+        pairs = divisions.match_codes(unmatched.tolist(), finer["code"].astype(str).tolist())
+        aggregate = pairs[pairs["how"] == "prefix"]
+    matched = direct | set(aggregate["left_code"])
+
+    # census rows expected to match: those of the census level inside the study's units (or holding some)
+    levels_known = [name for name in ("county", "town", "village") if name in set(unit_levels)]
+    unit_prefixes = {divisions.code_prefix(code, name) for code, name in zip(unit_codes, unit_levels)
+                     if name in divisions.LEVEL_DIGITS}
+    prefixes_below = {divisions.code_prefix(code, name) for code in unit_codes for name in levels_known}
+
+    def in_study(code: str) -> bool:
+        own = divisions.code_level(code)
+        if own is None:
+            return False
+        if divisions.code_prefix(code, own) in prefixes_below:
+            return True
+        coarser = divisions.LEVELS[: divisions.LEVELS.index(own)]
+        return any(divisions.code_prefix(code, name) in unit_prefixes for name in coarser)
+
+    expected = {code for code in codes[code_levels == level] if in_study(code)} | matched
+    units_with_total = int(at_level["code"].astype(str).isin(matched).sum())
+
+    problem = None
+    if not matched:
+        problem = f"the census codes match no {level} unit of the units file"
+    elif len(matched) < min_share * len(expected):
+        problem = (f"only {len(matched)} of the {len(expected)} census rows of level {level} in the study area "
+                   "match a unit of the units file")
+    elif len(at_level) and units_with_total < min_share * len(at_level):
+        problem = f"only {units_with_total} of the {len(at_level)} {level} units of the units file get a census total"
+    if problem is not None:
+        census_side = ", ".join(raw_codes.get(code, code) for code in codes[code_levels == level].head(5)) \
+            or ", ".join(raw_codes.get(code, code) for code in codes.head(5)) or "none"
+        unit_side = ", ".join(at_level["code"].astype(str).head(5)) or (
+            "none at this level; units file levels: "
+            + ", ".join(f"{name} {count}" for name, count in unit_levels.value_counts().items()))
+        raise InputDataError(
+            f"{problem} (census codes in column '{code_column}', e.g. {census_side}; {level} unit codes, e.g. "
+            f"{unit_side}) / 普查表的区划代码与行政区划文件对不上（普查表：{census_side}；行政区划：{unit_side}）",
+            path=census_path,
+            column=code_column,
+            hint="check inputs.population.census.code_column (the column of division codes, 统计用区划代码) and "
+                 "level (county, town or village: the level of the census rows), and that both files use codes of "
+                 "the same year and cover the same area / 请核对普查表代码列与级别设置，以及两份文件的代码年份和范围",
+        )
+
+    notes = []
+    missing = sorted(expected - matched)
+    if missing:
+        notes.append(
+            f"{len(missing)} census row(s) of level {level} in the study area match no unit and are not applied "
+            f"(e.g. {', '.join(raw_codes.get(code, code) for code in missing[:5])}) / 部分普查行没有对应的区划单位"
+        )
+    zones = units[unit_codes.isin(direct) & (unit_levels == level) & is_polygon]
+    pieces = []
+    for code, group in aggregate.groupby("left_code", sort=False):
+        parts = finer[finer["code"].astype(str).isin(set(group["right_code"])) & is_polygon.loc[finer.index]]
+        if parts.empty:
+            continue
+        named = units.loc[unit_codes == code, "name"]
+        pieces.append({"code": code, "name": named.iloc[0] if len(named) else None, "level": level,
+                       "geometry": parts.union_all()})
+    if pieces:
+        notes.append(
+            f"census totals of {len(pieces)} {level} row(s) applied over the union of the finer units' polygons "
+            f"inside them (the units file has no {level} polygon for them) / 普查数按下级单位边界合并后使用"
+        )
+        zones = gpd.GeoDataFrame(pd.concat([zones, gpd.GeoDataFrame(pieces, geometry="geometry", crs=units.crs)],
+                                           ignore_index=True), geometry="geometry", crs=units.crs)
+    zones = zones.copy()
+    zones.attrs = {"census_match": "; ".join(notes)} if notes else {}
+    return zones
 
 
 def _demand_without_raster(config, units, census, working_crs, notes: list[str]) -> gpd.GeoDataFrame:
@@ -295,6 +426,8 @@ def _demand_without_raster(config, units, census, working_crs, notes: list[str])
                                    what="units file")
     level = config.population.census_level
     zones = _census_zones(config, units, census)
+    if zones.attrs.get("census_match"):  # census rows without a unit, totals over finer units' polygons
+        notes.append(zones.attrs["census_match"])
     at_level = units[(units["level"] == level) & units["code"].isin(census["code"])]
     point_units = at_level[at_level.geometry.notna() & (at_level.geom_type == "Point")
                            & ~at_level["code"].isin(zones["code"])]
@@ -321,15 +454,6 @@ def _demand_without_raster(config, units, census, working_crs, notes: list[str])
             pd.concat([zones[["code", "geometry"]], cells[["code", "geometry"]].to_crs(units.crs)],
                       ignore_index=True),
             geometry="geometry", crs=units.crs,
-        )
-    # census rows of other levels (the county total beside the town rows) are not meant to be placed
-    unplaced = census[~census["code"].isin(zones["code"])
-                      & census["code"].map(population.division_level).isin([level, None])]
-    if len(unplaced):
-        notes.append(
-            f"{len(unplaced)} census row(s) ({unplaced['elderly'].sum():,.0f} persons, e.g. "
-            f"{', '.join(unplaced['code'].astype(str).head(3))}) match no {level} unit with a polygon or a point "
-            "in the units file and are not placed / 普查表中部分代码在行政区划中没有对应单位，未分配"
         )
     buildings = None
     if config.network.name.lower().endswith(network.RAW_OSM_SUFFIXES):
@@ -664,6 +788,42 @@ def facility_sites(records: gpd.GeoDataFrame, units: gpd.GeoDataFrame | None = N
     return FacilitySites(facilities, merged.merge_log, fallback_points, int(fallback_mask.sum()))
 
 
+def check_coordinate_systems(config: StudyConfig, records: gpd.GeoDataFrame, ingest_summary: dict,
+                             units: gpd.GeoDataFrame | None, net) -> list[str]:
+    """
+    Check each facility file's and the units' declared coordinate system against the study's streets.
+
+    A file whose points fit the streets clearly better under another system
+    (GCJ-02 declared as WGS-84: ~500 m off) stops the run with the figures,
+    unless ``parameters.crs_check`` is ``warn``; coordinates that are metres
+    are named as such.
+
+    Returns
+    -------
+    list of str
+        Notes for the run record (one per file checked).
+    """
+    from coverage import crs_check
+
+    allow = config.parameters.crs_check == "warn"
+    streets = crs_check.streets_from(net)
+    notes = []
+    for summary in ingest_summary.get("per_file", []):
+        name = Path(summary["source_file"]).name
+        mine = records["source_file"].astype(str)
+        rows = records[(mine == name) | mine.str.startswith(name + "#")]
+        fit = crs_check.check_facility_crs(rows, summary["crs"], streets)
+        note = crs_check.raise_if_implausible(fit, path=summary["source_file"], what="facilities", allow=allow)
+        if note:
+            notes.append(note)
+    if units is not None and config.units is not None:
+        fit = crs_check.check_units_crs(units, config.units.crs, streets)
+        note = crs_check.raise_if_implausible(fit, path=config.units.path, what="units", allow=allow)
+        if note:
+            notes.append(note)
+    return notes
+
+
 def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: list[str] | None = None) -> StudyInputs:
     """
     Load units, facilities, the walking network and the demand, and snap points to the network.
@@ -725,6 +885,10 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
         net = network.load_walk_arrays(config.network)
         working_crs = net.crs
         graph_summary = network.network_summary(net)
+
+    if params.crs_check != "off":
+        with timer.stage("crs check"):
+            notes.extend(check_coordinate_systems(config, records, ingest_summary, units, net))
 
     with timer.stage("population"):
         demand, calibration, _ = _load_demand(config, units, study_area, working_crs, notes)

@@ -105,20 +105,30 @@ assert village_summary["presence_only"] == 4 and village_summary["rejected"] == 
     ("md", """## 5. 坐标系核对 / Is the coordinate system right?
 
 高德表若误标为 WGS-84，点位会偏 500 米左右——正好是一个服务圈的尺度。项目把各种假设下的点与研究区的步行路网比对：
-哪种坐标系下点离道路最近。
+哪种坐标系下点离道路最近。运行时每个文件都会核对（`parameters.crs_check: error | warn | off`）。
+点很少又处在密集路网中时，任何坐标系都“贴路”，此时无法判断，文件照常使用。
 
 An Amap list declared as WGS-84 is off by about 500 m, the size of a service circle. The check compares
-the points with the study's walking network under each system."""),
+the points with the study's walking network under each system; `eldercov run` does it for every file
+(`parameters.crs_check: error | warn | off`). A few points in a dense street grid may fit any system:
+then the check cannot tell and lets the file pass."""),
     ("code", """from coverage import crs_check, network
 
 streets = crs_check.streets_from(network.load_walk_arrays(REPO / "data" / "demo" / "demo_walk.osm"))
-amap_points, _, _ = ingest.read_facilities(amap_export, crs="wgs84")    # wrongly declared
-fit = crs_check.check_facility_crs(amap_points, "wgs84", streets)
-print(fit)
+# the bureau's points as a GCJ-02 file without a 坐标系 column would give them, declared as WGS-84 by mistake:
+located = bureau[bureau.geometry.notna()]
+gcj_lon, gcj_lat = coords.wgs84_to_gcj02(located.geometry.x.to_numpy(), located.geometry.y.to_numpy())
+wrong = located.set_geometry(gpd.points_from_xy(gcj_lon, gcj_lat, crs=4326))
+fit = crs_check.check_facility_crs(wrong, "wgs84", streets)
+print({system: round(metres) for system, metres in fit.medians_m.items()}, "→", fit.verdict, fit.best)
 try:
-    crs_check.raise_if_implausible(fit, path=amap_export, what="facilities")
-except Exception as error:          # the run stops with this message
-    print(error)"""),
+    crs_check.raise_if_implausible(fit, path=bureau_list, what="facilities")
+except Exception as error:          # `eldercov run` stops with this message (exit 2)
+    print(error)
+
+# a handful of points in a dense street grid can fit under any system: the check then lets the file pass
+amap_wrong, _, _ = ingest.read_facilities(amap_export, crs="wgs84")
+print(crs_check.check_facility_crs(amap_wrong, "wgs84", streets).verdict, "for the 7 points of the Amap export")"""),
     ("md", """## 6. 合并为设施点 / Records become sites
 
 两份名单里的同一设施合并为一处（不重复计数）；同一栋楼里的日间照料中心和长者食堂合并为一处、两个类别。

@@ -17,3 +17,18 @@ def test_quickstart_notebook_executes_without_errors():
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
     assert "covered now" in text and "share_15min" in text
+
+
+def test_own_data_notebook_executes_and_accounts_for_every_row():
+    path = REPO_ROOT / "notebooks" / "02_your_own_data.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "识别为Amap / 高德 POI 导出表" in text            # the POI export was recognised
+    assert "other_system gcj02" in text                     # the wrongly declared list was caught
+    assert "65 records → 58 sites; 7 merged" in text        # the second list did not double the count
+    assert "rows in 74 = located 65 (in 58 sites) + presence-only 5 + rejected 4" in text
+    assert "IProgress" not in text and "findfont" not in text

@@ -288,3 +288,57 @@ def test_validate_on_the_command_line_takes_a_kinds_file(tmp_path):
     assert with_file.returncode == 0 and "剔除 0" in with_file.stdout and "日间照料中心 1" in with_file.stdout
     wrong = validate("--kinds", str(tmp_path / "missing.yaml"))
     assert wrong.returncode == 2 and "missing.yaml" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+# ----------------------------------------------------------------------------- the coordinate-system check
+
+
+def _demo_study_with(tmp_path: Path, facility_block: str, extra_parameters: str = "") -> Path:
+    demo = (REPO_ROOT / "studies" / "demo.yaml").read_text(encoding="utf-8")
+    text = demo.replace("    - path: ../data/facilities/demo_facilities.xlsx\n      crs: gcj02\n", facility_block)
+    if extra_parameters:
+        text = text.replace("parameters:\n", "parameters:\n" + extra_parameters, 1)
+    study = tmp_path / "study.yaml"
+    study.write_text(text.replace("../data/", str(REPO_ROOT / "data") + "/"), encoding="utf-8")
+    return study
+
+
+def _gcj02_list_without_its_crs_column(tmp_path: Path) -> Path:
+    bureau, _, _ = ingest.read_facilities(REPO_ROOT / "data" / "facilities" / "demo_facilities.xlsx", crs="gcj02")
+    located = bureau[bureau.geometry.notna()]
+    lon, lat = coords.wgs84_to_gcj02(located.geometry.x.to_numpy(), located.geometry.y.to_numpy())
+    rows = [["名称", "类型", "经度", "纬度"]] + [
+        [name, kind, f"{x:.6f}", f"{y:.6f}"] for name, kind, x, y in zip(located["name"], located["type_raw"], lon, lat)]
+    return _write_csv(tmp_path / "高德坐标名单.csv", rows)
+
+
+def test_a_gcj02_list_declared_as_wgs84_stops_the_run_with_the_figures(tmp_path):
+    import subprocess
+    import sys
+
+    table = _gcj02_list_without_its_crs_column(tmp_path)
+    study = _demo_study_with(tmp_path, f"    - path: {table}\n      crs: wgs84\n")
+    done = subprocess.run([sys.executable, "-m", "coverage", "run", str(study), "--out", str(tmp_path / "out"),
+                           "--quiet", "--no-map"], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "高德坐标名单.csv" in done.stderr and "gcj02" in done.stderr and "crs_check: warn" in done.stderr
+    assert not (tmp_path / "out" / "demo" / "demo_coverage.xlsx").exists()  # stopped before any table
+
+    warned = _demo_study_with(tmp_path, f"    - path: {table}\n      crs: wgs84\n", "  crs_check: warn\n")
+    from coverage.pipeline import prepare_inputs
+
+    notes: list[str] = []
+    prepare_inputs(load_study(warned), notes=notes)
+    assert any("declared wgs84" in note and "gcj02" in note for note in notes)
+
+
+def test_a_list_declared_correctly_passes_the_check(tmp_path):
+    table = _gcj02_list_without_its_crs_column(tmp_path)
+    from coverage.pipeline import prepare_inputs
+
+    notes: list[str] = []
+    inputs = prepare_inputs(load_study(_demo_study_with(tmp_path, f"    - path: {table}\n      crs: gcj02\n")),
+                            notes=notes)
+    assert len(inputs.facilities) == 58
+    assert any(note.startswith("facilities: coordinate system gcj02 fits the streets") for note in notes)
