@@ -681,6 +681,11 @@ def raise_if_implausible(fit: CrsFit, *, path: str | Path | None, what: str, all
     if fit.verdict == "inconclusive":
         return (f"{what}: coordinate system {fit.declared} not checked: only {fit.n_used} of {fit.n_points} points "
                 f"lie within {MAX_USED_M:,.0f} m of a street of the network / 靠近路网的点太少，未核对坐标系")
+    if fit.verdict == "ok" and fit.medians_m.get(fit.declared, 0.0) > DECLARED_FLOOR_M:
+        # far from the streets under every system (outlines along rivers and fields): nothing to tell
+        return (f"{what}: coordinate system {fit.declared} not contradicted, but the points lie far from the streets "
+                f"under every system, so the streets cannot confirm it ({fit.figures()}; {fit.n_used} points) "
+                f"/ 各坐标系下均远离道路，无法据此确认坐标系")
     if fit.verdict == "ok":
         return (f"{what}: coordinate system {fit.declared} fits the streets ({fit.figures()}; {fit.n_used} points) "
                 f"/ 坐标系与道路吻合")
