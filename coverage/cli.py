@@ -58,9 +58,12 @@ def _summary_lines(results) -> list[str]:
     for kind in study.index:
         share = study.loc[kind, column]
         # a kind the study has no facility of (an urban district has no 互助幸福院) is 0 % and says why
-        none = kind != "any" and not ingest.has_kind(results.facilities, kind).any()
-        lines.append(f"     {KIND_ZH.get(kind, kind):<14} {kind:<14} {share:7.1%}"
-                     + ("  无设施 / no facility of this kind" if none else ""))
+        located = kind == "any" or ingest.has_kind(results.facilities, kind).any()
+        presence = getattr(results, "presence_only", None)
+        unplaced = not located and presence is not None and len(presence) and ingest.has_kind(presence, kind).any()
+        note = "" if located else ("  无坐标设施，不计步行 / only facilities without coordinates" if unplaced
+                                   else "  无设施 / no facility of this kind")
+        lines.append(f"     {KIND_ZH.get(kind, kind):<14} {kind:<14} {share:7.1%}{note}")
     if len(results.targets):
         met = (results.targets["status"] == "pass").sum()
         failed = (results.targets["status"] == "fail").sum()

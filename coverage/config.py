@@ -262,6 +262,14 @@ def check_basemap(value: Any, where: str = "outputs.basemap", *, environ=None) -
     return name
 
 
+def _known_fields(spec: dict, known: tuple[str, ...], where: str) -> None:
+    """Stop on a misspelt field (``raster:`` for ``rasters:`` would otherwise silently mean "no raster")."""
+    unknown = sorted(set(map(str, spec)) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(known)} "
+                          "/ 未知字段，请检查拼写")
+
+
 def _study_parameters(raw: Any, where: str) -> Parameters:
     """:func:`parse_parameters` with the study file named in its errors."""
     try:
@@ -477,13 +485,25 @@ def load_study(path: str | Path, *, output_root: str | Path | None = None) -> St
             layer=spec.get("layer"),
         )
 
-    pop_raw = _require(inputs, "population", f"{where}: inputs")
+    pop_raw = _mapping(_require(inputs, "population", f"{where}: inputs"), f"{where}: inputs.population",
+                       "{rasters: pop_*.tif, census: {path: census.csv, level: town}}")
+    _known_fields(pop_raw, ("rasters", "age_group", "year", "census"), f"{where}: inputs.population")
     census = pop_raw.get("census")
     census_spec = census if isinstance(census, dict) else ({"path": census} if census else {})
+    if census_spec:
+        _known_fields(census_spec, ("path", "code_column", "total_column", "level"),
+                      f"{where}: inputs.population.census")
+        _require(census_spec, "path", f"{where}: inputs.population.census")
+        if str(census_spec.get("level", "county")) not in ("county", "town", "village"):
+            raise ConfigError(f"{where}: inputs.population.census.level must be county, town or village (the level "
+                              f"of the census rows), got {census_spec.get('level')!r} / 普查级别应为 county/town/village")
+    year = pop_raw.get("year", 2020)
+    if isinstance(year, bool) or not str(year).strip().isdigit():
+        raise ConfigError(f"{where}: inputs.population.year must be a year such as 2020, got {year!r} / 年份应为数字")
     population = PopulationSource(
         rasters=_expand_rasters(base, pop_raw.get("rasters") or [], f"{where}: inputs.population.rasters"),
         age_group=str(pop_raw.get("age_group", "60+")),
-        year=int(pop_raw.get("year", 2020)),
+        year=int(str(year).strip()),
         census=_resolve(base, census_spec["path"], f"{where}: inputs.population.census") if census_spec else None,
         census_code_column=str(census_spec.get("code_column", "code")),
         census_total_column=str(census_spec.get("total_column", "elderly")),

@@ -17,6 +17,14 @@ ATTRIBUTION_LINES = (
 )
 
 
+def attribution_lines(results) -> tuple[str, ...]:
+    """The data credits of a run: OpenStreetMap always, WorldPop only when a raster gave the population."""
+    from coverage import maps
+    from coverage.pipeline import population_method
+
+    return maps.data_attribution_lines(population_method(results))
+
+
 def headline_minutes(results) -> float:
     """The service-circle threshold reported as the headline: 15 min when configured, else the longest."""
     thresholds = results.config.parameters.thresholds_min
@@ -55,7 +63,7 @@ def parameters_table(results) -> pd.DataFrame:
         rows.append(("population raster / 人口栅格", str(raster)))
     if config.population.census:
         rows.append(("census totals / 普查数", str(config.population.census)))
-    rows += [("attribution / 数据来源", line) for line in ATTRIBUTION_LINES]
+    rows += [("attribution / 数据来源", line) for line in attribution_lines(results)]
     if config.facility_source_note:
         rows.append(("facility source / 设施来源", config.facility_source_note))
     rows += [("note / 说明", note) for note in results.notes]
@@ -286,6 +294,7 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
 
 def _write_map(results, villages, facilities, uncovered, minutes, out: Path) -> dict[str, Path]:
     from coverage import figures, maps
+    from coverage.pipeline import population_method
 
     config = results.config
     params = config.parameters
@@ -295,7 +304,7 @@ def _write_map(results, villages, facilities, uncovered, minutes, out: Path) -> 
         f"{config.population.age_group} 人口 {config.population.year} / population {config.population.age_group}, "
         f"{config.population.year}",
     ]
-    attribution = list(ATTRIBUTION_LINES)
+    attribution = list(attribution_lines(results))
     if config.facility_source_note:
         attribution.append(f"设施 / facilities: {config.facility_source_note}")
     map_units = villages if villages is not None else results.units
@@ -303,12 +312,13 @@ def _write_map(results, villages, facilities, uncovered, minutes, out: Path) -> 
         map_units, facilities, uncovered=uncovered, isochrones=results.isochrones,
         title=config.title, subtitle_lines=subtitle, attribution_lines=attribution,
         synthetic=config.synthetic, basemap=config.basemap, target_share=None,
+        population_method=population_method(results),
     )
     files = {"map.html": maps.save_map(the_map, out / f"{config.name}_map.html", offline=True)}
     try:
         files["map.png"] = figures.coverage_figure(
             map_units, facilities, uncovered=uncovered, title=config.title, synthetic=config.synthetic,
-            path=out / f"{config.name}_map.png",
+            path=out / f"{config.name}_map.png", attribution_lines=attribution,
         )
     except RuntimeError as exc:  # no CJK font on this machine: the HTML map is still written
         results.notes.append(f"PNG figure not written: {exc}")

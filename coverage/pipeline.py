@@ -228,7 +228,7 @@ def _load_demand(config: StudyConfig, units, study_area, working_crs, notes: lis
     else:
         raster = population.read_elderly_raster(
             list(config.population.rasters), age_group=config.population.age_group, bounds=bounds,
-            pad_m=longest_walk_m,
+            pad_m=longest_walk_m, bounds_source=config.units.path if config.units is not None else None,
         )
         demand = population.demand_points(raster, working_crs)
         if census is not None and units is not None:

@@ -1411,22 +1411,6 @@ def distribute_to_buildings(
     return points
 
 
-def division_level(code) -> str | None:
-    """
-    Level of a 12-digit statistical division code: ``county`` (``xxxxxx000000``), ``town`` (``xxxxxxxxx000``), ``village``.
-
-    None for codes of another length (the level cannot be told from them).
-    """
-    text = str(code).strip()
-    if len(text) != 12 or not text.isdigit():
-        return None
-    if text.endswith("000000"):
-        return "county"
-    if text.endswith("000"):
-        return "town"
-    return "village"
-
-
 def census_units_error(
     units: gpd.GeoDataFrame,
     census_codes: pd.Series,

@@ -197,9 +197,14 @@ def test_without_a_raster_census_totals_go_onto_the_buildings_of_the_osm_file(tm
     text = DEMO.read_text(encoding="utf-8").replace("../data/", str(REPO_ROOT / "data") + "/")
     text = "\n".join(line for line in text.splitlines() if "rasters:" not in line)
     study.write_text(text, encoding="utf-8")
-    results = run_study(load_study(study, output_root=tmp_path), make_map=False)
+    results = run_study(load_study(study, output_root=tmp_path), make_map=True)
     demand = results.demand_projected
     assert set(demand["method"]) <= {"buildings", "uniform"} and "buildings" in set(demand["method"])
+    # no raster was used: neither the parameters table nor the map credits WorldPop
+    parameters = pd.read_csv(Path(results.config.output_dir) / "parameters.csv", encoding="utf-8-sig")
+    assert not parameters.astype(str).apply(lambda column: column.str.contains("WorldPop")).any().any()
+    assert "OpenStreetMap" in parameters.to_string()
+    assert "WorldPop" not in (Path(results.config.output_dir) / "demo_map.html").read_text(encoding="utf-8")
     census = pd.read_csv(results.config.population.census, encoding="utf-8-sig", dtype={"区划代码": str})
     towns = census[census["区划代码"].str.endswith("000") & ~census["区划代码"].str.endswith("000000")]
     assert demand["elderly"].sum() == pytest.approx(towns["60岁及以上人口"].sum(), abs=1.0)
