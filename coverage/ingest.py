@@ -1157,6 +1157,24 @@ def _table_label(path: Path, table: _Table, several: bool) -> tuple[str, str]:
     return path.name, path.stem
 
 
+def _raise_if_projected(results: list[_RowResult], path: Path, table: _Table) -> None:
+    """A whole file of projected metres is one error naming it, not thousands of out_of_china rejects."""
+    metres = [r for r in results if any(p[0] == "out_of_china" and "projected metres" in p[2] for p in r.problems)]
+    numeric = [r for r in results if not any(p[0] in ("missing_coordinates", "non_numeric_coordinates", "total_row")
+                                             for p in r.problems)]
+    if len(metres) >= 3 and len(metres) >= 0.8 * len(numeric):
+        example = metres[0]
+        where = f" (sheet / 工作表 '{table.sheet}')" if table.sheet else ""
+        raise InputDataError(
+            _bilingual(f"{len(metres)} 行的坐标是投影坐标（米），不是经纬度{where}",
+                       f"the coordinates of {len(metres)} of {len(numeric)} rows are metres of a map projection, "
+                       f"not longitude/latitude degrees{where}"),
+            path=path, row=example.source_row, column=example.coordinate_column or None,
+            hint=("convert them to longitude/latitude in GIS (e.g. from CGCS2000 / Gauss-Krüger EPSG:4526–4554 or "
+                  "UTM) and say the system, or export the list as degrees / 请先在 GIS 中将投影坐标转换为经纬度"),
+        )
+
+
 def _read_checked_points(
     path: Path, *, crs: str | None, sheet: Any, encoding: str | None, columns: Mapping[str, str] | None,
     study_area: Any, kind_patterns: _KindPatterns | None,
@@ -1215,6 +1233,7 @@ def _read_checked_points(
                 result.values["town"] = table.sheet  # one sheet per town: the sheet name is the town
                 result.flags.append("town_from_sheet")
             table_results.append(result)
+        _raise_if_projected(table_results, path, table)
         if study_area is not None:
             _check_study_area(table_results, study_area, crs)
         _check_duplicates(table_results, kept_rows)

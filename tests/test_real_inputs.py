@@ -342,3 +342,15 @@ def test_a_list_declared_correctly_passes_the_check(tmp_path):
                             notes=notes)
     assert len(inputs.facilities) == 58
     assert any(note.startswith("facilities: coordinate system gcj02 fits the streets") for note in notes)
+
+
+def test_a_list_in_projected_metres_is_one_error_naming_the_file(tmp_path):
+    from coverage._errors import InputDataError
+
+    path = _write_csv(tmp_path / "cgcs2000_gk.csv", [["名称", "类型", "X", "Y"]] + [
+        [f"第{i}日间照料中心", "日间照料中心", 38530000.0 + 100 * i, 3390000.0 + 80 * i] for i in range(12)])
+    with pytest.raises(InputDataError) as caught:
+        ingest.read_facilities(path)
+    message = str(caught.value)
+    assert "cgcs2000_gk.csv" in message and "row 2" in message and "metres of a map projection" in message
+    assert "12 of 12 rows" in message
