@@ -14,6 +14,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from coverage import ingest, metrics, network, population, reach, report, sites
 from coverage._errors import InputDataError
@@ -212,7 +213,14 @@ def _load_facilities(config: StudyConfig, study_area) -> tuple[gpd.GeoDataFrame,
     return facilities, rejected, summary
 
 
-def _load_demand(config: StudyConfig, units, study_area, working_crs, notes: list[str]):
+def _network_outline(net) -> gpd.GeoSeries:
+    """The convex hull of the street network's nodes (WGS-84): the study's extent when no outline is given."""
+    hull = shapely.convex_hull(shapely.multipoints(np.column_stack([net.node_x, net.node_y])))
+    return gpd.GeoSeries([hull], crs=net.crs).to_crs("EPSG:4326")
+
+
+def _load_demand(config: StudyConfig, units, study_area, working_crs, notes: list[str],
+                 network_outline: gpd.GeoSeries | None = None):
     """Demand points (working CRS) assigned to units, calibrated when census totals are given."""
     params = config.parameters
     longest_walk_m = max(params.thresholds_min) * 60.0 * max([params.walk_speed_mps, *params.kind_walk_speed_mps.values()])
@@ -223,7 +231,7 @@ def _load_demand(config: StudyConfig, units, study_area, working_crs, notes: lis
     census = _read_census_totals(config)
     calibration = pd.DataFrame()
     if not config.population.rasters:
-        demand = _demand_without_raster(config, units, census, working_crs, notes)
+        demand = _demand_without_raster(config, units, census, working_crs, notes, network_outline=network_outline)
         raster = None
     else:
         raster = population.read_elderly_raster(
@@ -391,7 +399,8 @@ def _census_zones(config: StudyConfig, units: gpd.GeoDataFrame, census: pd.DataF
     return zones
 
 
-def _demand_without_raster(config, units, census, working_crs, notes: list[str]) -> gpd.GeoDataFrame:
+def _demand_without_raster(config, units, census, working_crs, notes: list[str],
+                           network_outline: gpd.GeoSeries | None = None) -> gpd.GeoDataFrame:
     """
     No population raster: spread census totals over residential buildings of the OSM file, else uniformly.
 
@@ -436,6 +445,12 @@ def _demand_without_raster(config, units, census, working_crs, notes: list[str])
                                             units_path=config.units.path if config.units else None)
     if len(point_units):
         area = _study_area(units)
+        parents = units[units["code"].isin(point_units["parent_code"]) & units.geometry.notna()]
+        if area is None and network_outline is not None and not parents.geom_type.isin(["Polygon", "MultiPolygon"]).any():
+            # points only, no outline at all: the street network's extent is the study area
+            area = network_outline
+            notes.append("no unit polygons: the Voronoi cells of the census points are clipped to the extent of "
+                         "the street network (its convex hull) / 无行政区划面：以路网范围作为研究区")
         cells = population.voronoi_zones(
             point_units, working_crs=working_crs, parents=units[units["code"].isin(point_units["parent_code"])],
             area=area.iloc[0] if area is not None else None,
@@ -891,7 +906,8 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
             notes.extend(check_coordinate_systems(config, records, ingest_summary, units, net))
 
     with timer.stage("population"):
-        demand, calibration, _ = _load_demand(config, units, study_area, working_crs, notes)
+        demand, calibration, _ = _load_demand(config, units, study_area, working_crs, notes,
+                                              network_outline=_network_outline(net))
 
     with timer.stage("snapping"):
         facility_snap = reach.snap_points(net, facilities.to_crs(working_crs).geometry,
