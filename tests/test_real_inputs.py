@@ -354,3 +354,49 @@ def test_a_list_in_projected_metres_is_one_error_naming_the_file(tmp_path):
     message = str(caught.value)
     assert "cgcs2000_gk.csv" in message and "row 2" in message and "metres of a map projection" in message
     assert "12 of 12 rows" in message
+
+
+def test_an_urban_study_with_only_community_points_and_an_amap_export_runs_on_a_real_extract(tmp_path):
+    """A new user's first study: the real Nanjing extract, an Amap export, community points with totals."""
+    import geopandas as gpd
+
+    from coverage import network
+    from coverage.pipeline import run_study
+
+    osm = shared_data("osm/nanjing_xuanwu_sumo/osm_bbox.osm.pbf")
+    net = network.load_walk_arrays(osm)
+    middles = gpd.GeoSeries(net.edge_geometry, crs=net.crs).interpolate(0.5, normalized=True).to_crs(4326)
+    picks = np.random.default_rng(3).choice(len(middles), 20, replace=False)
+    words = [("社区日间照料中心", "生活服务;生活服务场所;生活服务场所"), ("长者食堂", "餐饮服务;中餐厅;中餐厅")]
+    rows = [AMAP_HEADER]
+    for k, i in enumerate(picks):
+        lon, lat = coords.wgs84_to_gcj02(np.array([middles.iloc[i].x]), np.array([middles.iloc[i].y]))
+        suffix, category = words[k % 2]
+        rows.append([f"玄武区第{k}号{suffix}", category, "070000", f"某路{k}号", f"{lon[0]:.6f},{lat[0]:.6f}",
+                     "江苏省", "南京市", "玄武区", "[]"])
+    _write_csv(tmp_path / "amap.csv", rows, encoding="gbk")
+    x0, y0, x1, y1 = middles.total_bounds
+    spots = [(0.2, 0.2), (0.5, 0.25), (0.8, 0.2), (0.2, 0.75), (0.5, 0.7), (0.8, 0.8)]
+    units = [["code", "name", "level", "parent_code", "ur_code", "longitude", "latitude"],
+             ["320102000000", "玄武区", "county", "", "", "", ""],
+             ["320102002000", "示例街道", "town", "320102000000", "111", "", ""]]
+    units += [[f"320102002{n:03d}", f"第{n}社区", "village", "320102002000", "111",
+               f"{x0 + (x1 - x0) * fx:.6f}", f"{y0 + (y1 - y0) * fy:.6f}"] for n, (fx, fy) in enumerate(spots, 1)]
+    _write_csv(tmp_path / "units.csv", units)
+    totals = {f"320102002{n:03d}": 1500 + 100 * n for n in range(1, 7)}
+    _write_csv(tmp_path / "census.csv", [["区划代码", "60岁及以上人口"]] + [[c, t] for c, t in totals.items()])
+    (tmp_path / "xuanwu.yaml").write_text(
+        "study: {name: xuanwu, title: 玄武区试运行}\n"
+        f"inputs:\n  network: {osm}\n  facilities: [{{path: amap.csv}}]\n  units: {{path: units.csv, crs: wgs84}}\n"
+        "  population: {census: {path: census.csv, code_column: 区划代码, total_column: 60岁及以上人口, level: village}}\n"
+        "targets: {sets: [national, putuo_2025]}\n", encoding="utf-8")
+
+    results = run_study(load_study(tmp_path / "xuanwu.yaml", output_root=tmp_path / "out"), make_map=False)
+
+    assert results.ingest_summary["rows_in"] == 20 and results.ingest_summary["located"] == 20
+    assert results.demand_projected["elderly"].sum() == pytest.approx(sum(totals.values()))
+    assert any("extent of the street network" in note for note in results.notes)
+    wide = results.coverage_wide.set_index(["scope", "kind"])
+    assert wide.loc[("study", "mutual_aid"), "share_15min"] == 0.0  # no 互助幸福院 in a city: 0 %, no crash
+    assert 0.0 < wide.loc[("study", "day_care"), "share_15min"] < 1.0
+    assert len(results.targets) and (Path(results.config.output_dir) / "xuanwu_coverage.xlsx").exists()
