@@ -12,7 +12,7 @@ town, and 合计 rows. Coordinates are GCJ-02.
 
 It times, in one run and each in a fresh process (peak RSS is its own):
 
-- ours: ``ingest.validate_report`` (reading, kinds, checks, the by-type
+- ours: ``validate.validate_report`` (reading, kinds, checks, the by-type
   summary), then ``sites.detect_geocoder_fallbacks`` and ``sites.merge_sites``
   on the accepted rows — everything ``validate`` and the batch job's
   facilities stage do;
@@ -111,10 +111,10 @@ def _peak_gb() -> float:
 
 def _ours(path: str, queue) -> None:
     start = time.perf_counter()
-    from coverage import ingest, sites
+    from coverage import ingest, sites, validate
 
     imported = time.perf_counter()
-    text, rejects, summary = ingest.validate_report(path, lang="zh")
+    text, rejects, summary = validate.validate_report(path, lang="zh")
     read = time.perf_counter()
     facilities, _, _ = ingest.read_facilities(path)
     reread = time.perf_counter()

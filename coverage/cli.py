@@ -119,10 +119,10 @@ def _column_mapping(pairs: list[str]) -> dict[str, str] | None:
 
 
 def _cmd_validate(args) -> int:
-    from coverage import ingest
+    from coverage import ingest, validate
 
     sheet = int(args.sheet) if args.sheet is not None and args.sheet.isdigit() else args.sheet
-    text, rejects, summary = ingest.validate_report(args.file, crs=args.crs, kinds_file=args.kinds, sheet=sheet,
+    text, rejects, summary = validate.validate_report(args.file, crs=args.crs, kinds_file=args.kinds, sheet=sheet,
                                                     columns=_column_mapping(args.column))
     print(text)
     rejects_path = Path(args.rejects) if args.rejects else Path(args.file).with_name(Path(args.file).stem + "_rejects.csv")

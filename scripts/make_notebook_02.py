@@ -25,7 +25,7 @@ import csv
 
 import pandas as pd
 
-from coverage import ingest, sites
+from coverage import ingest, sites, validate
 
 REPO = Path("..").resolve()
 WORK = REPO / "outputs" / "notebook02"
@@ -36,7 +36,7 @@ print(bureau_list.name)"""),
 
 `validate_report` 按“类型”列的每个取值汇总：多少行、判成哪一类、或为什么不能用。
 `validate_report` summarises by value of the type column: how many rows, which kind, or why not."""),
-    ("code", """text, rejects, summary = ingest.validate_report(bureau_list, crs="gcj02", lang="zh")
+    ("code", """text, rejects, summary = validate.validate_report(bureau_list, crs="gcj02", lang="zh")
 print(text)"""),
     ("md", """## 2. 高德 POI 导出表 / An Amap POI export of the same area
 
@@ -66,7 +66,7 @@ amap_rows.append(amap_row(first["name"] + "(停车场)", "交通设施服务;停
 amap_export = WORK / "高德POI_示例县_养老.csv"
 with open(amap_export, "w", newline="", encoding="gbk") as handle:
     csv.writer(handle).writerows(amap_rows)
-text, _, amap_summary = ingest.validate_report(amap_export, lang="zh")
+text, _, amap_summary = validate.validate_report(amap_export, lang="zh")
 print(text)"""),
     ("md", """## 3. 没有坐标的村级名单 / A village list without coordinates
 
@@ -90,7 +90,7 @@ village_rows.append(["合计", "", "", "", "", 480])
 village_list = WORK / "乡镇报送_互助幸福院名单.csv"
 with open(village_list, "w", newline="", encoding="utf-8-sig") as handle:
     csv.writer(handle).writerows(village_rows)
-text, village_rejects, _ = ingest.validate_report(village_list, lang="zh")
+text, village_rejects, _ = validate.validate_report(village_list, lang="zh")
 print(text)"""),
     ("md", """## 4. 类型对照补充文件 / A kinds file for the local class
 
@@ -99,7 +99,7 @@ Add the local word under a kind in a YAML file (layout of `coverage/kinds.yaml`)
 the study file, or `--kinds` on the command line."""),
     ("code", """kinds_file = WORK / "本地类型对照.yaml"
 kinds_file.write_text("mutual_aid:\\n  types: [村级养老服务站]\\n", encoding="utf-8")
-text, village_rejects, village_summary = ingest.validate_report(village_list, lang="zh", kinds_file=kinds_file)
+text, village_rejects, village_summary = validate.validate_report(village_list, lang="zh", kinds_file=kinds_file)
 print(text)
 assert village_summary["presence_only"] == 4 and village_summary["rejected"] == 1   # only the 合计 row"""),
     ("md", """## 5. 坐标系核对 / Is the coordinate system right?

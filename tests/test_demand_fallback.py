@@ -207,14 +207,15 @@ def test_voronoi_zones_clip_to_the_study_area_without_parent_polygons():
     assert all(cell.contains(point) for cell, point in zip(cells.geometry, own.geometry))
 
 
-def test_points_with_nothing_to_share_out_say_what_is_missing(tmp_path):
-    from coverage._errors import InputDataError
+def test_points_with_no_outline_at_all_share_out_the_street_networks_extent(tmp_path):
     from coverage.pipeline import prepare_inputs
 
     config = load_study(_points_study(tmp_path, with_outlines=False), output_root=tmp_path)
-    with pytest.raises(InputDataError, match="no parent polygon and no study-area outline") as raised:
-        prepare_inputs(config)
-    assert "town or county polygons" in str(raised.value)
+    census = pd.read_csv(config.population.census, encoding="utf-8-sig")
+    notes: list[str] = []
+    inputs = prepare_inputs(config, notes=notes)
+    assert any("extent of the street network" in note for note in notes)
+    assert inputs.demand["elderly"].sum() == pytest.approx(census.iloc[:, 1].sum())
 
 
 def test_a_census_level_the_units_do_not_have_is_named_with_the_levels_they_have(tmp_path):

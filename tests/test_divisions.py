@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from coverage import divisions, ingest, pipeline, population
+from coverage import admin, divisions, ingest, pipeline, population
 from coverage._errors import InputDataError
 from tests.conftest import shared_data
 
@@ -315,10 +315,10 @@ def test_a_code_that_lost_digits_in_excel_is_refused_where_the_level_needs_them(
 
 def test_unit_codes_are_read_through_divisions():
     # ingest keeps its 12-digit padding and its Tianditu switch
-    assert ingest._normalise_code("420116.0") == "420116000000"
-    assert ingest._normalise_code("4.20116E+11") == "420116000000"
-    assert ingest._normalise_code("４２０１１６００１") == "420116001000"
-    assert ingest._normalise_code("156420116") == "156420116000"
-    assert ingest._normalise_code("156420116", tianditu=True) == "420116000000"
-    assert ingest._normalise_code("A-17") == "A-17"
-    assert ingest._normalise_code("") is None
+    assert admin._normalise_code("420116.0") == "420116000000"
+    assert admin._normalise_code("4.20116E+11") == "420116000000"
+    assert admin._normalise_code("４２０１１６００１") == "420116001000"
+    assert admin._normalise_code("156420116") == "156420116000"
+    assert admin._normalise_code("156420116", tianditu=True) == "420116000000"
+    assert admin._normalise_code("A-17") == "A-17"
+    assert admin._normalise_code("") is None

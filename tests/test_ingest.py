@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import Point, box
 
-from coverage import coords, ingest
+from coverage import coords, ingest, tables, validate
 from coverage._errors import InputDataError
 from coverage.config import KINDS
 
@@ -244,11 +244,11 @@ def test_degree_minute_second_and_combined_coordinates_are_read(tmp_path):
     facilities, rejects, _ = ingest.read_facilities(path)
     assert rejects.empty and len(facilities) == 2
 
-    assert ingest._parse_degrees("114°18′30″") == pytest.approx(114 + 18 / 60 + 30 / 3600)
-    assert ingest._parse_degrees("30度35分") == pytest.approx(30 + 35 / 60)
-    assert ingest._parse_degrees("E114.5") == pytest.approx(114.5)
-    assert ingest._parse_degrees("１１４．５") == pytest.approx(114.5)
-    assert ingest._parse_degrees("东经") is None
+    assert tables._parse_degrees("114°18′30″") == pytest.approx(114 + 18 / 60 + 30 / 3600)
+    assert tables._parse_degrees("30度35分") == pytest.approx(30 + 35 / 60)
+    assert tables._parse_degrees("E114.5") == pytest.approx(114.5)
+    assert tables._parse_degrees("１１４．５") == pytest.approx(114.5)
+    assert tables._parse_degrees("东经") is None
 
 
 # ----------------------------------------------------------------------------- checks and rejects
@@ -558,7 +558,7 @@ def test_write_rejects_writes_utf8_bom_csv_atomically(tmp_path):
 def test_validate_report_explains_counts_and_first_rejects_in_both_languages(tmp_path):
     path, study_area = _problem_file(tmp_path)
 
-    text, rejects, summary = ingest.validate_report(path, crs="wgs84", study_area=study_area)
+    text, rejects, summary = validate.validate_report(path, crs="wgs84", study_area=study_area)
 
     assert "读入 12 行 = 有坐标 4 + 仅计存在（无坐标）0 + 剔除 8" in text
     assert "Rows read 12 = located 4 + presence-only (no coordinates) 0 + rejected 8" in text
@@ -566,7 +566,7 @@ def test_validate_report_explains_counts_and_first_rejects_in_both_languages(tmp
     assert "第 6 行" in text and "row 6" in text and "'经度'" in text
     assert len(rejects) == 8 and summary["rows_in"] == 12
 
-    english, _, _ = ingest.validate_report(path, crs="wgs84", lang="en")
+    english, _, _ = validate.validate_report(path, crs="wgs84", lang="en")
     assert "Rows read 12" in english and "读入" not in english
 
 
@@ -578,7 +578,7 @@ def test_validate_summarises_a_large_registry_by_type_value_not_row_by_row(tmp_p
         rows.append([f"第{i}号站", "老年活动室", 114.20 + i * 1e-4, 30.51])
     path = write_csv(tmp_path / "registry.csv", rows)
 
-    text, rejects, summary = ingest.validate_report(path, lang="zh")
+    text, rejects, summary = validate.validate_report(path, lang="zh")
 
     assert len(rejects) == 200
     type_lines = [line for line in text.splitlines() if line.startswith("  养老机构") or line.startswith("  老年活动室")]
@@ -712,7 +712,7 @@ def test_facility_is_assigned_to_a_village_point_of_the_real_town_named_in_the_l
     villages = units[(units["level"] == "village") & units.geometry.notna()]
     village = villages.iloc[len(villages) // 2]
     town_name = units.set_index("code").loc[village["parent_code"], "name"]  # e.g. "xx街办事处"
-    written_name = ingest._place_core(town_name) + "街道"  # how a bureau list writes it
+    written_name = tables._place_core(town_name) + "街道"  # how a bureau list writes it
     lon, lat = offset(village.geometry.x, village.geometry.y, 15.0, 10.0)
     path = write_csv(tmp_path / "real_town.csv", [
         ["名称", "类型", "经度", "纬度", "所属街道"],

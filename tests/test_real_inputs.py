@@ -10,7 +10,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from coverage import coords, ingest, kinds
+from coverage import coords, ingest, kinds, validate
 from coverage.config import load_study
 
 from tests.conftest import REPO_ROOT, metres_between, shared_data
