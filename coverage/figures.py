@@ -219,10 +219,19 @@ def _find_cjk_family() -> tuple[Path, str] | None:
     for entry in sorted((e for e in entries if _CJK_HINT.search(e.name)), key=regular_first):
         if _has_glyphs(entry.fname):
             return Path(entry.fname), entry.name
-    # fonts installed after matplotlib's font cache was built
-    for fname in sorted(font_manager.findSystemFonts()):
+    # fonts installed after matplotlib's font cache was built: the regular face first, and every face of
+    # its family registered (only a Black or Bold face makes matplotlib warn "findfont" at every label)
+    system_fonts = sorted(font_manager.findSystemFonts(), key=lambda f: ("regular" not in Path(f).name.lower(), f))
+    for fname in system_fonts:
         if _CJK_HINT.search(Path(fname).name) and _has_glyphs(fname):
             family = ft2font.FT2Font(fname).family_name
+            for other in system_fonts:
+                if Path(other).parent == Path(fname).parent and _CJK_HINT.search(Path(other).name):
+                    try:
+                        if ft2font.FT2Font(other).family_name == family:
+                            font_manager.fontManager.addfont(other)
+                    except (OSError, RuntimeError, ValueError):
+                        continue
             return Path(fname), family
     return None
 
