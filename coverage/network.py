@@ -19,10 +19,10 @@ import shapely
 from coverage._errors import InputDataError
 from coverage._io import atomic_path, file_sha256
 from coverage.coords import utm_crs_for
-from coverage.reach import NetworkArrays, network_arrays, node_components
+from coverage.reach import NetworkArrays, highway_code, network_arrays, node_components
 
 #: bump when the filter or the graph build changes, so cached graphs are rebuilt
-NETWORK_BUILD_VERSION = "3"
+NETWORK_BUILD_VERSION = "4"
 
 #: highway values no pedestrian may use (osmnx's "walk" filter, plus trunk links:
 #: ramps of China's urban expressways have no footway)
@@ -33,6 +33,32 @@ EXCLUDED_HIGHWAY = frozenset(
         "services", "escape", "busway", "corridor_planned",
     }
 )
+
+#: highway values no car may use (osmnx's "drive" filter: no service roads, paths or tracks)
+DRIVE_EXCLUDED_HIGHWAY = frozenset(
+    {
+        "abandoned", "bridleway", "bus_guideway", "construction", "corridor", "cycleway", "elevator",
+        "escalator", "footway", "no", "path", "pedestrian", "planned", "platform", "proposed", "raceway",
+        "razed", "rest_area", "service", "services", "steps", "track",
+    }
+)
+
+#: service=* values osmnx's "drive" filter drops
+DRIVE_EXCLUDED_SERVICE = frozenset({"alley", "driveway", "emergency_access", "parking", "parking_aisle", "private"})
+
+#: highway values no traffic uses (osmnx's "all" filter)
+ALL_EXCLUDED_HIGHWAY = frozenset(
+    {"abandoned", "construction", "no", "planned", "platform", "proposed", "raceway", "razed", "rest_area",
+     "services"}
+)
+
+#: the way selections a network can be loaded with (see :func:`load_walk_arrays`)
+WAY_SELECTIONS = ("walk", "drive", "all")
+
+#: OSM ``oneway`` values that make a way one-way, and those among them that run against its node order
+#: (as osmnx reads them)
+ONEWAY_VALUES = frozenset({"yes", "true", "1", "-1", "reverse", "T", "F"})
+REVERSED_ONEWAY_VALUES = frozenset({"-1", "reverse", "T"})
 
 #: file endings read as raw OSM by pyosmium
 RAW_OSM_SUFFIXES = (".osm", ".osm.xml", ".xml", ".osm.pbf", ".pbf", ".osm.bz2", ".osm.gz")
@@ -73,9 +99,88 @@ def is_ferry(tags: dict[str, str]) -> bool:
     return tags.get("route") == "ferry" and tags.get("foot") != "no"
 
 
-def _read_raw_osm(path: Path) -> tuple[dict[int, tuple[float, float]], list[tuple[int, list[int], dict]]]:
+def is_drivable(tags: dict[str, str]) -> bool:
     """
-    Read nodes and walkable/ferry ways from an OSM file with pyosmium.
+    Whether an OSM way with these tags belongs to the driving network.
+
+    Mirrors osmnx's ``drive`` network filter: any ``highway=*`` way that is
+    not an area, not private, not closed to motor vehicles and not a path,
+    track, service road or similar (motorways and trunk roads are in).
+
+    Parameters
+    ----------
+    tags
+        The way's OSM tags.
+
+    Returns
+    -------
+    bool
+    """
+    highway = tags.get("highway")
+    if highway is None or highway in DRIVE_EXCLUDED_HIGHWAY:
+        return False
+    if tags.get("area") == "yes" or tags.get("access") == "private":
+        return False
+    if tags.get("motor_vehicle") == "no" or tags.get("motorcar") == "no":
+        return False
+    return tags.get("service") not in DRIVE_EXCLUDED_SERVICE
+
+
+def is_any_way(tags: dict[str, str]) -> bool:
+    """Whether an OSM way is in use by some traffic (osmnx's ``all`` filter): the union network of the profiles."""
+    highway = tags.get("highway")
+    if highway is None or highway in ALL_EXCLUDED_HIGHWAY:
+        return False
+    if tags.get("area") == "yes" or tags.get("access") == "private":
+        return False
+    return tags.get("service") != "private"
+
+
+def is_car_ferry(tags: dict[str, str]) -> bool:
+    """Whether an OSM way is a ferry line (``route=ferry``) that carries cars (``motorcar``/``motor_vehicle=yes``)."""
+    return tags.get("route") == "ferry" and "yes" in (tags.get("motorcar"), tags.get("motor_vehicle"))
+
+
+def oneway_direction(tags: dict[str, str]) -> int:
+    """
+    One-way rule of an OSM way for vehicles, as osmnx reads it.
+
+    Returns
+    -------
+    int
+        0 both ways, 1 only in the way's node order, -1 only against it
+        (``oneway=-1`` / ``reverse``). ``junction=roundabout`` is one-way.
+    """
+    oneway = tags.get("oneway")
+    if oneway in ONEWAY_VALUES:
+        return -1 if oneway in REVERSED_ONEWAY_VALUES else 1
+    return 1 if tags.get("junction") == "roundabout" else 0
+
+
+def _way_filter(ways: str):
+    """The (way, ferry) predicates of a way selection: ``walk``, ``drive`` or ``all``."""
+    if ways == "walk":
+        return is_walkable, is_ferry
+    if ways == "drive":
+        return is_drivable, is_car_ferry
+    if ways == "all":
+        return is_any_way, lambda tags: is_ferry(tags) or is_car_ferry(tags)
+    raise ValueError(f"ways must be one of {', '.join(WAY_SELECTIONS)}, got {ways!r}")
+
+
+def _read_raw_osm(
+    path: Path, ways: str = "walk"
+) -> tuple[dict[int, tuple[float, float]], list[tuple[int, list[int], dict]]]:
+    """
+    Read nodes and walkable/ferry ways (or those of another way selection) from an OSM file with pyosmium.
+
+    Parameters
+    ----------
+    path
+        The OSM file.
+    ways
+        ``"walk"`` (walkable ways and foot ferries), ``"drive"`` (drivable
+        ways and car ferries) or ``"all"`` (both, and every other way in use).
 
     Returns
     -------
@@ -86,6 +191,7 @@ def _read_raw_osm(path: Path) -> tuple[dict[int, tuple[float, float]], list[tupl
     """
     import osmium
 
+    keep_way, keep_ferry = _way_filter(ways)
     node_lonlat: dict[int, tuple[float, float]] = {}
     ways: list[tuple[int, list[int], dict]] = []
     # nodes must be read for the location cache; only ways reach this loop
@@ -98,10 +204,12 @@ def _read_raw_osm(path: Path) -> tuple[dict[int, tuple[float, float]], list[tupl
     )
     for way in processor:
         tags = dict(way.tags)
-        ferry = is_ferry(tags)
-        if not (ferry or is_walkable(tags)):
+        ferry = keep_ferry(tags)
+        if not (ferry or keep_way(tags)):
             continue
         keep = {k: tags[k] for k in ("highway", "name", "bridge", "tunnel", "route", "foot", "service") if k in tags}
+        # the vehicles' one-way rule, for the arrays only (the walking graph stays two-way)
+        keep["_oneway"] = oneway_direction(tags)
         if ferry:
             keep["ferry"] = True
             keep.setdefault("highway", "ferry")
@@ -126,7 +234,7 @@ def _graph_from_ways(node_lonlat: dict, ways: list[tuple[int, list[int], dict]])
     graph.add_nodes_from((n, {"x": node_lonlat[n][0], "y": node_lonlat[n][1]}) for n in used)
     for way_id, refs, tags in ways:
         attrs = {"osmid": way_id, "oneway": False, "reversed": False, "ferry": bool(tags.get("ferry", False))}
-        attrs.update({k: v for k, v in tags.items() if k != "ferry"})
+        attrs.update({k: v for k, v in tags.items() if k != "ferry" and not k.startswith("_")})
         for u, v in zip(refs[:-1], refs[1:]):
             if u == v:
                 continue
@@ -159,6 +267,10 @@ class _WalkSegments:
         Position of the edge's way in the list of ways read.
     edge_geometry : numpy.ndarray
         shapely LineStrings in ``crs``, oriented u → v.
+    edge_highway : numpy.ndarray
+        OSM highway class code of the edge's way (:data:`coverage.reach.HIGHWAY_CLASSES`).
+    edge_oneway : numpy.ndarray
+        The way's one-way rule relative to the edge: 0 both ways, 1 only u → v, -1 only v → u.
     crs : pyproj.CRS
         The local UTM zone of the median node position.
     """
@@ -174,6 +286,8 @@ class _WalkSegments:
     edge_ferry: np.ndarray
     edge_way: np.ndarray
     edge_geometry: np.ndarray
+    edge_highway: np.ndarray
+    edge_oneway: np.ndarray
     crs: object
 
 
@@ -265,8 +379,11 @@ def _walk_segments(
         first = np.cumsum(per_edge) - per_edge
         last = first + per_edge - 1
         u_pos, v_pos, length, edge_way = u_pos[keep], v_pos[keep], length[keep], edge_way[keep]
+    # +1 where the edge runs in its way's direction, -1 where it was turned round
+    direction = np.ones(len(u_pos), dtype=np.int8)
     if low_end_first:
         flip = u_pos > v_pos
+        direction[flip] = -1
         u_pos, v_pos = np.where(flip, v_pos, u_pos), np.where(flip, u_pos, v_pos)
         # the vertices of a flipped edge are read from its end back to its start
         flipped_vertex = np.repeat(flip, per_edge)
@@ -276,6 +393,8 @@ def _walk_segments(
         del flipped_vertex, along
     geometry = shapely.linestrings(np.column_stack([x[vertices], y[vertices]]), indices=owner)
     ferry_way = np.fromiter((bool(tags.get("ferry", False)) for _, _, tags in ways), bool, len(ways))
+    highway_way = np.fromiter((highway_code(tags.get("highway")) for _, _, tags in ways), np.int8, len(ways))
+    oneway_way = np.fromiter((tags.get("_oneway", 0) for _, _, tags in ways), np.int8, len(ways))
     return _WalkSegments(
         node_ids=node_ids[ends],
         node_x=np.asarray(x, dtype=float)[ends],
@@ -288,6 +407,8 @@ def _walk_segments(
         edge_ferry=ferry_way[edge_way],
         edge_way=edge_way,
         edge_geometry=geometry,
+        edge_highway=highway_way[edge_way],
+        edge_oneway=oneway_way[edge_way] * direction,
         crs=crs,
     )
 
@@ -320,7 +441,7 @@ def _segments_graph(node_lonlat: dict, ways: list[tuple[int, list[int], dict]]) 
     way_attrs = []
     for way_id, _, tags in ways:
         attrs = {"osmid": way_id, "oneway": False, "ferry": bool(tags.get("ferry", False))}
-        attrs.update({k: v for k, v in tags.items() if k != "ferry"})
+        attrs.update({k: v for k, v in tags.items() if k != "ferry" and not k.startswith("_")})
         way_attrs.append(attrs)
     u_ids = segments.node_ids[segments.edge_u].tolist()
     v_ids = segments.node_ids[segments.edge_v].tolist()
@@ -336,7 +457,9 @@ def _segments_graph(node_lonlat: dict, ways: list[tuple[int, list[int], dict]]) 
     return graph
 
 
-def _read_walkable_osm(path: Path) -> tuple[dict[int, tuple[float, float]], list[tuple[int, list[int], dict]]]:
+def _read_walkable_osm(
+    path: Path, ways: str = "walk"
+) -> tuple[dict[int, tuple[float, float]], list[tuple[int, list[int], dict]]]:
     """
     :func:`_read_raw_osm`, with the planner-facing errors for an unreadable file or one without streets.
 
@@ -346,20 +469,20 @@ def _read_walkable_osm(path: Path) -> tuple[dict[int, tuple[float, float]], list
         The file is not OpenStreetMap data, or holds no walkable way.
     """
     try:
-        node_lonlat, ways = _read_raw_osm(path)
+        node_lonlat, kept = _read_raw_osm(path, ways)
     except RuntimeError as exc:
         raise InputDataError(
             f"cannot read as OpenStreetMap data: {exc}",
             path=path,
             hint="export the area again from OpenStreetMap as .osm or .osm.pbf / 请重新导出OSM文件",
         ) from None
-    if not ways:
+    if not kept:
         raise InputDataError(
-            "no walkable ways (highway=*) in the file",
+            "no walkable ways (highway=*) in the file" if ways == "walk" else f"no ways for '{ways}' in the file",
             path=path,
             hint="the extract must contain streets and paths, not only buildings or land use",
         )
-    return node_lonlat, ways
+    return node_lonlat, kept
 
 
 def default_cache_dir() -> Path:
@@ -456,6 +579,7 @@ def load_walk_arrays(
     to_crs=None,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
+    ways: str = "walk",
 ) -> NetworkArrays:
     """
     Read a walking network from an OSM file straight into :class:`~coverage.reach.NetworkArrays`.
@@ -485,42 +609,53 @@ def load_walk_arrays(
         beside (not instead of) the graphs of :func:`load_walk_network`.
     use_cache
         Read and write that cache.
+    ways
+        Which OSM ways make the network: ``"walk"`` (default: the walking
+        network, exactly as before), ``"drive"`` (osmnx's ``drive`` filter:
+        motorways and trunk roads in, paths and service roads out, car
+        ferries) or ``"all"`` (every way in use, for profiles such as the
+        e-bike that pick their highway classes from it). Each selection is
+        cached separately. A GraphML file is used as it is, whatever ``ways``.
 
     Returns
     -------
     coverage.reach.NetworkArrays
         One row per undirected stretch, oriented from the lower node position
         to the higher; lengths are great-circle metres, coordinates metres in
-        ``crs``.
+        ``crs``. ``edge_highway`` holds each stretch's OSM highway class and
+        ``edge_oneway`` its way's one-way rule relative to u → v (walking
+        ignores it).
 
     Raises
     ------
     InputDataError
         The file is missing, unreadable, of an unknown format or has no walkable way.
     """
+    _way_filter(ways)  # an unknown selection fails before any file is read
     path = Path(path)
     if not path.exists():
         raise InputDataError("network file not found", path=path, hint="check inputs.network in the study file")
     name = path.name.lower()
     if name.endswith(".graphml") or not name.endswith(RAW_OSM_SUFFIXES):
         return network_arrays(load_walk_network(path, to_crs=to_crs, cache_dir=cache_dir, use_cache=use_cache))
-    cache_file = _arrays_cache_file(path, cache_dir) if use_cache else None
+    cache_file = _arrays_cache_file(path, cache_dir, ways) if use_cache else None
     if cache_file is not None and cache_file.exists():
         with open(cache_file, "rb") as handle:
             net = _arrays_from_cache(pickle.load(handle))
         return _project_arrays(net, to_crs)
-    node_lonlat, ways = _read_walkable_osm(path)
-    net = _arrays_from_segments(_walk_segments(node_lonlat, ways, low_end_first=True))
-    del node_lonlat, ways
+    node_lonlat, kept = _read_walkable_osm(path, ways)
+    net = _arrays_from_segments(_walk_segments(node_lonlat, kept, low_end_first=True))
+    del node_lonlat, kept
     if cache_file is not None:
         _atomic_pickle(_arrays_to_cache(net), cache_file)
     return _project_arrays(net, to_crs)
 
 
-def _arrays_cache_file(path: Path, cache_dir: str | Path | None) -> Path:
-    """Cache file of the arrays of ``path``: by content, build version and osmnx version (edge lengths)."""
+def _arrays_cache_file(path: Path, cache_dir: str | Path | None, ways: str = "walk") -> Path:
+    """Cache file of the arrays of ``path``: by content, way selection, build and osmnx version (edge lengths)."""
     cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = f"{file_sha256(path)}-v{NETWORK_BUILD_VERSION}-arrays-ox{ox.__version__}"
+    selection = "" if ways == "walk" else f"{ways}-"
+    key = f"{file_sha256(path)}-v{NETWORK_BUILD_VERSION}-arrays-{selection}ox{ox.__version__}"
     return cache_root / "networks" / f"{key}.pickle"
 
 
@@ -560,6 +695,8 @@ def _arrays_from_segments(segments: _WalkSegments) -> NetworkArrays:
         edge_ferry=segments.edge_ferry[order],
         edge_geometry=segments.edge_geometry[order],
         crs=segments.crs,
+        edge_highway=segments.edge_highway[order],
+        edge_oneway=segments.edge_oneway[order],
     )
 
 

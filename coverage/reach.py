@@ -7,6 +7,12 @@ sites) are attached to the nearest point on the nearest walkable edge, not to
 the nearest node, and the straight-line access leg is walked at the same
 speed. Costs are seconds (time mode) or metres (distance mode: speed 1 m/s,
 ferries counted by their length).
+
+The searches take either one walking speed (edge cost = length / speed, the
+same both ways) or precomputed directed edge costs (``edge_seconds=(forward,
+backward)``, e.g. from :func:`coverage.profiles.edge_costs`: per highway
+class, one-way streets closed against their direction), as scipy's csgraph
+takes a cost matrix; :func:`network_csgraph` gives that matrix itself.
 """
 
 from __future__ import annotations
@@ -27,6 +33,30 @@ from coverage.config import FerryPolicy
 # scipy's csgraph treats a stored 0 as "no edge" in some paths; give zero-cost
 # links a negligible positive cost instead (1 microsecond or micrometre)
 _MIN_COST = 1e-6
+
+
+#: OSM ``highway`` classes with a code of their own (code = position); any other value is code 0
+HIGHWAY_CLASSES: tuple[str, ...] = (
+    "other", "motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link",
+    "secondary", "secondary_link", "tertiary", "tertiary_link", "unclassified", "residential",
+    "living_street", "service", "road", "track", "pedestrian", "footway", "path", "steps",
+    "cycleway", "bridleway", "corridor", "elevator", "busway", "ferry",
+)
+_HIGHWAY_CODE = {name: code for code, name in enumerate(HIGHWAY_CLASSES)}
+
+
+def highway_code(value) -> int:
+    """
+    Code in :data:`HIGHWAY_CLASSES` of an OSM ``highway`` value (0 for any other).
+
+    A list (osmnx's simplification merges ways of several classes) takes its
+    first element, as does a GraphML string such as ``"['residential', 'tertiary']"``.
+    """
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    if isinstance(value, str) and value.startswith("["):
+        value = value.strip("[]").split(",")[0].strip().strip("'\"")
+    return _HIGHWAY_CODE.get(value, 0) if isinstance(value, str) else 0
 
 
 @dataclass(frozen=True)
@@ -50,6 +80,14 @@ class NetworkArrays:
         shapely LineStrings in the working CRS, oriented u → v.
     crs : object
         The working CRS.
+    edge_highway : numpy.ndarray or None
+        OSM ``highway`` class of each edge as a small int code into
+        :data:`HIGHWAY_CLASSES` (0 = any other value); ``None`` when unknown
+        (every edge counts as class 0).
+    edge_oneway : numpy.ndarray or None
+        One-way rule of each edge as the OSM way sets it (for vehicles):
+        0 both ways, 1 only u → v, -1 only v → u; ``None`` when unknown (all 0).
+        Walking ignores it; profiles that honour one-way streets read it.
     """
 
     node_ids: np.ndarray
@@ -61,6 +99,8 @@ class NetworkArrays:
     edge_ferry: np.ndarray
     edge_geometry: np.ndarray
     crs: object
+    edge_highway: np.ndarray | None = None
+    edge_oneway: np.ndarray | None = None
 
     @property
     def n_nodes(self) -> int:
@@ -123,8 +163,8 @@ def network_arrays(graph: nx.MultiDiGraph) -> NetworkArrays:
     node_x = np.array([graph.nodes[n]["x"] for n in node_ids.tolist()], dtype=float)
     node_y = np.array([graph.nodes[n]["y"] for n in node_ids.tolist()], dtype=float)
 
-    seen: set = set()
-    edge_u, edge_v, lengths, ferries, geometries = [], [], [], [], []
+    seen: dict = {}
+    edge_u, edge_v, lengths, ferries, geometries, highways, oneways = [], [], [], [], [], [], []
     for u, v, data in graph.edges(data=True):
         pu, pv = position[u], position[v]
         geometry = data.get("geometry")
@@ -134,8 +174,14 @@ def network_arrays(graph: nx.MultiDiGraph) -> NetworkArrays:
         # the same street stored in both directions is one walkable edge
         key = (min(pu, pv), max(pu, pv), round(length, 2), round(geometry.length, 1))
         if key in seen:
+            # the street met again the other way round: it is not one-way
+            if edge_u[seen[key]] != pu:
+                oneways[seen[key]] = 0
             continue
-        seen.add(key)
+        seen[key] = len(edge_u)
+        # only this direction seen so far (a reciprocal edge makes it two-way above)
+        oneways.append(0 if pu == pv else 1)
+        highways.append(highway_code(data.get("highway")))
         edge_u.append(pu)
         edge_v.append(pv)
         lengths.append(length)
@@ -152,6 +198,8 @@ def network_arrays(graph: nx.MultiDiGraph) -> NetworkArrays:
         edge_ferry=np.array(ferries, dtype=bool),
         edge_geometry=np.array(geometries, dtype=object),
         crs=graph.graph.get("crs"),
+        edge_highway=np.array(highways, dtype=np.int8),
+        edge_oneway=np.array(oneways, dtype=np.int8),
     )
 
 
@@ -163,6 +211,8 @@ def network_arrays_from_edges(
     *,
     edge_ferry: np.ndarray | None = None,
     crs=None,
+    edge_highway: np.ndarray | None = None,
+    edge_oneway: np.ndarray | None = None,
 ) -> NetworkArrays:
     """
     Build :class:`NetworkArrays` straight from arrays (straight edges).
@@ -179,6 +229,10 @@ def network_arrays_from_edges(
         Optional ferry flags.
     crs
         The CRS of the coordinates.
+    edge_highway
+        Optional highway codes (:data:`HIGHWAY_CLASSES`); default 0 for every edge.
+    edge_oneway
+        Optional one-way rules (0, 1 = only u → v, -1 = only v → u); default 0.
     """
     edge_u = np.asarray(edge_u, dtype=np.int64)
     edge_v = np.asarray(edge_v, dtype=np.int64)
@@ -197,6 +251,8 @@ def network_arrays_from_edges(
         edge_ferry=np.zeros(len(edge_u), bool) if edge_ferry is None else np.asarray(edge_ferry, bool),
         edge_geometry=geometries,
         crs=crs,
+        edge_highway=np.zeros(len(edge_u), np.int8) if edge_highway is None else np.asarray(edge_highway, np.int8),
+        edge_oneway=np.zeros(len(edge_u), np.int8) if edge_oneway is None else np.asarray(edge_oneway, np.int8),
     )
 
 
@@ -598,23 +654,85 @@ def _sorted_links(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_row
     return indptr, key - row * n_cols, weight
 
 
-def _network_links(net: NetworkArrays, costs: np.ndarray):
-    """The walkable links between nodes, both ways, as CSR arrays; cached on the arrays per cost array."""
-    digest = hashlib.blake2b(np.ascontiguousarray(costs, dtype=float).view(np.uint8), digest_size=16).digest()
+@dataclass(frozen=True)
+class _Costs:
+    """
+    Edge costs of one search.
+
+    ``forward`` is the cost u → v of every edge, ``backward`` the cost v → u
+    (``None``: the same as ``forward``, which is then length / ``speed``, the
+    walking case, computed with the original operations). ``speed`` (metres
+    per second, 1 in distance mode) prices the straight access legs and, when
+    ``backward`` is None, the parts of edges.
+    """
+
+    forward: np.ndarray
+    backward: np.ndarray | None
+    speed: float
+
+
+def _part(fraction: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """``fraction`` of an edge's cost; 0 for a zero fraction even where the edge is closed (inf)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(fraction == 0.0, 0.0, fraction * cost)
+
+
+def _network_links(net: NetworkArrays, costs: _Costs | np.ndarray):
+    """The links between nodes, both ways, as CSR arrays; cached on the arrays per cost array (pair)."""
+    if not isinstance(costs, _Costs):
+        costs = _Costs(np.asarray(costs, dtype=float), None, 1.0)
+    forward = np.ascontiguousarray(costs.forward, dtype=float)
+    hasher = hashlib.blake2b(forward.view(np.uint8), digest_size=16)
+    if costs.backward is not None:
+        hasher.update(b"backward")
+        hasher.update(np.ascontiguousarray(costs.backward, dtype=float).view(np.uint8))
+    digest = hasher.digest()
     cache = net.__dict__.setdefault("_link_cache", {})
     if digest in cache:
         return cache[digest]
-    usable = np.isfinite(costs)
-    u, v, c = net.edge_u[usable], net.edge_v[usable], costs[usable]
-    links = _sorted_links(np.concatenate([u, v]), np.concatenate([v, u]), np.concatenate([c, c]),
-                          net.n_nodes, net.n_nodes)
+    if costs.backward is None:
+        usable = np.isfinite(forward)
+        u, v, c = net.edge_u[usable], net.edge_v[usable], forward[usable]
+        links = _sorted_links(np.concatenate([u, v]), np.concatenate([v, u]), np.concatenate([c, c]),
+                              net.n_nodes, net.n_nodes)
+    else:
+        backward = np.asarray(costs.backward, dtype=float)
+        ahead, back = np.isfinite(forward), np.isfinite(backward)
+        links = _sorted_links(np.concatenate([net.edge_u[ahead], net.edge_v[back]]),
+                              np.concatenate([net.edge_v[ahead], net.edge_u[back]]),
+                              np.concatenate([forward[ahead], backward[back]]), net.n_nodes, net.n_nodes)
     while len(cache) >= _LINK_CACHE_SIZE:
         cache.pop(next(iter(cache)))
     cache[digest] = links
     return links
 
 
-def _node_graph(net: NetworkArrays, costs: np.ndarray, sources: Snap | None, speed: float) -> sparse.csr_matrix:
+def network_csgraph(net: NetworkArrays, forward_seconds: np.ndarray, backward_seconds: np.ndarray) -> sparse.csr_matrix:
+    """
+    Directed node-to-node CSR matrix of per-edge costs, for ``scipy.sparse.csgraph``.
+
+    Parameters
+    ----------
+    net
+        The network arrays.
+    forward_seconds, backward_seconds
+        Cost of each edge u → v and v → u (seconds, or any additive unit);
+        inf where the edge may not be used in that direction. Parallel
+        edges keep the cheaper; costs are at least 1e-6.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        Shape (n_nodes, n_nodes); entry (i, j) is the cost of going from
+        node position i to node position j.
+    """
+    indptr, indices, data = _network_links(
+        net, _Costs(np.asarray(forward_seconds, float), np.asarray(backward_seconds, float), 1.0)
+    )
+    return sparse.csr_matrix((data.copy(), indices.copy(), indptr.copy()), shape=(net.n_nodes, net.n_nodes))
+
+
+def _node_graph(net: NetworkArrays, costs: _Costs, sources: Snap | None) -> sparse.csr_matrix:
     """
     Directed CSR over nodes plus one virtual node per source point.
 
@@ -627,15 +745,22 @@ def _node_graph(net: NetworkArrays, costs: np.ndarray, sources: Snap | None, spe
     n_virtual = 0 if sources is None else len(sources)
     size = net.n_nodes + n_virtual
     if n_virtual:
+        speed = costs.speed
         on = np.flatnonzero(sources.on_network)
         e = sources.edge[on]
         access_cost = sources.access_m[on] / speed
-        along = sources.fraction[on] * net.edge_length_m[e] / speed
-        rest = (1.0 - sources.fraction[on]) * net.edge_length_m[e] / speed
-        v_indptr, v_indices, v_data = _sorted_links(
-            np.concatenate([on, on]), np.concatenate([net.edge_u[e], net.edge_v[e]]),
-            np.concatenate([access_cost + along, access_cost + rest]), n_virtual, size,
-        )
+        if costs.backward is None:
+            along = sources.fraction[on] * net.edge_length_m[e] / speed
+            rest = (1.0 - sources.fraction[on]) * net.edge_length_m[e] / speed
+        else:
+            # from the point back to u runs against the edge, on to v along it
+            along = _part(sources.fraction[on], costs.backward[e])
+            rest = _part(1.0 - sources.fraction[on], costs.forward[e])
+        rows = np.concatenate([on, on])
+        cols = np.concatenate([net.edge_u[e], net.edge_v[e]])
+        weights = np.concatenate([access_cost + along, access_cost + rest])
+        open_ = np.isfinite(weights)
+        v_indptr, v_indices, v_data = _sorted_links(rows[open_], cols[open_], weights[open_], n_virtual, size)
         indptr = np.concatenate([indptr, indptr[-1] + v_indptr[1:]])
         indices = np.concatenate([indices, v_indices])
         data = np.concatenate([data, v_data])
@@ -645,7 +770,7 @@ def _node_graph(net: NetworkArrays, costs: np.ndarray, sources: Snap | None, spe
 
 
 def _point_costs_from_nodes(
-    net: NetworkArrays, node_cost: np.ndarray, targets: Snap, speed: float
+    net: NetworkArrays, node_cost: np.ndarray, targets: Snap, costs: _Costs
 ) -> tuple[np.ndarray, np.ndarray]:
     """
     Cost to each target point given costs at nodes: via the u end or the v end of its edge.
@@ -653,10 +778,16 @@ def _point_costs_from_nodes(
     ``node_cost`` is (n_nodes,) or (k, n_nodes). Returns the cost (same leading
     shape, targets last) and which end (0 = u, 1 = v) gave it.
     """
+    speed = costs.speed
     on = targets.on_network
     e = np.where(on, targets.edge, 0)
-    along = targets.fraction * net.edge_length_m[e] / speed
-    rest = (1.0 - targets.fraction) * net.edge_length_m[e] / speed
+    if costs.backward is None:
+        along = targets.fraction * net.edge_length_m[e] / speed
+        rest = (1.0 - targets.fraction) * net.edge_length_m[e] / speed
+    else:
+        # from u onto the point runs along the edge, from v against it
+        along = _part(targets.fraction, costs.forward[e])
+        rest = _part(1.0 - targets.fraction, costs.backward[e])
     via_u = node_cost[..., net.edge_u[e]] + along
     via_v = node_cost[..., net.edge_v[e]] + rest
     use_v = via_v < via_u
@@ -677,11 +808,35 @@ def _same_edge_pairs(sources: Snap, targets: Snap) -> tuple[np.ndarray, np.ndarr
     return pairs["source"].to_numpy(np.int64), pairs["target"].to_numpy(np.int64)
 
 
-def _direct_costs(net, sources: Snap, targets: Snap, s_idx, t_idx, speed: float) -> np.ndarray:
+def _direct_costs(net, sources: Snap, targets: Snap, s_idx, t_idx, costs: _Costs) -> np.ndarray:
     """Cost along a shared edge: access legs plus the stretch between the two positions."""
-    length = net.edge_length_m[sources.edge[s_idx]]
-    stretch = np.abs(sources.fraction[s_idx] - targets.fraction[t_idx]) * length
-    return (sources.access_m[s_idx] + stretch + targets.access_m[t_idx]) / speed
+    speed = costs.speed
+    if costs.backward is None:
+        length = net.edge_length_m[sources.edge[s_idx]]
+        stretch = np.abs(sources.fraction[s_idx] - targets.fraction[t_idx]) * length
+        return (sources.access_m[s_idx] + stretch + targets.access_m[t_idx]) / speed
+    e = sources.edge[s_idx]
+    step = targets.fraction[t_idx] - sources.fraction[s_idx]
+    # ahead of the source runs along the edge (u → v), behind it against it
+    stretch = np.where(step >= 0.0, _part(np.abs(step), costs.forward[e]), _part(np.abs(step), costs.backward[e]))
+    return (sources.access_m[s_idx] + targets.access_m[t_idx]) / speed + stretch
+
+
+def _search_costs(
+    net: NetworkArrays,
+    walk_speed_mps: float | None,
+    ferry: FerryPolicy | None,
+    edge_seconds: tuple[np.ndarray, np.ndarray] | None,
+) -> _Costs:
+    """The costs of one search: walking at one speed, or precomputed directed edge costs."""
+    speed = 1.0 if walk_speed_mps is None else float(walk_speed_mps)
+    if edge_seconds is None:
+        return _Costs(edge_costs(net, walk_speed_mps=walk_speed_mps, ferry=ferry), None, speed)
+    forward, backward = (np.asarray(c, dtype=float) for c in edge_seconds)
+    if forward.shape != (net.n_edges,) or backward.shape != (net.n_edges,):
+        raise ValueError(f"edge_seconds must be two arrays of {net.n_edges} edge costs, "
+                         f"got shapes {forward.shape} and {backward.shape}")
+    return _Costs(forward, backward, speed)
 
 
 def nearest_facility(
@@ -692,6 +847,7 @@ def nearest_facility(
     walk_speed_mps: float | None = 0.8,
     limit: float = 900.0,
     ferry: FerryPolicy | None = None,
+    edge_seconds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """
     Walking cost from every demand point to its nearest facility, in one pass.
@@ -714,6 +870,13 @@ def nearest_facility(
         the cost is inf.
     ferry
         Ferry policy (see :func:`edge_costs`).
+    edge_seconds
+        Precomputed directed edge costs ``(forward, backward)``: seconds to
+        travel each edge u → v and v → u, inf where not allowed, e.g. from
+        :func:`coverage.profiles.edge_costs`. The search then uses them
+        instead of ``length / walk_speed_mps`` (and ``ferry`` is not
+        consulted: the costs already price ferries); ``walk_speed_mps``
+        still prices the straight access legs between points and roads.
 
     Returns
     -------
@@ -723,28 +886,27 @@ def nearest_facility(
         (position into ``facilities``, -1 when none), ``access_m``,
         ``on_network``.
     """
-    speed = 1.0 if walk_speed_mps is None else float(walk_speed_mps)
-    costs = edge_costs(net, walk_speed_mps=walk_speed_mps, ferry=ferry)
+    costs = _search_costs(net, walk_speed_mps, ferry, edge_seconds)
     n_dem = len(demand)
     cost = np.full(n_dem, np.inf)
     facility_index = np.full(n_dem, -1, dtype=np.int64)
     usable = np.flatnonzero(facilities.on_network)
     if len(usable) and n_dem:
-        graph = _node_graph(net, costs, facilities, speed)
+        graph = _node_graph(net, costs, facilities)
         node_cost, _, source = dijkstra(
             graph, directed=True, indices=net.n_nodes + usable, limit=limit,
             min_only=True, return_predecessors=True,
         )
         node_cost = node_cost[: net.n_nodes]
         node_source = source[: net.n_nodes] - net.n_nodes  # facility position, negative when none
-        cost, use_v = _point_costs_from_nodes(net, node_cost, demand, speed)
+        cost, use_v = _point_costs_from_nodes(net, node_cost, demand, costs)
         e = np.where(demand.on_network, demand.edge, 0)
         end_node = np.where(use_v, net.edge_v[e], net.edge_u[e])
         facility_index = np.where(np.isfinite(cost), node_source[end_node], -1)
         # a facility on the home's own edge: the walk along the edge may be shorter
         s_idx, t_idx = _same_edge_pairs(facilities, demand)
         if len(s_idx):
-            direct = _direct_costs(net, facilities, demand, s_idx, t_idx, speed)
+            direct = _direct_costs(net, facilities, demand, s_idx, t_idx, costs)
             pairs = pd.DataFrame({"t": t_idx, "s": s_idx, "c": direct}).sort_values(["t", "c", "s"])
             best = pairs.drop_duplicates("t")
             better = best["c"].to_numpy() < cost[best["t"].to_numpy()]
@@ -772,6 +934,7 @@ def catchment_matrix(
     limit: float = 900.0,
     ferry: FerryPolicy | None = None,
     max_cells_per_chunk: int = 20_000_000,
+    edge_seconds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> sparse.csr_matrix:
     """
     Which demand points each site reaches within ``limit``, and at what cost.
@@ -787,6 +950,8 @@ def catchment_matrix(
         As in :func:`nearest_facility`.
     max_cells_per_chunk
         Upper bound on (sites in a chunk) × (nodes) cells held at once.
+    edge_seconds
+        Precomputed directed edge costs, as in :func:`nearest_facility`.
 
     Returns
     -------
@@ -794,9 +959,8 @@ def catchment_matrix(
         Shape (n_sites, n_demand); stored values are costs (seconds or metres,
         at least 1e-6), absent entries are beyond the limit.
     """
-    speed = 1.0 if walk_speed_mps is None else float(walk_speed_mps)
-    costs = edge_costs(net, walk_speed_mps=walk_speed_mps, ferry=ferry)
-    graph = _node_graph(net, costs, sites, speed)
+    costs = _search_costs(net, walk_speed_mps, ferry, edge_seconds)
+    graph = _node_graph(net, costs, sites)
     usable = np.flatnonzero(sites.on_network)
     n_sites, n_dem = len(sites), len(demand)
     rows, cols, vals = [], [], []
@@ -807,14 +971,14 @@ def catchment_matrix(
         chunk = usable[start : start + per_chunk]
         node_cost = dijkstra(graph, directed=True, indices=net.n_nodes + chunk, limit=limit)
         node_cost = node_cost[:, : net.n_nodes]
-        point_cost, _ = _point_costs_from_nodes(net, node_cost, demand_snap, speed)
+        point_cost, _ = _point_costs_from_nodes(net, node_cost, demand_snap, costs)
         r, c = np.nonzero(point_cost <= limit)
         rows.append(chunk[r])
         cols.append(demand_on[c])
         vals.append(point_cost[r, c])
     s_idx, t_idx = _same_edge_pairs(sites, demand)
     if len(s_idx):
-        direct = _direct_costs(net, sites, demand, s_idx, t_idx, speed)
+        direct = _direct_costs(net, sites, demand, s_idx, t_idx, costs)
         keep = direct <= limit
         rows.append(s_idx[keep])
         cols.append(t_idx[keep])
@@ -854,8 +1018,8 @@ def reached_segments(
     usable = np.flatnonzero(sources.on_network)
     if len(usable) == 0:
         return np.empty(0, dtype=object)
-    costs = edge_costs(net, walk_speed_mps=walk_speed_mps, ferry=ferry)
-    graph = _node_graph(net, costs, sources, speed)
+    costs = _search_costs(net, walk_speed_mps, ferry, None)
+    graph = _node_graph(net, costs, sources)
     node_cost = dijkstra(graph, directed=True, indices=net.n_nodes + usable, limit=limit, min_only=True)
     node_cost = node_cost[: net.n_nodes]
     length = net.edge_length_m
