@@ -270,10 +270,12 @@ def _is_generic(text: str, kind_patterns: _KindPatterns) -> bool:
 
 def _kinds_of_type(type_text: str, kind_patterns: _KindPatterns) -> tuple[tuple[str, ...], str]:
     """
-    Kinds from a type cell, and how the type read: ``named``, ``generic`` or ``unknown``.
+    Kinds from a type cell, and how the type read: ``named``, ``category``, ``generic``,
+    ``unknown`` or ``not_facility``.
 
     A category path ("生活服务;社会福利;养老院") is read level by level from the
-    most specific; levels that are generic words are passed over.
+    most specific; levels that are generic words are passed over (``category``:
+    the caller reads the facility's name first, which says more).
     """
     kinds = _kinds_in_text(type_text, kind_patterns)
     levels = _category_levels(type_text)
@@ -288,7 +290,7 @@ def _kinds_of_type(type_text: str, kind_patterns: _KindPatterns) -> tuple[tuple[
                 continue
             found = _kinds_in_text(level, kind_patterns)
             if found:
-                return found, "named"
+                return found, "category"
         return (), ("generic" if all(_is_generic(level, kind_patterns) for level in levels) else "unknown")
     if kinds:
         return kinds, "named"
@@ -432,6 +434,12 @@ def _check_row(position: int, source_row: int, cells: list[str], headers: list[s
         pass
     elif not _is_empty(type_text) or _SUB_POI_RE.search(_nfkc(name)):
         result.kinds, how = _kinds_of_type(type_text, kind_patterns) if not _is_empty(type_text) else ((), "")
+        if how == "category":
+            # a map service's category (养老院 for every kind of elderly-care POI) says less than the name
+            from_name = _kinds_in_text(name, kind_patterns) if not _is_empty(name) else ()
+            if from_name:
+                result.kinds = from_name
+                result.flags.append("kind_from_name_generic_type")
         if how == "not_facility" or _SUB_POI_RE.search(_nfkc(name)):
             result.kinds = ()
             result.problems.append(("not_a_facility", header_of("type") if how == "not_facility" else header_of("name"),

@@ -61,7 +61,8 @@ def test_an_amap_poi_export_in_gbk_keeps_every_facility_row(tmp_path):
     # the category path said nothing of the kind: the name did, and the row says so
     assert by_name.loc["民意街社区日间照料中心", "flags"] == "kind_from_name_generic_type"
     assert by_name.loc["万松街长者食堂", "flags"] == "kind_from_name_unknown_type"
-    assert by_name.loc["江汉区社会福利院", "flags"] == ""  # its category path names it
+    # a category path is a map service's class: the name is read first, and the row says so
+    assert by_name.loc["江汉区社会福利院", "flags"] == "kind_from_name_generic_type"
     # pname/cityname/adname become the address hierarchy; Amap's "[]" is an empty cell
     assert by_name.loc["民意街社区日间照料中心", "address"] == "湖北省武汉市江汉区民意四路18号"
     assert by_name.loc["汉兴街道综合为老服务中心", "address"] == "湖北省武汉市江汉区"
@@ -87,7 +88,8 @@ def test_a_baidu_export_is_read_as_bd09_and_a_declared_system_wins(tmp_path):
     assert summary["crs"] == "bd09" and summary["poi_source"].startswith("Baidu")
     point = facilities.geometry.iloc[0]
     assert metres_between(point.x, point.y, truth_lon, truth_lat) < 1.0
-    assert facilities["kinds"].iloc[0] == "care_home"  # the tag's most specific level: 养老院
+    # Baidu's tag says 养老院 for every elderly-care POI; the name says what this one is
+    assert facilities["kinds"].iloc[0] == "day_care" and facilities["flags"].iloc[0] == "kind_from_name_generic_type"
 
     declared, _, summary = ingest.read_facilities(path, crs="wgs84")
     assert summary["crs"] == "wgs84" and summary["crs_source"] == "declared"
@@ -400,3 +402,32 @@ def test_an_urban_study_with_only_community_points_and_an_amap_export_runs_on_a_
     assert wide.loc[("study", "mutual_aid"), "share_15min"] == 0.0  # no 互助幸福院 in a city: 0 %, no crash
     assert 0.0 < wide.loc[("study", "day_care"), "share_15min"] < 1.0
     assert len(results.targets) and (Path(results.config.output_dir) / "xuanwu_coverage.xlsx").exists()
+
+
+def test_a_tencent_export_reads_its_category_path_and_flattened_location(tmp_path):
+    truth_lon, truth_lat = 113.3245, 23.1291
+    glon, glat = coords.wgs84_to_gcj02(np.array([truth_lon]), np.array([truth_lat]))
+    path = _write_csv(tmp_path / "tencent.csv", [
+        ["id", "title", "address", "category", "location.lat", "location.lng", "ad_info.adcode",
+         "ad_info.province", "ad_info.city", "ad_info.district"],
+        ["1234567890", "天河区石牌街长者饭堂", "石牌东路1号", "美食:中餐厅", float(glat[0]), float(glon[0]), 440106,
+         "广东省", "广州市", "天河区"],
+        ["1234567891", "天河区颐康中心", "天河路2号", "生活服务:养老院", float(glat[0]) + 0.01, float(glon[0]), 440106,
+         "广东省", "广州市", "天河区"],
+    ])
+
+    facilities, rejects, summary = ingest.read_facilities(path)
+
+    assert summary["poi_source"].startswith("Tencent") and summary["crs"] == "gcj02" and rejects.empty
+    by_name = facilities.set_index("name")
+    assert by_name["kinds"].to_dict() == {"天河区石牌街长者饭堂": "canteen", "天河区颐康中心": "comprehensive"}
+    point = by_name.loc["天河区石牌街长者饭堂"].geometry
+    assert metres_between(point.x, point.y, truth_lon, truth_lat) < 1.0
+    assert by_name.loc["天河区石牌街长者饭堂", "address"] == "广东省广州市天河区石牌东路1号"
+
+
+def test_a_poi_category_decides_only_when_the_name_says_nothing(tmp_path):
+    path = _write_csv(tmp_path / "amap_categories.csv", [AMAP_HEADER,
+        ["东湖颐养之家", "生活服务;社会福利;养老院", "071300", "[]", "114.30,30.58", "湖北省", "武汉市", "武昌区", "[]"]])
+    facilities, rejects, _ = ingest.read_facilities(path)
+    assert rejects.empty and facilities["kinds"].tolist() == ["care_home"] and facilities["flags"].tolist() == [""]
