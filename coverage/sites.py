@@ -197,21 +197,27 @@ def _contained(a: str, b: str) -> bool:
 # ----------------------------------------------------------------------------- frames and coordinates
 
 
-def _checked(facilities: gpd.GeoDataFrame, required: Sequence[str]) -> gpd.GeoDataFrame:
-    """The facilities in EPSG:4326 with point geometry, or an error naming what is missing."""
-    if not isinstance(facilities, gpd.GeoDataFrame):
-        raise InputDataError(f"facilities must be a GeoDataFrame, got {type(facilities).__name__}",
-                             hint="pass the output of ingest.read_facilities (concatenated for several files)")
-    missing = [c for c in required if c not in facilities.columns]
+def _in_wgs84(frame: gpd.GeoDataFrame, required: Sequence[str], *, what_zh: str, what_en: str, hint: str
+              ) -> gpd.GeoDataFrame:
+    """``frame`` in EPSG:4326 (no CRS taken as WGS-84), or an error naming the columns it lacks."""
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise InputDataError(f"{what_en} must be a GeoDataFrame, got {type(frame).__name__}", hint=hint)
+    missing = [c for c in required if c not in frame.columns]
     if missing:
         raise InputDataError(
-            _bilingual(f"设施表缺少列：{', '.join(missing)}", f"the facilities lack the column(s) {', '.join(missing)}"),
-            hint="pass the output of ingest.read_facilities / 请使用 ingest.read_facilities 的结果",
+            _bilingual(f"{what_zh}缺少列：{', '.join(missing)}", f"the {what_en} lack the column(s) {', '.join(missing)}"),
+            hint=hint,
         )
-    if facilities.crs is None:
-        facilities = facilities.set_crs(4326)
-    elif facilities.crs.to_epsg() != 4326:
-        facilities = facilities.to_crs(4326)
+    if frame.crs is None:
+        return frame.set_crs(4326)
+    return frame.to_crs(4326) if frame.crs.to_epsg() != 4326 else frame
+
+
+def _checked(facilities: gpd.GeoDataFrame, required: Sequence[str]) -> gpd.GeoDataFrame:
+    """The facilities in EPSG:4326 with point geometry, or an error naming what is missing."""
+    facilities = _in_wgs84(facilities, required, what_zh="设施表", what_en="facilities",
+                           hint="pass the output of ingest.read_facilities (concatenated for several files) "
+                                "/ 请使用 ingest.read_facilities 的结果")
     if len(facilities):
         types = shapely.get_type_id(np.asarray(facilities.geometry.values))
         if (types != 0).any():  # 0 = Point
@@ -767,18 +773,8 @@ def _shared_point_fallbacks(frame: gpd.GeoDataFrame, point_key: np.ndarray, min_
 
 def _checked_seats(seats: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Seat points in EPSG:4326 of the levels in :data:`SEAT_LEVELS` (all when there is no level column)."""
-    if not isinstance(seats, gpd.GeoDataFrame):
-        raise InputDataError(f"seats must be a GeoDataFrame of points, got {type(seats).__name__}")
-    missing = [c for c in ("code", "name") if c not in seats.columns]
-    if missing:
-        raise InputDataError(
-            _bilingual(f"驻地点表缺少列：{', '.join(missing)}", f"the seats lack the column(s) {', '.join(missing)}"),
-            hint="seats need code, name, level and point geometry in WGS-84",
-        )
-    if seats.crs is None:
-        seats = seats.set_crs(4326)
-    elif seats.crs.to_epsg() != 4326:
-        seats = seats.to_crs(4326)
+    seats = _in_wgs84(seats, ("code", "name"), what_zh="驻地点表", what_en="seats",
+                      hint="seats need code, name, level and point geometry in WGS-84")
     seats = seats[seats.geometry.notna() & ~seats.geometry.is_empty]
     if "level" in seats.columns:
         seats = seats[seats["level"].astype(str).isin(SEAT_LEVELS)]
