@@ -22,6 +22,11 @@ def _study_files(paths: list[str]) -> list[Path]:
     return files
 
 
+def _walks(mode: str) -> bool:
+    """Whether a ``mode`` of the coverage table is walking alone (``walk_elderly``, not ``drive`` or ``walk_elderly+drive``)."""
+    return str(mode).startswith("walk") and "+" not in str(mode)
+
+
 def _summary_lines(results) -> list[str]:
     """A one-screen summary of a finished study run."""
     from coverage.outputs import headline_minutes
@@ -55,6 +60,7 @@ def _summary_lines(results) -> list[str]:
                  f"/ {minutes:g}分钟步行覆盖率:")
     from coverage import ingest
 
+    all_walk = "mode" not in study or all(_walks(mode) for mode in study["mode"])
     for kind in study.index:
         share = study.loc[kind, column]
         # a kind the study has no facility of (an urban district has no 互助幸福院) is 0 % and says why
@@ -63,7 +69,10 @@ def _summary_lines(results) -> list[str]:
         unplaced = not located and presence is not None and len(presence) and ingest.has_kind(presence, kind).any()
         note = "" if located else ("  无坐标设施，不计步行 / only facilities without coordinates" if unplaced
                                    else "  无设施 / no facility of this kind")
-        lines.append(f"     {KIND_ZH.get(kind, kind):<14} {kind:<14} {share:7.1%}{note}")
+        # the travel mode, when some kind does not walk (kind_profiles: nursing_home: drive)
+        mode = study.loc[kind, "mode"] if "mode" in study else ""
+        marker = f" ({mode})" if mode and not all_walk and not _walks(mode) else ""
+        lines.append(f"     {KIND_ZH.get(kind, kind):<14} {kind:<14} {share:7.1%}{marker}{note}")
     if len(results.targets):
         met = (results.targets["status"] == "pass").sum()
         failed = (results.targets["status"] == "fail").sum()

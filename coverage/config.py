@@ -92,7 +92,14 @@ class FerryPolicy:
 
 @dataclass(frozen=True)
 class Parameters:
-    """Walking parameters. Speeds in metres per second, thresholds in minutes or metres."""
+    """
+    Walking parameters. Speeds in metres per second, thresholds in minutes or metres.
+
+    ``kind_profiles`` maps a facility kind to a travel profile id of
+    :mod:`coverage.profiles` (``drive``, ``ebike``, ``walk_frail`` …); a
+    kind not named walks. ``kind_thresholds_min`` gives a kind its own time
+    thresholds (minutes), default ``thresholds_min``.
+    """
 
     walk_speed_mps: float = 0.8
     thresholds_min: tuple[float, ...] = (5.0, 10.0, 15.0)
@@ -107,10 +114,48 @@ class Parameters:
     h3_resolution: int | None = None
     exclude_osm_water: bool = True
     crs_check: str = "error"
+    kind_profiles: dict[str, str] = field(default_factory=dict)
+    kind_thresholds_min: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     def speed_for(self, kind: str) -> float:
-        """Walking speed (m/s) used for facilities of ``kind``."""
-        return float(self.kind_walk_speed_mps.get(kind, self.walk_speed_mps))
+        """
+        Walking speed (m/s) used for facilities of ``kind``.
+
+        ``kind_walk_speed_mps`` first, then the speed of a walking profile
+        named in ``kind_profiles``, else ``walk_speed_mps``. (A kind with a
+        non-walking profile has no walking speed of its own; this is then
+        the study's walking speed.)
+        """
+        if kind in self.kind_walk_speed_mps:
+            return float(self.kind_walk_speed_mps[kind])
+        profile_id = self.kind_profiles.get(kind)
+        if profile_id is not None:
+            from coverage import profiles
+
+            profile = profiles.get_profile(profile_id)
+            if profiles.is_walking(profile):
+                return float(profile.speed_mps)
+        return float(self.walk_speed_mps)
+
+    def thresholds_for(self, kind: str) -> tuple[float, ...]:
+        """Time thresholds (minutes) reported for ``kind``: ``kind_thresholds_min`` or the study's."""
+        return tuple(self.kind_thresholds_min.get(kind, self.thresholds_min))
+
+    def travel_profile(self, kind: str):
+        """
+        The non-walking :class:`coverage.profiles.TravelProfile` of ``kind``, or None when it walks.
+
+        A kind walks (on the walking network, at :meth:`speed_for`) unless
+        ``kind_profiles`` names a profile that is not a walking one
+        (``drive``, ``ebike``).
+        """
+        profile_id = self.kind_profiles.get(kind)
+        if profile_id is None:
+            return None
+        from coverage import profiles
+
+        profile = profiles.get_profile(profile_id)
+        return None if profiles.is_walking(profile) else profile
 
 
 @dataclass(frozen=True)
@@ -311,6 +356,32 @@ def _number(value: Any, where: str) -> float:
     return number
 
 
+def _kind_profiles(value: Any, kind_speeds: dict[str, float]) -> dict[str, str]:
+    """
+    Check ``parameters.kind_profiles`` (facility kind → travel profile id of :mod:`coverage.profiles`).
+
+    A kind may have a walking speed (``kind_walk_speed_mps``) or a profile, not both.
+    """
+    # imported here: coverage.profiles imports this module (FerryPolicy)
+    from coverage.profiles import PROFILES
+
+    known_ids = ", ".join(PROFILES)
+    chosen = {}
+    for kind, profile_id in _mapping(value, "parameters.kind_profiles",
+                                     "{nursing_home: drive, mutual_aid: walk_elderly}").items():
+        if kind not in KINDS:
+            raise ConfigError(f"parameters.kind_profiles: unknown facility kind '{kind}'; known: {', '.join(KINDS)}")
+        text = str(profile_id).strip()
+        if text not in PROFILES:
+            raise ConfigError(f"parameters.kind_profiles.{kind}: unknown travel profile {profile_id!r}; "
+                              f"known: {known_ids} / 出行方式名称有误")
+        if kind in kind_speeds:
+            raise ConfigError(f"parameters.kind_profiles.{kind}: the kind also has parameters.kind_walk_speed_mps."
+                              f"{kind}; give one of the two / 步速与出行方式只能设一个")
+        chosen[str(kind)] = text
+    return chosen
+
+
 def parse_parameters(raw: dict | None) -> Parameters:
     """
     Check the ``parameters:`` block of a study file and fill defaults.
@@ -347,6 +418,14 @@ def parse_parameters(raw: dict | None) -> Parameters:
         if kind not in KINDS:
             raise ConfigError(f"parameters.kind_walk_speed_mps: unknown facility kind '{kind}'")
         kind_speeds[kind] = _positive(speed, f"parameters.kind_walk_speed_mps.{kind}")
+    kind_profiles = _kind_profiles(raw.pop("kind_profiles", {}), kind_speeds)
+    kind_thresholds = {}
+    for kind, values in _mapping(raw.pop("kind_thresholds_min", {}), "parameters.kind_thresholds_min",
+                                 "{nursing_home: [15, 30]}").items():
+        if kind not in KINDS:
+            raise ConfigError(f"parameters.kind_thresholds_min: unknown facility kind '{kind}'; "
+                              f"known: {', '.join(KINDS)}")
+        kind_thresholds[kind] = tuple(sorted(_positive_list(values, f"parameters.kind_thresholds_min.{kind}")))
     params = Parameters(
         walk_speed_mps=_positive(raw.pop("walk_speed_mps", defaults.walk_speed_mps), "parameters.walk_speed_mps"),
         thresholds_min=tuple(sorted(_positive_list(raw.pop("thresholds_min", defaults.thresholds_min),
@@ -369,6 +448,8 @@ def parse_parameters(raw: dict | None) -> Parameters:
                                 "parameters.exclude_osm_water"),
         crs_check=_choice(raw.pop("crs_check", defaults.crs_check), "parameters.crs_check",
                           ("error", "warn", "off")),
+        kind_profiles=kind_profiles,
+        kind_thresholds_min=kind_thresholds,
     )
     if raw:
         known = ", ".join(Parameters.__dataclass_fields__)

@@ -117,12 +117,16 @@ def wide_coverage_table(long_table: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     long_table
-        Output of :func:`service_circle_table` (one or several, concatenated).
+        Output of :func:`service_circle_table` (one or several, concatenated);
+        a ``mode`` column (travel profile per kind), when present, is kept after ``kind``.
     """
     table = long_table.copy()
     table["column"] = table["threshold"].map(lambda t: f"{t:g}") + table["unit"]
+    # the travel mode of each kind's figures, when the long table says it
+    index = ["scope", "code", "name", "kind", "mode", "elderly"] if "mode" in table else \
+        ["scope", "code", "name", "kind", "elderly"]
     wide = table.pivot_table(
-        index=["scope", "code", "name", "kind", "elderly"], columns="column", values="share", aggfunc="first", sort=False
+        index=index, columns="column", values="share", aggfunc="first", sort=False
     )
     wide.columns = [f"share_{c}" for c in wide.columns]
     return wide.reset_index()

@@ -44,6 +44,7 @@ def parameters_table(results) -> pd.DataFrame:
         ("per-kind walking speed / 分类型步速", ", ".join(f"{k}={v}" for k, v in params.kind_walk_speed_mps.items())
          or "same for all kinds / 各类相同"),
         ("time thresholds / 时间阈值 (min)", ", ".join(f"{t:g}" for t in params.thresholds_min)),
+        *_mode_rows(params),
         ("distance thresholds / 距离阈值 (m)", ", ".join(f"{t:g}" for t in params.distance_thresholds_m)),
         ("max access to network / 最大接入距离 (m)", params.max_access_m),
         ("ferry / 轮渡", f"wait {params.ferry.wait_seconds:g} s + {params.ferry.speed_mps:g} m/s"
@@ -68,6 +69,37 @@ def parameters_table(results) -> pd.DataFrame:
         rows.append(("facility source / 设施来源", config.facility_source_note))
     rows += [("note / 说明", note) for note in results.notes]
     return pd.DataFrame(rows, columns=["parameter", "value"]).astype({"value": str})
+
+
+def _mode_rows(params) -> list[tuple[str, str]]:
+    """
+    Rows of the 参数 sheet naming each kind's travel mode and its speeds, when ``kind_profiles`` is set.
+
+    One row per kind (and ``any``): profile id, labels, network, speeds
+    (m/s, with km/h per road class for vehicles), whether one-way streets
+    bind, and the kind's time thresholds (minutes) when they differ from the study's.
+    """
+    from coverage import profiles
+    from coverage.pipeline import ANY_KIND, kind_modes
+
+    if not params.kind_profiles:
+        return []
+    modes = kind_modes(params, [*params.kinds, ANY_KIND])
+    rows = []
+    for kind in params.kinds:
+        profile = params.travel_profile(kind)
+        if profile is None:
+            text = f"{modes[kind]}: walking / 步行 {params.speed_for(kind):g} m/s"
+        else:
+            row = profiles.describe(profile)
+            text = (f"{row['profile']}: {row['label_en']} / {row['label_zh']}, network {row['network']}, "
+                    f"speeds (m/s) {row['speed_mps']}, one-way binding {row['oneway']}, "
+                    f"access legs walked at {profile.access_speed_mps:g} m/s")
+        if kind in params.kind_thresholds_min:
+            text += f"; thresholds {', '.join(f'{t:g}' for t in params.thresholds_for(kind))} min"
+        rows.append((f"travel mode / 出行方式: {kind}", text))
+    rows.append((f"travel mode / 出行方式: {ANY_KIND}", f"{modes[ANY_KIND]} (quickest of the modes / 各方式取最短)"))
+    return rows
 
 
 def _village_layer(results) -> gpd.GeoDataFrame | None:
@@ -279,7 +311,7 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
         if results.units is not None:
             layers["units"] = results.units[results.units.geometry.notna()]
         for kind in results.seconds_by_kind:
-            for threshold in config.parameters.thresholds_min:
+            for threshold in config.parameters.thresholds_for(kind):
                 layers[f"gap_{kind}_{threshold:g}min"] = gap_cells(results, kind, threshold)
                 if config.parameters.h3_resolution is not None:
                     layers[f"gap_{kind}_{threshold:g}min_h3"] = gap_hexagons(

@@ -504,11 +504,15 @@ def compute_reach(
     """
     Walking seconds (or metres) to the nearest facility of each kind, one multi-source pass per kind.
 
+    Every kind in ``masks`` walks here (at :meth:`~coverage.config.Parameters.speed_for`);
+    kinds with a non-walking profile go through :func:`compute_profile_reach`.
+
     Returns
     -------
     tuple
         cost per kind (seconds, or metres in distance mode; inf beyond the
-        longest threshold) and the nearest facility's position per kind (-1).
+        kind's longest threshold, :meth:`~coverage.config.Parameters.thresholds_for`)
+        and the nearest facility's position per kind (-1).
         A kind without any facility (an urban study has no 互助幸福院) gets
         inf for every demand point and -1 as its nearest facility: 0 % covered.
     """
@@ -529,7 +533,7 @@ def compute_reach(
             speed, limit = None, max(params.distance_thresholds_m)
         else:
             speed = speed_override or (params.walk_speed_mps if kind == ANY_KIND else params.speed_for(kind))
-            limit = max(params.thresholds_min) * 60.0
+            limit = max(params.thresholds_for(kind)) * 60.0
         result = reach.nearest_facility(
             net, facility_snap.subset(positions), demand_snap, walk_speed_mps=speed, limit=limit, ferry=params.ferry
         )
@@ -539,14 +543,257 @@ def compute_reach(
     return cost_by_kind, nearest_by_kind
 
 
+@dataclass(frozen=True)
+class ProfileNetwork:
+    """
+    The network one non-walking travel profile uses, and the study's points snapped to it.
+
+    ``net`` holds only the edges the profile may use
+    (:func:`coverage.profiles.usable_network`), in the study's working CRS.
+    """
+
+    profile: object  # coverage.profiles.TravelProfile
+    net: reach.NetworkArrays
+    facility_snap: reach.Snap
+    demand_snap: reach.Snap
+
+
+def profile_networks(
+    config: StudyConfig,
+    facilities: gpd.GeoDataFrame,
+    demand: gpd.GeoDataFrame,
+    working_crs,
+    notes: list[str] | None = None,
+) -> dict[str, ProfileNetwork]:
+    """
+    Load the network of every non-walking profile of ``parameters.kind_profiles`` and snap the points to it.
+
+    Each way selection (``drive``, ``all``) is read once, whatever the
+    number of profiles using it; each profile then keeps the edges it may
+    use and the facilities and demand points are snapped to those
+    (:func:`coverage.reach.snap_points` with ``parameters.max_access_m``).
+
+    Parameters
+    ----------
+    config
+        The study.
+    facilities
+        The facility sites (WGS-84).
+    demand
+        The demand points (working CRS).
+    working_crs
+        Projected CRS (metres) of the walking network.
+    notes
+        Receives a note per profile on facilities and elderly off its network.
+
+    Returns
+    -------
+    dict
+        Profile id → :class:`ProfileNetwork`; empty when every kind walks.
+    """
+    from coverage import profiles
+
+    params = config.parameters
+    notes = notes if notes is not None else []
+    chosen = {}
+    for kind in params.kinds:
+        profile = params.travel_profile(kind)
+        if profile is not None:
+            chosen.setdefault(profile.id, profile)
+    loaded: dict[str, reach.NetworkArrays] = {}
+    out = {}
+    facility_points = facilities.to_crs(working_crs).geometry
+    for profile_id, profile in chosen.items():
+        if profile.network not in loaded:
+            loaded[profile.network] = profiles.load_profile_network(config.network, profile, to_crs=working_crs)
+        usable = profiles.usable_network(loaded[profile.network], profile, ferry=params.ferry)
+        facility_snap = reach.snap_points(usable, facility_points, max_access_m=params.max_access_m)
+        demand_snap = reach.snap_points(usable, demand.geometry, max_access_m=params.max_access_m)
+        off_facilities = int((~facility_snap.on_network).sum())
+        off_persons = float(demand.loc[~demand_snap.on_network, "elderly"].sum())
+        if off_facilities or off_persons > 0:
+            notes.append(
+                f"{profile_id}: {off_facilities} facilities and {off_persons:,.0f} elderly persons are more than "
+                f"{params.max_access_m:g} m from any road this mode may use; they count as not reached by "
+                f"{profile_id} / 距{profile.label_zh}可用道路过远，计为未覆盖"
+            )
+        out[profile_id] = ProfileNetwork(profile, usable, facility_snap, demand_snap)
+    return out
+
+
+def compute_profile_reach(
+    networks: dict[str, ProfileNetwork],
+    masks: dict[str, np.ndarray],
+    config: StudyConfig,
+    *,
+    distance_mode: bool = False,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """
+    Seconds (or network metres) to the nearest facility of each kind that has a non-walking profile.
+
+    Seconds are the profile's edge costs (:func:`coverage.profiles.edge_costs`,
+    the study's ferry policy) plus access legs at the profile's
+    ``access_speed_mps``, searched up to the kind's longest threshold
+    (:meth:`coverage.config.Parameters.thresholds_for`). In distance mode
+    the cost is metres along the edges the profile may use, in the
+    directions it may use them, plus the access legs (metres), up to the
+    longest ``distance_thresholds_m``.
+
+    Parameters
+    ----------
+    networks
+        :func:`profile_networks` of the study.
+    masks
+        Facilities per kind (:func:`kind_masks`); kinds that walk are skipped.
+    config
+        The study.
+    distance_mode
+        Metres instead of seconds.
+
+    Returns
+    -------
+    tuple
+        cost per kind (seconds or metres; inf beyond the limit or off the
+        profile's network) and the nearest facility's position per kind (-1),
+        for the non-walking kinds only.
+    """
+    from coverage import profiles
+
+    params = config.parameters
+    cost_by_kind, nearest_by_kind = {}, {}
+    for kind, mask in masks.items():
+        profile = params.travel_profile(kind) if kind != ANY_KIND else None
+        if profile is None:
+            continue
+        network_of = networks[profile.id]
+        positions = np.flatnonzero(mask)
+        n_demand = len(network_of.demand_snap)
+        if len(positions) == 0:
+            cost_by_kind[kind] = np.full(n_demand, np.inf)
+            nearest_by_kind[kind] = np.full(n_demand, -1, dtype=np.int64)
+            continue
+        forward, backward = profiles.edge_costs(network_of.net, profile, ferry=params.ferry)
+        if distance_mode:
+            # metres where the profile may travel; access legs at 1 m/s are metres too
+            length = np.asarray(network_of.net.edge_length_m, dtype=float)
+            metres = (np.where(np.isfinite(forward), length, np.inf), np.where(np.isfinite(backward), length, np.inf))
+            result = reach.nearest_facility(
+                network_of.net, network_of.facility_snap.subset(positions), network_of.demand_snap,
+                walk_speed_mps=1.0, limit=max(params.distance_thresholds_m), edge_seconds=metres,
+            )
+        else:
+            result = reach.nearest_facility(
+                network_of.net, network_of.facility_snap.subset(positions), network_of.demand_snap,
+                walk_speed_mps=profile.access_speed_mps, limit=max(params.thresholds_for(kind)) * 60.0,
+                edge_seconds=(forward, backward),
+            )
+        cost_by_kind[kind] = result["cost"].to_numpy()
+        local = result["facility_index"].to_numpy()
+        nearest_by_kind[kind] = np.where(local >= 0, positions[np.clip(local, 0, None)], -1)
+    return cost_by_kind, nearest_by_kind
+
+
+def merge_profile_reach(
+    walking: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
+    by_profile: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
+    kinds: list[str],
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """
+    Walking and non-walking costs in one dict per kind, in ``kinds`` order; ``any`` stays the walking pass.
+
+    ``any`` is the walking pass to every facility, whatever mode its own
+    kind is measured in: "a facility of any kind within 15 minutes" is the
+    walking service circle of the policy documents, and a drive to the
+    township home must not count as a walk.
+
+    Parameters
+    ----------
+    walking
+        :func:`compute_reach` of the walking kinds and ``any``.
+    by_profile
+        :func:`compute_profile_reach` of the others.
+    kinds
+        The order of the result (the kinds and ``any``).
+    """
+    cost_w, nearest_w = walking
+    cost_p, nearest_p = by_profile
+    cost = {kind: cost_p[kind] if kind in cost_p else cost_w[kind] for kind in kinds}
+    nearest = {kind: nearest_p[kind] if kind in nearest_p else nearest_w[kind] for kind in kinds}
+    return cost, nearest
+
+
+def walking_mode_id(speed_mps: float) -> str:
+    """
+    The id naming walking at ``speed_mps`` in tables: a shipped walking profile of that speed, else ``walk_<speed>mps``.
+
+    ``walk_elderly`` (0.8 m/s) is preferred where several match.
+    """
+    from coverage import profiles
+
+    candidates = [profiles.DEFAULT_PROFILE, *profiles.PROFILES.values()]
+    for profile in candidates:
+        if profiles.is_walking(profile) and float(profile.speed_mps) == float(speed_mps):
+            return profile.id
+    return f"walk_{speed_mps:g}mps"
+
+
+def kind_modes(params, kinds) -> dict[str, str]:
+    """
+    The travel mode (profile id) of each kind's figures, for the ``mode`` column.
+
+    A kind with a profile in ``kind_profiles`` shows its id; a walking kind
+    without one the walking profile of its speed (:func:`walking_mode_id`);
+    ``any`` the walking mode of ``walk_speed_mps`` (it is the walking pass to every facility).
+    """
+    modes = {}
+    for kind in kinds:
+        if kind == ANY_KIND:
+            continue
+        modes[kind] = params.kind_profiles.get(kind) or walking_mode_id(params.speed_for(kind))
+    if ANY_KIND in kinds:
+        modes[ANY_KIND] = walking_mode_id(params.walk_speed_mps)
+    return modes
+
+
+def _coverage_tables(demand, seconds_by_kind, metres_by_kind, params, names) -> pd.DataFrame:
+    """
+    The long coverage table: time rows per kind (at the kind's thresholds), then distance rows.
+
+    With ``parameters.kind_profiles`` set, a ``mode`` column after ``kind``
+    says which travel profile each row's figure used.
+    """
+    time_parts = []
+    for kind, cost in seconds_by_kind.items():
+        time_parts.append(metrics.service_circle_table(demand, {kind: cost}, params.thresholds_for(kind), unit="min",
+                                                       units_names=names))
+    if params.kind_thresholds_min:
+        time_table = pd.concat(time_parts, ignore_index=True)
+    else:
+        # one call, exactly as before per-kind thresholds existed
+        time_table = metrics.service_circle_table(demand, seconds_by_kind, params.thresholds_min, unit="min",
+                                                  units_names=names)
+    table = pd.concat(
+        [time_table,
+         metrics.service_circle_table(demand, metres_by_kind, params.distance_thresholds_m, unit="m",
+                                      units_names=names)],
+        ignore_index=True,
+    )
+    if params.kind_profiles:
+        modes = kind_modes(params, list(seconds_by_kind))
+        table.insert(int(table.columns.get_loc("kind")) + 1, "mode", table["kind"].map(modes))
+    return table
+
+
 def _isochrones(net, facility_snap, masks, config, working_crs) -> gpd.GeoDataFrame:
     params = config.parameters
     rows = []
     for kind, mask in masks.items():
         if kind == ANY_KIND or not mask.any():
             continue
+        if params.travel_profile(kind) is not None:
+            continue  # isochrones are walking areas; see the note of run_study
         speed = params.speed_for(kind)
-        for minutes in params.thresholds_min:
+        for minutes in params.thresholds_for(kind):
             polygon = reach.isochrone_polygon(
                 net, facility_snap.subset(np.flatnonzero(mask)), walk_speed_mps=speed, limit=minutes * 60.0,
                 buffer_m=params.isochrone_buffer_m, ferry=params.ferry,
@@ -701,9 +948,13 @@ def _sensitivity(net, facility_snap, demand_snap, masks, demand, config, study_s
     rows = []
     elderly = demand["elderly"].to_numpy(float)
     total = elderly.sum()
+    # walking only: kinds with another travel profile are left out (and 'any' is then walking to every facility)
+    masks = {kind: mask for kind, mask in masks.items()
+             if kind == ANY_KIND or params.travel_profile(kind) is None}
     for speed in params.sensitivity_speeds_mps:
         same_as_study = study_seconds is not None and speed == params.walk_speed_mps and all(
-            params.speed_for(kind) == speed for kind in params.kinds)
+            params.speed_for(kind) == speed for kind in params.kinds) and not any(
+            params.travel_profile(kind) is not None for kind in params.kinds)
         if same_as_study:
             cost_by_kind = study_seconds
         else:
@@ -991,22 +1242,32 @@ def run_study(
 
     masks = kind_masks(facilities, params.kinds)
     with timer.stage("reach"):
-        seconds_by_kind, nearest_by_kind = compute_reach(net, facility_snap, demand_snap, masks, config,
+        walking_masks = {kind: mask for kind, mask in masks.items()
+                         if kind == ANY_KIND or params.travel_profile(kind) is None}
+        seconds_by_kind, nearest_by_kind = compute_reach(net, facility_snap, demand_snap, walking_masks, config,
                                                          progress=progress)
-        metres_by_kind, _ = compute_reach(net, facility_snap, demand_snap, masks, config, distance_mode=True,
-                                          progress=progress)
+        metres_by_kind, metres_nearest = compute_reach(net, facility_snap, demand_snap, walking_masks, config,
+                                                       distance_mode=True, progress=progress)
+        if len(walking_masks) < len(masks):
+            # kinds reached by car or e-bike: their own network, snaps and edge costs
+            networks = profile_networks(config, facilities, demand, working_crs, notes)
+            seconds_by_kind, nearest_by_kind = merge_profile_reach(
+                (seconds_by_kind, nearest_by_kind), compute_profile_reach(networks, masks, config), list(masks))
+            metres_by_kind, _ = merge_profile_reach(
+                (metres_by_kind, metres_nearest), compute_profile_reach(networks, masks, config, distance_mode=True),
+                list(masks))
+            others = [f"{kind} ({params.kind_profiles[kind]})" for kind in params.kinds
+                      if params.travel_profile(kind) is not None]
+            notes.append(
+                f"travel modes per kind: {', '.join(others)}; every other kind walks. 'any' is the walk to a "
+                "facility of any kind (the walking service circle), never a drive; distances (m) of these kinds "
+                "are along the roads the mode may use. Isochrones drawn for walking kinds only; the sensitivity "
+                "sheet is walking only / 各类型按所设出行方式计算，“任一设施”仍为步行"
+            )
 
     with timer.stage("metrics"):
         names = units.set_index("code")["name"].to_dict() if units is not None else {}
-        coverage_long = pd.concat(
-            [
-                metrics.service_circle_table(demand, seconds_by_kind, params.thresholds_min, unit="min",
-                                             units_names=names),
-                metrics.service_circle_table(demand, metres_by_kind, params.distance_thresholds_m, unit="m",
-                                             units_names=names),
-            ],
-            ignore_index=True,
-        )
+        coverage_long = _coverage_tables(demand, seconds_by_kind, metres_by_kind, params, names)
         coverage_wide = metrics.wide_coverage_table(coverage_long)
         villages, uncovered_units = _village_table(units, demand, facilities_in_units, seconds_by_kind, config)
         facility_table = _facility_table(net, facilities, facility_snap, demand_snap, demand, nearest_by_kind, config)

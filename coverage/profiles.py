@@ -148,6 +148,18 @@ def get_profile(profile: str | TravelProfile) -> TravelProfile:
         raise KeyError(f"unknown travel profile {profile!r}; shipped: {', '.join(PROFILES)}") from None
 
 
+def is_walking(profile: str | TravelProfile) -> bool:
+    """
+    Whether a profile is walking: one speed on every way of the walking network, one-way streets not binding.
+
+    Such a profile gives the very seconds of :func:`coverage.reach.edge_costs`
+    at its speed, so a study walks it on its walking network.
+    """
+    profile = get_profile(profile)
+    return (profile.network == "walk" and profile.speed_mps is not None and profile.highways is None
+            and not profile.oneway)
+
+
 def edge_speeds(net: NetworkArrays, profile: str | TravelProfile) -> np.ndarray:
     """
     Speed of the profile on each edge (metres per second), 0 where it may not go.
@@ -351,5 +363,5 @@ def describe(profile: str | TravelProfile) -> dict[str, object]:
 __all__ = [
     "DEFAULT_PROFILE", "DRIVE", "DRIVE_SPEEDS_KPH", "EBIKE", "EBIKE_SPEEDS_KPH", "NETWORKS", "PROFILES",
     "TravelProfile", "WALK_ELDERLY", "WALK_FRAIL", "WALK_STANDARD", "describe", "edge_costs", "edge_speeds",
-    "get_profile", "load_profile_network", "nearest_facility", "usable_network",
+    "get_profile", "is_walking", "load_profile_network", "nearest_facility", "usable_network",
 ]

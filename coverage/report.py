@@ -119,6 +119,7 @@ HEADERS_ZH: dict[str, str] = {
     "cumulative_covered": "累计覆盖老人(人)",
     "nearest_existing_m": "距最近现有设施(米)",
     "units_newly_covered": "新覆盖村社区",
+    "mode": "出行方式",
 }
 
 #: facility kind → Chinese name (from the registry, coverage/kinds.yaml), with "any"
