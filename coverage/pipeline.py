@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from coverage import ingest, metrics, network, population, reach, report, sites
+from coverage import census_tables, dwellings, ingest, metrics, network, population, reach, report, sites
 from coverage._errors import InputDataError
 from coverage._io import file_sha256
 from coverage.config import StudyConfig, load_study
@@ -129,7 +129,7 @@ def _read_census_totals(config: StudyConfig) -> pd.DataFrame | None:
         return None
     path = source.census
     if path.suffix.lower() in (".xlsx", ".xls") and source.census_total_column == "elderly":
-        table = population.read_census_60plus(path, year=source.year, age_group=source.age_group)
+        table = census_tables.read_census_60plus(path, year=source.year, age_group=source.age_group)
         table = table[table["level"] != "city"]
         raw = table["code"].astype(str).tolist()
         parsed = [divisions.parse_code(code) for code in raw]
@@ -441,7 +441,7 @@ def _demand_without_raster(config, units, census, working_crs, notes: list[str],
     point_units = at_level[at_level.geometry.notna() & (at_level.geom_type == "Point")
                            & ~at_level["code"].isin(zones["code"])]
     if zones.empty and point_units.empty:
-        raise population.census_units_error(units, census["code"], level, census_path=config.population.census,
+        raise dwellings.census_units_error(units, census["code"], level, census_path=config.population.census,
                                             units_path=config.units.path if config.units else None)
     if len(point_units):
         area = _study_area(units)
@@ -451,7 +451,7 @@ def _demand_without_raster(config, units, census, working_crs, notes: list[str],
             area = network_outline
             notes.append("no unit polygons: the Voronoi cells of the census points are clipped to the extent of "
                          "the street network (its convex hull) / 无行政区划面：以路网范围作为研究区")
-        cells = population.voronoi_zones(
+        cells = dwellings.voronoi_zones(
             point_units, working_crs=working_crs, parents=units[units["code"].isin(point_units["parent_code"])],
             area=area.iloc[0] if area is not None else None,
             exclude=zones.union_all() if len(zones) else None,
@@ -472,8 +472,8 @@ def _demand_without_raster(config, units, census, working_crs, notes: list[str],
         )
     buildings = None
     if config.network.name.lower().endswith(network.RAW_OSM_SUFFIXES):
-        buildings = population.read_osm_buildings(config.network)
-    demand = population.distribute_to_buildings(zones, census, buildings, working_crs=working_crs)
+        buildings = dwellings.read_osm_buildings(config.network)
+    demand = dwellings.distribute_to_buildings(zones, census, buildings, working_crs=working_crs)
     methods = demand["method"].value_counts().to_dict()
     notes.append(
         "population from census totals spread over "

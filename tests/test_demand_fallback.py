@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from coverage import maps, population
+from coverage import dwellings, maps
 from coverage.config import load_study
 from tests.conftest import REPO_ROOT, shared_data
 
@@ -82,13 +82,13 @@ def test_the_extract_has_the_shops_and_malls_the_test_is_about(nanjing_footprint
 
 def test_the_buildings_fallback_puts_no_one_in_a_shop_mall_office_or_school(nanjing_footprints):
     homes, not_homes, unknown = nanjing_footprints
-    buildings = population.read_osm_buildings(shared_data(NANJING))
+    buildings = dwellings.read_osm_buildings(shared_data(NANJING))
     # the whole extract as two zones (west and east of 118.778 E)
     zones = gpd.GeoDataFrame({"code": ["west", "east"]},
                              geometry=[shapely.box(118.750, 32.025, 118.778, 32.065),
                                        shapely.box(118.778, 32.025, 118.805, 32.065)], crs=4326)
     totals = {"west": 12_000.0, "east": 9_000.0}
-    points = population.distribute_to_buildings(zones, totals, buildings, working_crs=NANJING_UTM)
+    points = dwellings.distribute_to_buildings(zones, totals, buildings, working_crs=NANJING_UTM)
 
     # every person is placed, zone by zone
     per_zone = points.groupby("zone_code")["elderly"].sum()
@@ -110,11 +110,11 @@ def test_the_buildings_fallback_puts_no_one_in_a_shop_mall_office_or_school(nanj
 
 def test_a_zone_without_homes_gets_an_even_spread_outside_shops_and_offices(nanjing_footprints):
     _, not_homes, _ = nanjing_footprints
-    buildings = population.read_osm_buildings(shared_data(NANJING))
+    buildings = dwellings.read_osm_buildings(shared_data(NANJING))
     # pretend no building holds homes: the whole total goes on the uniform grid
     offices = buildings.assign(use=np.where(buildings["use"] == "residential", "unknown", buildings["use"]))
     zone = gpd.GeoDataFrame({"code": ["all"]}, geometry=[shapely.box(118.756, 32.030, 118.800, 32.059)], crs=4326)
-    points = population.distribute_to_buildings(zone, {"all": 5_000.0}, offices, working_crs=NANJING_UTM)
+    points = dwellings.distribute_to_buildings(zone, {"all": 5_000.0}, offices, working_crs=NANJING_UTM)
     assert set(points["method"]) == {"uniform"}
     assert points["elderly"].sum() == pytest.approx(5_000.0, rel=1e-12)
     in_other, _ = shapely.STRtree(np.asarray(not_homes.values)).query(np.asarray(points.geometry.values),
@@ -197,7 +197,7 @@ def test_voronoi_zones_clip_to_the_study_area_without_parent_polygons():
                               geometry=[shapely.Point(118.76, 32.04), shapely.Point(118.79, 32.04),
                                         shapely.Point(118.775, 32.055)], crs=4326)
     area = shapely.box(118.756, 32.030, 118.800, 32.059)
-    cells = population.voronoi_zones(points, working_crs=NANJING_UTM, area=area)
+    cells = dwellings.voronoi_zones(points, working_crs=NANJING_UTM, area=area)
     assert list(cells["code"]) == ["a", "b", "c"] and set(cells["clip"]) == {"study area"}
     area_m = gpd.GeoSeries([area], crs=4326).to_crs(NANJING_UTM).iloc[0]
     # the cells tile the study area: no gap, no overlap

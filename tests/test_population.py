@@ -15,7 +15,7 @@ import shapely
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
-from coverage import population
+from coverage import census_tables, dwellings, population
 from coverage._errors import InputDataError
 from coverage.coords import gcj02_to_wgs84, utm_crs_for
 
@@ -64,7 +64,7 @@ def jianghan(districts) -> gpd.GeoDataFrame:
 
 @pytest.fixture(scope="module")
 def census() -> pd.DataFrame:
-    return population.read_census_60plus(CENSUS_2020)
+    return census_tables.read_census_60plus(CENSUS_2020)
 
 
 def _rasterio_mask_sum(geometry, *, supersample: int = 1) -> float:
@@ -262,7 +262,7 @@ def test_census_reader_matches_the_published_subset(census):
 
 
 def test_census_65plus_matches_the_published_subset(census):
-    census_65 = population.read_census_60plus(CENSUS_2020, age_group="65+")
+    census_65 = census_tables.read_census_60plus(CENSUS_2020, age_group="65+")
     check = pd.read_csv(CENSUS_CHECK)
     check["code"] = check["区划代码"].astype(int).astype(str)
     merged = check.merge(census_65, on="code")
@@ -326,7 +326,7 @@ def test_overlapping_zones_are_rejected(raster_60, districts):
 
 @pytest.fixture(scope="module")
 def nanjing_buildings() -> gpd.GeoDataFrame:
-    return population.read_osm_buildings(NANJING_OSM)
+    return dwellings.read_osm_buildings(NANJING_OSM)
 
 
 def test_read_osm_buildings(nanjing_buildings):
@@ -336,7 +336,7 @@ def test_read_osm_buildings(nanjing_buildings):
     assert nanjing_buildings.is_valid.all()
     assert {"residential", "non_residential", "unknown"} == set(nanjing_buildings["use"])
     assert (nanjing_buildings.loc[nanjing_buildings["building"] == "school", "use"] == "non_residential").all()
-    from_pbf = population.read_osm_buildings(NANJING_OSM.with_suffix("").with_suffix(".osm.pbf"))
+    from_pbf = dwellings.read_osm_buildings(NANJING_OSM.with_suffix("").with_suffix(".osm.pbf"))
     assert sorted(from_pbf["osm_id"]) == sorted(nanjing_buildings["osm_id"])
 
 
@@ -346,7 +346,7 @@ def test_building_fallback_puts_everyone_on_a_home(nanjing_buildings):
     empty = shapely.box(118.805, 32.036, 118.815, 32.045)  # east of the OSM extract: no buildings
     zones = gpd.GeoDataFrame({"code": ["west", "east", "empty"]}, geometry=[west, east, empty], crs=4326)
     totals = {"west": 12_000.0, "east": 9_000.0, "empty": 500.0}
-    points = population.distribute_to_buildings(zones, totals, nanjing_buildings)
+    points = dwellings.distribute_to_buildings(zones, totals, nanjing_buildings)
 
     per_zone = points.groupby("zone_code")["elderly"].sum()
     for code, total in totals.items():
