@@ -337,6 +337,10 @@ class _UnitNameMatcher:
         self._villages = [(_village_core(n), str(c), p) for n, c, p in
                           zip(villages["name"], villages["code"], villages["parent_code"]) if len(_village_core(n)) >= 2]
         self._villages.sort(key=lambda item: -len(item[0]))  # the longest name first ("大松林村" before "松林村")
+        # a town's own villages, so that a row whose town is known scans tens of names, not a province's
+        self._villages_of: dict[str, list[tuple[str, str, str]]] = {}
+        for entry in self._villages:
+            self._villages_of.setdefault(entry[2], []).append(entry)
         self._towns = [(str(n), _place_core(str(n)), str(c)) for n, c in zip(towns["name"], towns["code"])]
 
     def town(self, pieces: Sequence[Any]) -> str | None:
@@ -365,8 +369,8 @@ class _UnitNameMatcher:
             if not isinstance(piece, str) or _is_empty(piece):
                 continue
             text = re.sub(r"\s+", "", _nfkc(piece))
-            hits = [(core, code) for core, code, parent in self._villages
-                    if core in text and (town is None or parent == town)]
+            candidates = self._villages if town is None else self._villages_of.get(town, [])
+            hits = [(core, code) for core, code, _ in candidates if core in text]
             if not hits:
                 continue
             longest = len(hits[0][0])

@@ -252,6 +252,9 @@ def _expand_rasters(base: Path, spec: Any, where: str) -> tuple[Path, ...]:
 
 
 def _choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
+    if isinstance(value, bool) and "off" in allowed:
+        # YAML 1.1 reads an unquoted `off` / `no` as false (and `on` / `yes` as true)
+        value = "off" if not value else allowed[0]
     text = str(value).strip().lower()
     if text not in allowed:
         raise ConfigError(f"{where} must be one of {', '.join(allowed)}, got {value!r} / 取值应为 {', '.join(allowed)}")

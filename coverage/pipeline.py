@@ -220,7 +220,7 @@ def _network_outline(net) -> gpd.GeoSeries:
 
 
 def _load_demand(config: StudyConfig, units, study_area, working_crs, notes: list[str],
-                 network_outline: gpd.GeoSeries | None = None):
+                 network_outline: Callable[[], gpd.GeoSeries] | None = None):
     """Demand points (working CRS) assigned to units, calibrated when census totals are given."""
     params = config.parameters
     longest_walk_m = max(params.thresholds_min) * 60.0 * max([params.walk_speed_mps, *params.kind_walk_speed_mps.values()])
@@ -400,7 +400,7 @@ def _census_zones(config: StudyConfig, units: gpd.GeoDataFrame, census: pd.DataF
 
 
 def _demand_without_raster(config, units, census, working_crs, notes: list[str],
-                           network_outline: gpd.GeoSeries | None = None) -> gpd.GeoDataFrame:
+                           network_outline: Callable[[], gpd.GeoSeries] | None = None) -> gpd.GeoDataFrame:
     """
     No population raster: spread census totals over residential buildings of the OSM file, else uniformly.
 
@@ -423,6 +423,9 @@ def _demand_without_raster(config, units, census, working_crs, notes: list[str],
         Projected CRS (metres) of the demand points.
     notes
         Receives plain-language notes (Voronoi cells used, totals not placed).
+    network_outline
+        Makes the street network's extent (WGS-84), the area Voronoi cells are
+        clipped to when the units have no polygon at all.
     """
     if census is None or units is None:
         raise InputDataError(
@@ -448,7 +451,7 @@ def _demand_without_raster(config, units, census, working_crs, notes: list[str],
         parents = units[units["code"].isin(point_units["parent_code"]) & units.geometry.notna()]
         if area is None and network_outline is not None and not parents.geom_type.isin(["Polygon", "MultiPolygon"]).any():
             # points only, no outline at all: the street network's extent is the study area
-            area = network_outline
+            area = network_outline()  # the hull of every node: made only when it is needed
             notes.append("no unit polygons: the Voronoi cells of the census points are clipped to the extent of "
                          "the street network (its convex hull) / 无行政区划面：以路网范围作为研究区")
         cells = dwellings.voronoi_zones(
@@ -1044,7 +1047,12 @@ def facility_sites(records: gpd.GeoDataFrame, units: gpd.GeoDataFrame | None = N
     fallback_points = sites.fallback_report(located, reasons, seats=seats)
     fallen = located[fallback_mask].copy()
     fallen["flags"] = [";".join([p for p in str(f).split(";") if p] + ["geocoder_fallback"]) for f in fallen["flags"]]
-    merged = sites.merge_sites(located[~fallback_mask].reset_index(drop=True))
+    # the point is the geocoder's, not the facility's: the unit is found by code and names, as for rows
+    # without coordinates, never by the polygon the fallback point lies in (the district centre's)
+    fallen = fallen.set_geometry(gpd.GeoSeries([None] * len(fallen), index=fallen.index, crs=located.crs))
+    kept = located[~fallback_mask].reset_index(drop=True)
+    # fallbacks are already set aside: merge_sites need not look for them again
+    merged = sites.merge_sites(kept, fallbacks=pd.Series("", index=kept.index))
     parts = [merged.sites, fallen, unlocated]
     combined = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
         else merged.sites
@@ -1158,7 +1166,7 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
 
     with timer.stage("population"):
         demand, calibration, _ = _load_demand(config, units, study_area, working_crs, notes,
-                                              network_outline=_network_outline(net))
+                                              network_outline=lambda: _network_outline(net))
 
     with timer.stage("snapping"):
         facility_snap = reach.snap_points(net, facilities.to_crs(working_crs).geometry,

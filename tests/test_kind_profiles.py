@@ -77,14 +77,18 @@ def test_an_unknown_profile_or_kind_is_refused_naming_the_field_and_the_known_id
         load_study(path)
 
 
+def _drive_network(results):
+    """The demo's driving network as the pipeline uses it, loaded again on its own for an independent recount."""
+    crs = results.demand_projected.crs
+    return profiles.usable_network(load_walk_arrays(results.config.network, ways="drive", to_crs=crs), "drive",
+                                   ferry=results.config.parameters.ferry)
+
+
 def test_nursing_home_figures_equal_an_independent_recount_on_the_drive_network(runs):
     _, drive = runs
-    config = drive.config
-    params = config.parameters
-    crs = drive.demand_projected.crs
-    net = profiles.usable_network(load_walk_arrays(config.network, ways="drive", to_crs=crs), "drive",
-                                  ferry=params.ferry)
-    nursing = drive.facilities[ingest.has_kind(drive.facilities, "nursing_home")].to_crs(crs)
+    params = drive.config.parameters
+    net = _drive_network(drive)
+    nursing = drive.facilities[ingest.has_kind(drive.facilities, "nursing_home")].to_crs(net.crs)
     assert len(nursing)
     facility_snap = reach.snap_points(net, nursing.geometry, max_access_m=params.max_access_m)
     demand_snap = reach.snap_points(net, drive.demand_projected.geometry, max_access_m=params.max_access_m)
@@ -162,11 +166,8 @@ def test_nursing_home_seconds_agree_with_a_networkx_dijkstra_on_the_one_way_driv
     import networkx as nx
 
     _, drive = runs
-    config = drive.config
-    params = config.parameters
-    crs = drive.demand_projected.crs
-    net = profiles.usable_network(load_walk_arrays(config.network, ways="drive", to_crs=crs), "drive",
-                                  ferry=params.ferry)
+    params = drive.config.parameters
+    net = _drive_network(drive)
     forward, backward = profiles.edge_costs(net, "drive", ferry=params.ferry)
     walk = profiles.DRIVE.access_speed_mps
     graph = nx.DiGraph()
@@ -175,7 +176,7 @@ def test_nursing_home_seconds_agree_with_a_networkx_dijkstra_on_the_one_way_driv
         for a, b, cost in ((u, v, forward[i]), (v, u, backward[i])):
             if np.isfinite(cost) and (not graph.has_edge(a, b) or graph[a][b]["w"] > cost):
                 graph.add_edge(a, b, w=float(cost))
-    nursing = drive.facilities[ingest.has_kind(drive.facilities, "nursing_home")].to_crs(crs)
+    nursing = drive.facilities[ingest.has_kind(drive.facilities, "nursing_home")].to_crs(net.crs)
     fsnap = reach.snap_points(net, nursing.geometry, max_access_m=params.max_access_m)
     for k in np.flatnonzero(fsnap.on_network):
         e, f, a = int(fsnap.edge[k]), float(fsnap.fraction[k]), float(fsnap.access_m[k])

@@ -431,3 +431,30 @@ def test_a_poi_category_decides_only_when_the_name_says_nothing(tmp_path):
         ["东湖颐养之家", "生活服务;社会福利;养老院", "071300", "[]", "114.30,30.58", "湖北省", "武汉市", "武昌区", "[]"]])
     facilities, rejects, _ = ingest.read_facilities(path)
     assert rejects.empty and facilities["kinds"].tolist() == ["care_home"] and facilities["flags"].tolist() == [""]
+
+
+def test_records_on_a_geocoder_fallback_point_count_for_their_own_village_not_the_one_under_the_point(tmp_path):
+    from coverage.pipeline import prepare_inputs
+
+    units = ingest.read_units(REPO_ROOT / "data" / "boundaries" / "demo_units.geojson")
+    villages = units[(units["level"] == "village") & (units["urban"] == False)].head(6)  # noqa: E712
+    towns = units.set_index("code")["name"]
+    centre = units[units["level"] == "county"].geometry.iloc[0].representative_point()
+    under = units[(units["level"] == "village") & units.geometry.contains(centre)]["code"].tolist()
+    # a town's list geocoded by a service that gave up: every row on one point, names and villages all different
+    rows = [["名称", "类型", "经度", "纬度", "所属乡镇", "所属村"]] + [
+        [f"{v.name}互助幸福院", "互助幸福院", f"{centre.x:.6f}", f"{centre.y:.6f}", towns[v.parent_code], v.name]
+        for v in villages.itertuples()]
+    table = _write_csv(tmp_path / "geocoded.csv", rows)
+    study = _demo_study_with(tmp_path, "    - path: ../data/facilities/demo_facilities.xlsx\n      crs: gcj02\n"
+                                       f"    - path: {table}\n      crs: wgs84\n", "  crs_check: off\n")
+
+    inputs = prepare_inputs(load_study(study))
+
+    assert inputs.ingest_summary["fallback_records"] == 6
+    placed = inputs.presence_only[inputs.presence_only["source_file"] == "geocoded.csv"]
+    assert dict(zip(placed["name"], placed["village_code"])) == {
+        f"{v.name}互助幸福院": v.code for v in villages.itertuples()}
+    assert not set(placed["village_code"]) & set(under)
+    assert (placed["unit_assignment"] == "village_name").all()
+    assert not (inputs.facilities["source_file"] == "geocoded.csv").any()  # none walks from the fallback point
