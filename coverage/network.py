@@ -19,10 +19,11 @@ import shapely
 from coverage._errors import InputDataError
 from coverage._io import atomic_path, file_sha256
 from coverage.coords import utm_crs_for
+from coverage.lengths import ground_lengths
 from coverage.reach import NetworkArrays, highway_code, network_arrays, node_components
 
 #: bump when the filter or the graph build changes, so cached graphs are rebuilt
-NETWORK_BUILD_VERSION = "4"
+NETWORK_BUILD_VERSION = "5"  # 5: ground lengths (coverage.lengths)
 
 #: highway values no pedestrian may use (osmnx's "walk" filter, plus trunk links:
 #: ramps of China's urban expressways have no footway)
@@ -243,6 +244,31 @@ def _graph_from_ways(node_lonlat: dict, ways: list[tuple[int, list[int], dict]])
     return graph
 
 
+def _add_ground_lengths(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """
+    Set every edge's ``length`` to its ground length (metres) in the local UTM zone.
+
+    The same definition as :func:`_walk_segments` (:mod:`coverage.lengths`),
+    in place of osmnx's great-circle ``add_edge_lengths``.
+    """
+    from pyproj import Transformer
+
+    if graph.number_of_edges() == 0:
+        return graph
+    nodes = np.fromiter(graph.nodes, np.int64, graph.number_of_nodes())
+    lon = np.array([graph.nodes[n]["x"] for n in nodes.tolist()], dtype=float)
+    lat = np.array([graph.nodes[n]["y"] for n in nodes.tolist()], dtype=float)
+    crs = utm_crs_for(float(np.median(lon)), float(np.median(lat)))
+    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+    position = {n: i for i, n in enumerate(nodes.tolist())}
+    edges = list(graph.edges(keys=True))
+    u = np.fromiter((position[e[0]] for e in edges), np.int64, len(edges))
+    v = np.fromiter((position[e[1]] for e in edges), np.int64, len(edges))
+    length = ground_lengths(crs, x[u], y[u], x[v], y[v])
+    nx.set_edge_attributes(graph, dict(zip(edges, length.tolist())), "length")
+    return graph
+
+
 @dataclass(frozen=True)
 class _WalkSegments:
     """
@@ -260,7 +286,7 @@ class _WalkSegments:
     edge_u, edge_v : numpy.ndarray
         Edge end positions into the node arrays; the geometry runs from u to v.
     edge_length_m : numpy.ndarray
-        Great-circle length of each stretch, summed over its vertices as osmnx measures (metres).
+        Ground length of each stretch, summed over its vertices (metres, :mod:`coverage.lengths`).
     edge_ferry : numpy.ndarray
         True for ferry lines.
     edge_way : numpy.ndarray
@@ -301,7 +327,7 @@ def _walk_segments(
     Cut every way at its ends and at nodes it shares with a way (or with itself), projected, as arrays.
 
     Each stretch between two such nodes becomes one edge carrying the full
-    geometry and the great-circle length of the vertices it replaces.
+    geometry and the ground length of the vertices it replaces.
     Coordinates are projected once with pyproj (to the UTM zone of the
     median node) and all edge geometries are made in one shapely call.
     Stretches of length 0 are dropped, but their end nodes stay network
@@ -359,10 +385,9 @@ def _walk_segments(
     ref_index = np.repeat(start - first, per_edge) + np.arange(len(owner), dtype=np.int64)
     vertices = node_of_ref[ref_index]
     del node_of_ref, ref_index
-    # great-circle length of each stretch, as osmnx measures edges
+    # ground length of each stretch (coverage.lengths: UTM plane over the point scale factor)
     same_edge = owner[1:] == owner[:-1]
-    step = ox.distance.great_circle(lonlat[vertices[:-1], 1], lonlat[vertices[:-1], 0],
-                                    lonlat[vertices[1:], 1], lonlat[vertices[1:], 0])
+    step = ground_lengths(crs, x[vertices[:-1]], y[vertices[:-1]], x[vertices[1:]], y[vertices[1:]])
     length = np.bincount(owner[1:][same_edge], weights=step[same_edge], minlength=n_edges)
     del step, same_edge
     last = first + per_edge - 1
@@ -418,7 +443,7 @@ def _segments_graph(node_lonlat: dict, ways: list[tuple[int, list[int], dict]]) 
     Simplified, projected graph straight from the ways: each way is cut at its ends and at shared nodes.
 
     This is the topology osmnx's ``simplify_graph`` produces (edges carry the
-    full geometry and great-circle length of the stretch they replace),
+    full geometry and ground length of the stretch they replace),
     except that two ways meeting end to end with nothing else at the joint
     stay two edges: every walking time is the same. The cutting, projection
     and geometries are :func:`_walk_segments`; only the graph is built here.
@@ -504,7 +529,7 @@ def load_walk_network(
     Raw OSM (.osm XML, .osm.pbf, .osm.bz2) is read with pyosmium, keeping only
     walkable ``highway=*`` ways and ``route=ferry`` lines (buildings, land use,
     rivers, motorways are dropped); the graph is built in both directions,
-    given great-circle edge lengths and simplified with osmnx. An osmnx GraphML
+    given ground edge lengths (:mod:`coverage.lengths`) and simplified with osmnx. An osmnx GraphML
     file is loaded as it is. Every connected component is kept: islands are
     reported downstream, never dropped.
 
@@ -554,8 +579,7 @@ def load_walk_network(
     elif name.endswith(RAW_OSM_SUFFIXES):
         node_lonlat, ways = _read_walkable_osm(path)
         if simplify == "osmnx":
-            graph = _graph_from_ways(node_lonlat, ways)
-            graph = ox.distance.add_edge_lengths(graph)
+            graph = _add_ground_lengths(_graph_from_ways(node_lonlat, ways))
             graph = ox.simplify_graph(graph, edge_attrs_differ=["ferry"])
         elif simplify == "segments":
             graph = _segments_graph(node_lonlat, ways)
@@ -621,7 +645,7 @@ def load_walk_arrays(
     -------
     coverage.reach.NetworkArrays
         One row per undirected stretch, oriented from the lower node position
-        to the higher; lengths are great-circle metres, coordinates metres in
+        to the higher; lengths are ground metres (:mod:`coverage.lengths`), coordinates metres in
         ``crs``. ``edge_highway`` holds each stretch's OSM highway class and
         ``edge_oneway`` its way's one-way rule relative to u → v (walking
         ignores it).
@@ -725,7 +749,7 @@ def _project_arrays(net: NetworkArrays, to_crs) -> NetworkArrays:
 
     Node coordinates and every geometry vertex are transformed from the
     arrays' CRS with one pyproj transformer, as osmnx's ``project_graph``
-    transforms a graph's nodes and edges; lengths stay great-circle metres.
+    transforms a graph's nodes and edges; lengths stay the ground metres of the build.
     """
     from pyproj import CRS, Transformer
 

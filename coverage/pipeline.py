@@ -20,6 +20,7 @@ from coverage import census_tables, dwellings, ingest, metrics, network, populat
 from coverage._errors import InputDataError
 from coverage._io import file_sha256
 from coverage.config import StudyConfig, load_study
+from coverage.lengths import LENGTH_DEFINITION
 
 #: kinds reported in tables, plus "any" (a facility of any kind)
 ANY_KIND = "any"
@@ -1374,6 +1375,7 @@ def build_run_record(results: StudyResults) -> dict:
         "versions": _versions(),
         "platform": {"machine": platform.machine(), "system": platform.system(), "python": sys.version.split()[0]},
         "timings_seconds": results.timings,
+        "length_definition": LENGTH_DEFINITION,
         "counts": {
             "facility_rows": results.ingest_summary,
             "facilities_by_kind": {k: int(ingest.has_kind(results.facilities, k).sum())

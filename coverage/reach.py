@@ -29,6 +29,7 @@ from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from coverage.config import FerryPolicy
+from coverage.lengths import scale_factor
 
 # scipy's csgraph treats a stored 0 as "no edge" in some paths; give zero-cost
 # links a negligible positive cost instead (1 microsecond or micrometre)
@@ -273,7 +274,9 @@ def snap_points(net: NetworkArrays, points, *, max_access_m: float = 500.0) -> S
     a uniform grid of the edges' straight segments (the same floating-point
     operations, so the same numbers as shapely gives, without building one
     shapely point per input point). A point equidistant from two edges
-    attaches to the one with the lower edge position.
+    attaches to the one with the lower edge position. The access leg is that
+    planar distance in ground metres (divided by the projection's scale
+    factor at the point, :mod:`coverage.lengths`), like the edge lengths.
 
     Parameters
     ----------
@@ -303,7 +306,8 @@ def snap_points(net: NetworkArrays, points, *, max_access_m: float = 500.0) -> S
     best_d, best_e = _nearest_edges(index, px, py, float(max_access_m))
     on = np.flatnonzero(best_d <= max_access_m)
     edge[on] = best_e[on]
-    access[on] = best_d[on]
+    # planar metres of the working CRS to ground metres, as the edge lengths are (coverage.lengths)
+    access[on] = best_d[on] / scale_factor(net.crs, px[on], py[on])
     fraction[on] = _locate_on_edges(index, best_e[on], px[on], py[on])
     np.clip(fraction, 0.0, 1.0, out=fraction)
     return Snap(edge, fraction, access)

@@ -9,6 +9,7 @@ import numpy as np
 import osmnx as ox
 import pytest
 import shapely
+from pyproj import Geod
 from scipy.sparse.csgraph import dijkstra
 
 from coverage import profiles, reach
@@ -42,6 +43,13 @@ def _osmnx_drive_graph(path, speeds_kph: dict[str, float], monkeypatch) -> nx.Mu
         or any(re.search(pattern, str(data.get(tag, ""))) for tag, pattern in _DRIVE_TAG_FILTER.items())
     ]
     graph.remove_edges_from(drop)
+    # the edge lengths of the project's definition (ground metres), measured independently: the
+    # WGS-84 geodesic between the edge's ends (osmnx's own great-circle lengths are off by up to 0.4 %)
+    edges = list(graph.edges(keys=True))
+    lon0, lat0, lon1, lat1 = (np.array([graph.nodes[e[i]][c] for e in edges]) for i, c in
+                              ((0, "x"), (0, "y"), (1, "x"), (1, "y")))
+    _, _, geodesic = Geod(ellps="WGS84").inv(lon0, lat0, lon1, lat1)
+    nx.set_edge_attributes(graph, dict(zip(edges, geodesic.tolist())), "length")
     graph = ox.add_edge_speeds(graph, hwy_speeds=speeds_kph)
     return ox.add_edge_travel_times(graph)
 
@@ -66,7 +74,8 @@ def test_driving_seconds_agree_with_osmnx_travel_times_on_the_one_way_graph(extr
         expected = np.array([expected.get(int(node), np.inf) for node in net.node_ids.tolist()])
         finite = np.isfinite(expected)
         assert np.array_equal(np.isfinite(times[row]), finite)
-        assert np.max(np.abs(times[row][finite] - expected[finite])) < 1e-9
+        # equal to 1 ms over drives of up to an hour: the ground metres are the geodesic to 5e-8
+        assert np.max(np.abs(times[row][finite] - expected[finite])) < 1e-3
         reached += int(finite.sum()) - 1
     assert reached > 50
 
