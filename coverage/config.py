@@ -8,7 +8,9 @@ from typing import Any
 
 import yaml
 
+from coverage import profiles
 from coverage._errors import ConfigError
+from coverage.ferry import FerryPolicy
 from coverage.kinds import kind_ids
 
 #: facility kinds known to the package, in display order (the registry coverage/kinds.yaml)
@@ -82,15 +84,6 @@ class PopulationSource:
 
 
 @dataclass(frozen=True)
-class FerryPolicy:
-    """How ferry lines (``route=ferry``) count: excluded, or an edge costing wait + crossing time."""
-
-    enabled: bool = True
-    wait_seconds: float = 900.0
-    speed_mps: float = 4.0
-
-
-@dataclass(frozen=True)
 class Parameters:
     """
     Walking parameters. Speeds in metres per second, thresholds in minutes or metres.
@@ -130,8 +123,6 @@ class Parameters:
             return float(self.kind_walk_speed_mps[kind])
         profile_id = self.kind_profiles.get(kind)
         if profile_id is not None:
-            from coverage import profiles
-
             profile = profiles.get_profile(profile_id)
             if profiles.is_walking(profile):
                 return float(profile.speed_mps)
@@ -152,8 +143,6 @@ class Parameters:
         profile_id = self.kind_profiles.get(kind)
         if profile_id is None:
             return None
-        from coverage import profiles
-
         profile = profiles.get_profile(profile_id)
         return None if profiles.is_walking(profile) else profile
 
@@ -366,8 +355,7 @@ def _kind_profiles(value: Any, kind_speeds: dict[str, float]) -> dict[str, str]:
     A kind may have a walking speed (``kind_walk_speed_mps``) or a profile, not both.
     """
     # imported here: coverage.profiles imports this module (FerryPolicy)
-    from coverage.profiles import PROFILES
-
+    PROFILES = profiles.PROFILES
     known_ids = ", ".join(PROFILES)
     chosen = {}
     for kind, profile_id in _mapping(value, "parameters.kind_profiles",

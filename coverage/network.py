@@ -269,6 +269,37 @@ def _add_ground_lengths(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     return graph
 
 
+def _rings_as_loops(graph: nx.MultiDiGraph, ways: list[tuple[int, list[int], dict]]) -> nx.MultiDiGraph:
+    """
+    Turn each isolated closed way osmnx left unsimplified into one loop edge at the way's first node.
+
+    That is the edge :func:`_walk_segments` makes of it (cut at the way's
+    ends only), so both simplification modes give the same nodes, lengths
+    and walking times on rings that touch nothing.
+    """
+    for _, refs, _ in ways:
+        if len(refs) < 4 or refs[0] != refs[-1] or refs[0] not in graph:
+            continue
+        ring = refs[:-1]
+        if any(n not in graph or len(set(graph.predecessors(n)) | set(graph.successors(n))) != 2 for n in ring):
+            continue
+        if graph.degree(ring[0]) != 4 or graph.has_edge(ring[0], ring[0]):
+            continue
+        steps = list(zip(refs[:-1], refs[1:]))
+        if not all(graph.has_edge(u, v) for u, v in steps) or len(set(ring)) != len(ring):
+            continue
+        first = graph.get_edge_data(*steps[0])
+        attrs = {k: v for k, v in next(iter(first.values())).items() if k not in {"geometry", "length", "reversed"}}
+        length = sum(min(d["length"] for d in graph.get_edge_data(u, v).values()) for u, v in steps)
+        coords = [(graph.nodes[n]["x"], graph.nodes[n]["y"]) for n in refs]
+        graph.remove_nodes_from(ring[1:])
+        graph.remove_edges_from(list(graph.edges(ring[0], keys=True)))
+        graph.add_edge(ring[0], ring[0], **attrs, length=length, geometry=shapely.LineString(coords), reversed=False)
+        graph.add_edge(ring[0], ring[0], **attrs, length=length, geometry=shapely.LineString(coords[::-1]),
+                       reversed=True)
+    return graph
+
+
 @dataclass(frozen=True)
 class _WalkSegments:
     """
@@ -580,7 +611,10 @@ def load_walk_network(
         node_lonlat, ways = _read_walkable_osm(path)
         if simplify == "osmnx":
             graph = _add_ground_lengths(_graph_from_ways(node_lonlat, ways))
-            graph = ox.simplify_graph(graph, edge_attrs_differ=["ferry"])
+            # osmnx drops components that are one isolated ring; keep them, as one edge each, as the
+            # segments build does (a closed footway in a courtyard is still somewhere people walk)
+            graph = ox.simplify_graph(graph, edge_attrs_differ=["ferry"], remove_rings=False)
+            graph = _rings_as_loops(graph, ways)
         elif simplify == "segments":
             graph = _segments_graph(node_lonlat, ways)
         else:

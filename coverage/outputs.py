@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from coverage import report
+from coverage.lengths import LENGTH_DEFINITION
 from coverage.report import SYNTHETIC_LABEL
 
 ATTRIBUTION_LINES = (
@@ -47,6 +48,9 @@ def parameters_table(results) -> pd.DataFrame:
         *_mode_rows(params),
         ("distance thresholds / 距离阈值 (m)", ", ".join(f"{t:g}" for t in params.distance_thresholds_m)),
         ("max access to network / 最大接入距离 (m)", params.max_access_m),
+        ("lengths / 距离口径", LENGTH_DEFINITION),
+        ("homes moved off stray fragments / 孤立短路段改接主路网",
+         _moved_text(getattr(results, "access_summary", None) or {})),
         ("ferry / 轮渡", f"wait {params.ferry.wait_seconds:g} s + {params.ferry.speed_mps:g} m/s"
          if params.ferry.enabled else "excluded / 不计"),
         ("sensitivity speeds / 敏感性步速 (m/s)", ", ".join(f"{s:g}" for s in params.sensitivity_speeds_mps)),
@@ -69,6 +73,16 @@ def parameters_table(results) -> pd.DataFrame:
         rows.append(("facility source / 设施来源", config.facility_source_note))
     rows += [("note / 说明", note) for note in results.notes]
     return pd.DataFrame(rows, columns=["parameter", "value"]).astype({"value": str})
+
+
+def _moved_text(summary: dict) -> str:
+    """'12 homes / 处, 340 elderly / 人 (fragments of ≤ 5 nodes …)'; a dash when not recorded."""
+    if not summary:
+        return "—"
+    return (f"{summary.get('homes_moved_off_stray_fragments', 0)} homes / 处, "
+            f"{summary.get('elderly_moved_off_stray_fragments', 0):,.0f} elderly / 人 "
+            f"(fragments of ≤ {summary.get('stray_fragment_max_nodes', '?')} nodes without a facility "
+            "/ 不含设施的孤立路段)")
 
 
 def _mode_rows(params) -> list[tuple[str, str]]:

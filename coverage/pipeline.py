@@ -85,6 +85,7 @@ class StudyResults:
     presence_only: gpd.GeoDataFrame | None = None
     merge_log: pd.DataFrame | None = None
     fallback_points: pd.DataFrame | None = None
+    access_summary: dict = field(default_factory=dict)
 
 
 def _versions() -> dict[str, str]:
@@ -613,6 +614,8 @@ def profile_networks(
         usable = profiles.usable_network(loaded[profile.network], profile, ferry=params.ferry)
         facility_snap = reach.snap_points(usable, facility_points, max_access_m=params.max_access_m)
         demand_snap = reach.snap_points(usable, demand.geometry, max_access_m=params.max_access_m)
+        demand_snap, _ = reach.attach_off_fragments(usable, demand.geometry, demand_snap,
+                                                    max_access_m=params.max_access_m, keep=facility_snap)
         off_facilities = int((~facility_snap.on_network).sum())
         off_persons = float(demand.loc[~demand_snap.on_network, "elderly"].sum())
         if off_facilities or off_persons > 0:
@@ -996,6 +999,7 @@ class StudyInputs:
     presence_only: gpd.GeoDataFrame | None = None
     merge_log: pd.DataFrame | None = None
     fallback_points: pd.DataFrame | None = None
+    access_summary: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -1173,6 +1177,18 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
         facility_snap = reach.snap_points(net, facilities.to_crs(working_crs).geometry,
                                           max_access_m=params.max_access_m)
         demand_snap = reach.snap_points(net, demand.geometry, max_access_m=params.max_access_m)
+        demand_snap, moved = reach.attach_off_fragments(net, demand.geometry, demand_snap,
+                                                        max_access_m=params.max_access_m, keep=facility_snap)
+        access_summary = {"homes_moved_off_stray_fragments": int(moved.sum()),
+                          "elderly_moved_off_stray_fragments": round(float(demand.loc[moved, "elderly"].sum()), 1),
+                          "stray_fragment_max_nodes": reach.STRAY_FRAGMENT_MAX_NODES}
+        if moved.any():
+            notes.append(
+                f"{access_summary['elderly_moved_off_stray_fragments']:,.0f} elderly persons ({int(moved.sum())} "
+                f"homes) were nearest to a stray street fragment of at most {reach.STRAY_FRAGMENT_MAX_NODES} nodes "
+                "without a facility and walk to the main network instead (within the access limit) "
+                "/ 最近道路为孤立短路段的住户改接主路网"
+            )
         off_facilities = int((~facility_snap.on_network).sum())
         if off_facilities:
             notes.append(
@@ -1187,7 +1203,7 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
             )
     return StudyInputs(units, study_area, facilities, rejects, ingest_summary, net, working_crs, graph_summary,
                        demand, calibration, facility_snap, demand_snap, presence_only, sited.merge_log,
-                       sited.fallback_points)
+                       sited.fallback_points, access_summary)
 
 
 def run_study(
@@ -1310,6 +1326,7 @@ def run_study(
         components=components, sensitivity=sensitivity, calibration=calibration, targets=targets_table,
         graph_summary=graph_summary, timings=timer.seconds, output_files={}, notes=notes,
         presence_only=presence_only, merge_log=inputs.merge_log, fallback_points=inputs.fallback_points,
+        access_summary=inputs.access_summary,
     )
     if write:
         from coverage import outputs
@@ -1386,6 +1403,7 @@ def build_run_record(results: StudyResults) -> dict:
             "population_year": config.population.year,
             "population_method": population_method(results),
             "network": results.graph_summary,
+            "access": results.access_summary,
         },
         "calibration": results.calibration.to_dict("records") if len(results.calibration) else [],
         "notes": results.notes,

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from coverage import reach
-from coverage.config import FerryPolicy
+from coverage.ferry import FerryPolicy
+from coverage.network import load_walk_arrays
 from coverage.reach import HIGHWAY_CLASSES, NetworkArrays, Snap
 
 #: the way selections of :func:`coverage.network.load_walk_arrays` a profile can ask for
@@ -298,8 +299,6 @@ def load_profile_network(path: str | Path, profile: str | TravelProfile, **kwarg
     **kwargs
         Passed on (``to_crs``, ``cache_dir``, ``use_cache``).
     """
-    from coverage.network import load_walk_arrays
-
     return load_walk_arrays(path, ways=get_profile(profile).network, **kwargs)
 
 

@@ -17,6 +17,7 @@ takes a cost matrix; :func:`network_csgraph` gives that matrix itself.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ import shapely
 from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components, dijkstra
 
-from coverage.config import FerryPolicy
+from coverage.ferry import FerryPolicy
 from coverage.lengths import scale_factor
 
 # scipy's csgraph treats a stored 0 as "no edge" in some paths; give zero-cost
@@ -312,6 +313,85 @@ def snap_points(net: NetworkArrays, points, *, max_access_m: float = 500.0) -> S
     np.clip(fraction, 0.0, 1.0, out=fraction)
     return Snap(edge, fraction, access)
 
+
+
+#: a walking component of at most this many nodes holding no facility is a stray fragment
+STRAY_FRAGMENT_MAX_NODES = 5
+
+
+def stray_fragment_edges(net: NetworkArrays, keep: Snap | None = None,
+                         *, max_nodes: int = STRAY_FRAGMENT_MAX_NODES) -> np.ndarray:
+    """
+    Edges of stray fragments: walking components (ferries joining) of at most ``max_nodes`` nodes.
+
+    A fragment some point of ``keep`` (e.g. the facilities) is attached to is
+    not stray: its people walk to that facility.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask over the edges.
+    """
+    labels = node_components(net, with_ferries=True)
+    sizes = np.bincount(labels)
+    small = sizes <= max_nodes
+    if keep is not None and keep.on_network.any():
+        small[point_components(net, keep, labels)[keep.on_network]] = False
+    return small[labels[net.edge_u]]
+
+
+def attach_off_fragments(net: NetworkArrays, points, snap: Snap, *, max_access_m: float = 500.0,
+                         keep: Snap | None = None,
+                         max_nodes: int = STRAY_FRAGMENT_MAX_NODES) -> tuple[Snap, np.ndarray]:
+    """
+    Re-attach points whose nearest street is a stray fragment to the nearest street of the rest.
+
+    A home whose nearest edge belongs to a fragment of a few nodes (a footway
+    drawn alone in a courtyard, a piece cut off by the extract's edge) reaches
+    no facility from there; when a street of the main network lies within
+    ``max_access_m`` it walks there instead. Points with no such street stay
+    on their fragment.
+
+    Parameters
+    ----------
+    net, points
+        The network arrays and the points (as for :func:`snap_points`).
+    snap
+        The points' snaps from :func:`snap_points`.
+    max_access_m
+        Access limit (metres), as for :func:`snap_points`.
+    keep
+        Snaps (e.g. of the facilities) whose fragments are not stray.
+    max_nodes
+        Largest fragment (nodes) counted as stray.
+
+    Returns
+    -------
+    (Snap, numpy.ndarray)
+        The new snaps and a boolean mask of the points that moved.
+    """
+    stray = stray_fragment_edges(net, keep, max_nodes=max_nodes)
+    on_stray = snap.on_network & stray[np.where(snap.on_network, snap.edge, 0)]
+    moved = np.zeros(len(snap), dtype=bool)
+    if not on_stray.any() or stray.all():
+        return snap, moved
+    main_edges = np.flatnonzero(~stray)
+    main = dataclasses.replace(
+        net, edge_u=net.edge_u[main_edges], edge_v=net.edge_v[main_edges],
+        edge_length_m=net.edge_length_m[main_edges], edge_ferry=net.edge_ferry[main_edges],
+        edge_geometry=net.edge_geometry[main_edges],
+        edge_highway=None if net.edge_highway is None else net.edge_highway[main_edges],
+        edge_oneway=None if net.edge_oneway is None else net.edge_oneway[main_edges],
+    )
+    which = np.flatnonzero(on_stray)
+    again = snap_points(main, _points_xy(points)[which], max_access_m=max_access_m)
+    found = again.on_network
+    moved[which[found]] = True
+    edge, fraction, access = snap.edge.copy(), snap.fraction.copy(), snap.access_m.copy()
+    edge[which[found]] = main_edges[again.edge[found]]
+    fraction[which[found]] = again.fraction[found]
+    access[which[found]] = again.access_m[found]
+    return Snap(edge, fraction, access), moved
 
 #: grid cells of the snapping index are about this many mean segment spacings wide
 #: (about half a block: a point's 3 x 3 cells then usually hold its nearest edge)
