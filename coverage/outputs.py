@@ -8,9 +8,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from coverage import report
+from coverage import profiles, report
 from coverage.lengths import LENGTH_DEFINITION
+from coverage.profiles import kind_modes
 from coverage.report import SYNTHETIC_LABEL
+from coverage.results import ANY_KIND, population_method
 
 ATTRIBUTION_LINES = (
     "路网 © OpenStreetMap contributors (ODbL 1.0)",
@@ -20,10 +22,27 @@ ATTRIBUTION_LINES = (
 
 def attribution_lines(results) -> tuple[str, ...]:
     """The data credits of a run: OpenStreetMap always, WorldPop only when a raster gave the population."""
-    from coverage import maps
-    from coverage.pipeline import population_method
+    from coverage import maps  # folium: loaded when a map or its credits are made
 
     return maps.data_attribution_lines(population_method(results))
+
+
+def writing_notes(config, *, make_map: bool = True) -> list[str]:
+    """
+    What the writers will have to say about this machine, known before anything is written.
+
+    Without a font with Chinese glyphs the PNG figure cannot be drawn (the
+    HTML map still is); the note then reaches the workbook, the tables and
+    run.json alike.
+    """
+    if not make_map:
+        return []
+    from coverage import figures  # matplotlib: loaded when figures are made
+
+    if figures.find_cjk_font() is None:
+        return ["PNG figure not written: no font with Chinese glyphs is installed (e.g. apt-get install "
+                "fonts-noto-cjk); the HTML map is written / 未安装中文字体，未生成PNG图"]
+    return []
 
 
 def headline_minutes(results) -> float:
@@ -34,8 +53,6 @@ def headline_minutes(results) -> float:
 
 def parameters_table(results) -> pd.DataFrame:
     """The 参数 sheet: every assumption and data source of the run, one per row."""
-    from coverage.pipeline import population_method
-
     config = results.config
     params = config.parameters
     rows = [
@@ -93,9 +110,6 @@ def _mode_rows(params) -> list[tuple[str, str]]:
     (m/s, with km/h per road class for vehicles), whether one-way streets
     bind, and the kind's time thresholds (minutes) when they differ from the study's.
     """
-    from coverage import profiles
-    from coverage.pipeline import ANY_KIND, kind_modes
-
     if not params.kind_profiles:
         return []
     modes = kind_modes(params, [*params.kinds, ANY_KIND])
@@ -340,7 +354,6 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
 
 def _write_map(results, villages, facilities, uncovered, minutes, out: Path) -> dict[str, Path]:
     from coverage import figures, maps
-    from coverage.pipeline import population_method
 
     config = results.config
     params = config.parameters

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import platform
-import sys
+import dataclasses
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import geopandas as gpd
@@ -16,14 +14,29 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from coverage import census_tables, dwellings, ingest, metrics, network, population, reach, report, sites
+from coverage import (
+    census_tables, crs_check, divisions, dwellings, ingest, metrics, network, outputs, population, profiles, reach,
+    report, sites, targets,
+)
 from coverage._errors import InputDataError
-from coverage._io import file_sha256
 from coverage.config import StudyConfig, load_study
-from coverage.lengths import LENGTH_DEFINITION
+from coverage.profiles import kind_modes, walking_mode_id
+from coverage.results import ANY_KIND, StudyInputs, StudyResults, population_method
+from coverage.run_record import build_run_record
+
+__all__ = [
+    "ANY_KIND", "StageTimer", "StudyInputs", "StudyResults", "build_run_record", "compute_reach", "facility_sites",
+    "kind_masks", "kind_modes", "population_method", "prepare_inputs", "run_study", "walking_mode_id",
+]
 
 #: kinds reported in tables, plus "any" (a facility of any kind)
-ANY_KIND = "any"
+
+
+#: the stages a run times, in order (the progress bar counts them; "crs check" only when facilities have points)
+COMPUTE_STAGES = ("units", "facilities", "network", "population", "snapping", "reach", "metrics", "sensitivity",
+                  "isochrones", "targets")
+#: the stages of writing (the last, "map", only with maps)
+WRITE_STAGES = ("write tables", "write layers", "map")
 
 
 @dataclass
@@ -50,56 +63,6 @@ class StageTimer:
                 self.bar.update(1)
 
 
-@dataclass(frozen=True)
-class StudyResults:
-    """
-    What a study run produced, for notebooks and for the writers.
-
-    GeoDataFrames are in WGS-84 unless named ``*_projected``.
-    """
-
-    config: StudyConfig
-    facilities: gpd.GeoDataFrame
-    rejects: pd.DataFrame
-    ingest_summary: dict
-    units: gpd.GeoDataFrame | None
-    demand_projected: gpd.GeoDataFrame
-    seconds_by_kind: dict[str, np.ndarray]
-    metres_by_kind: dict[str, np.ndarray]
-    nearest_by_kind: dict[str, np.ndarray]
-    coverage_long: pd.DataFrame
-    coverage_wide: pd.DataFrame
-    villages: pd.DataFrame
-    uncovered_units: pd.DataFrame
-    facility_table: pd.DataFrame
-    isochrones: gpd.GeoDataFrame
-    facility_isochrones: gpd.GeoDataFrame | None
-    components: pd.DataFrame
-    sensitivity: pd.DataFrame
-    calibration: pd.DataFrame
-    targets: pd.DataFrame
-    graph_summary: dict
-    timings: dict[str, float]
-    output_files: dict[str, Path]
-    notes: list[str]
-    presence_only: gpd.GeoDataFrame | None = None
-    merge_log: pd.DataFrame | None = None
-    fallback_points: pd.DataFrame | None = None
-    access_summary: dict = field(default_factory=dict)
-
-
-def _versions() -> dict[str, str]:
-    names = ["eldercare-coverage", "numpy", "pandas", "scipy", "networkx", "shapely", "pyproj", "pyogrio",
-             "geopandas", "rasterio", "osmnx", "osmium", "folium", "openpyxl", "matplotlib"]
-    out = {"python": platform.python_version()}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def _read_census_totals(config: StudyConfig) -> pd.DataFrame | None:
     """
     Census totals of the chosen age group as ``code, elderly`` (or None when not configured).
@@ -124,8 +87,6 @@ def _read_census_totals(config: StudyConfig) -> pd.DataFrame | None:
         A column is missing, or a code was saved in scientific notation with
         fewer digits than the census level needs (``4.20116E+11`` for a town).
     """
-    from coverage import divisions
-
     source = config.population
     if source.census is None:
         return None
@@ -301,8 +262,6 @@ def _census_zones(config: StudyConfig, units: gpd.GeoDataFrame, census: pd.DataF
         units of the census level. The message names the census file, the
         code column, the first five codes on each side and what to do.
     """
-    from coverage import divisions
-
     # fewer matches than this share of what was expected is an error
     min_share = 0.5
     level = config.population.census_level
@@ -596,8 +555,6 @@ def profile_networks(
     dict
         Profile id → :class:`ProfileNetwork`; empty when every kind walks.
     """
-    from coverage import profiles
-
     params = config.parameters
     notes = notes if notes is not None else []
     chosen = {}
@@ -664,8 +621,6 @@ def compute_profile_reach(
         profile's network) and the nearest facility's position per kind (-1),
         for the non-walking kinds only.
     """
-    from coverage import profiles
-
     params = config.parameters
     cost_by_kind, nearest_by_kind = {}, {}
     for kind, mask in masks.items():
@@ -727,39 +682,6 @@ def merge_profile_reach(
     cost = {kind: cost_p[kind] if kind in cost_p else cost_w[kind] for kind in kinds}
     nearest = {kind: nearest_p[kind] if kind in nearest_p else nearest_w[kind] for kind in kinds}
     return cost, nearest
-
-
-def walking_mode_id(speed_mps: float) -> str:
-    """
-    The id naming walking at ``speed_mps`` in tables: a shipped walking profile of that speed, else ``walk_<speed>mps``.
-
-    ``walk_elderly`` (0.8 m/s) is preferred where several match.
-    """
-    from coverage import profiles
-
-    candidates = [profiles.DEFAULT_PROFILE, *profiles.PROFILES.values()]
-    for profile in candidates:
-        if profiles.is_walking(profile) and float(profile.speed_mps) == float(speed_mps):
-            return profile.id
-    return f"walk_{speed_mps:g}mps"
-
-
-def kind_modes(params, kinds) -> dict[str, str]:
-    """
-    The travel mode (profile id) of each kind's figures, for the ``mode`` column.
-
-    A kind with a profile in ``kind_profiles`` shows its id; a walking kind
-    without one the walking profile of its speed (:func:`walking_mode_id`);
-    ``any`` the walking mode of ``walk_speed_mps`` (it is the walking pass to every facility).
-    """
-    modes = {}
-    for kind in kinds:
-        if kind == ANY_KIND:
-            continue
-        modes[kind] = params.kind_profiles.get(kind) or walking_mode_id(params.speed_for(kind))
-    if ANY_KIND in kinds:
-        modes[ANY_KIND] = walking_mode_id(params.walk_speed_mps)
-    return modes
 
 
 def _coverage_tables(demand, seconds_by_kind, metres_by_kind, params, names) -> pd.DataFrame:
@@ -977,32 +899,6 @@ def _sensitivity(net, facility_snap, demand_snap, masks, demand, config, study_s
 
 
 @dataclass(frozen=True)
-class StudyInputs:
-    """
-    A study's inputs loaded, projected and attached to the network.
-
-    ``facilities`` and ``units`` are WGS-84; ``demand`` is in the working CRS.
-    """
-
-    units: gpd.GeoDataFrame | None
-    study_area: gpd.GeoSeries | None
-    facilities: gpd.GeoDataFrame
-    rejects: pd.DataFrame
-    ingest_summary: dict
-    net: reach.NetworkArrays
-    working_crs: object
-    graph_summary: dict
-    demand: gpd.GeoDataFrame
-    calibration: pd.DataFrame
-    facility_snap: reach.Snap
-    demand_snap: reach.Snap
-    presence_only: gpd.GeoDataFrame | None = None
-    merge_log: pd.DataFrame | None = None
-    fallback_points: pd.DataFrame | None = None
-    access_summary: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class FacilitySites:
     """
     Facility records made into sites: duplicates and co-located services merged, geocoder fallbacks flagged.
@@ -1082,8 +978,6 @@ def check_coordinate_systems(config: StudyConfig, records: gpd.GeoDataFrame, ing
     list of str
         Notes for the run record (one per file checked).
     """
-    from coverage import crs_check
-
     allow = config.parameters.crs_check == "warn"
     streets = crs_check.streets_from(net)
     notes = []
@@ -1241,15 +1135,11 @@ def run_study(
         config = load_study(config)
     params = config.parameters
     if config.target_sets or config.target_files:
-        from coverage import targets
-
         # a misspelt target set fails now, not after the long stages
         targets.select_study_targets(config)
     from tqdm import tqdm  # not tqdm.auto: it warns in notebooks without ipywidgets
 
-    # stages: units, facilities, network, population, snapping, reach, metrics, sensitivity, isochrones,
-    # targets, and when writing: tables, layers, map
-    n_stages = 10 + ((3 if make_map else 2) if write else 0)
+    n_stages = len(COMPUTE_STAGES) + (len(WRITE_STAGES) - (0 if make_map else 1) if write else 0)
     bar = tqdm(total=n_stages, desc=config.name, unit="stage", leave=False, disable=None) if progress else None
     if bar is not None and bar.disable:  # not a terminal: say each stage on its own line instead
         bar = None
@@ -1317,6 +1207,8 @@ def run_study(
         targets_table = _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units,
                                           facilities_in_units, villages)
 
+    if write:
+        notes.extend(outputs.writing_notes(config, make_map=make_map))
     results = StudyResults(
         config=config, facilities=facilities, rejects=rejects, ingest_summary=ingest_summary, units=units,
         demand_projected=demand, seconds_by_kind=seconds_by_kind, metres_by_kind=metres_by_kind,
@@ -1329,84 +1221,21 @@ def run_study(
         access_summary=inputs.access_summary,
     )
     if write:
-        from coverage import outputs
-
+        # the results are complete before anything is written; the writers only read them
         files = outputs.write_study_outputs(results, lang=lang, make_map=make_map, timer=timer)
-        results.output_files.update(files)
-        run_record = build_run_record(results)
-        results.output_files["run.json"] = report.write_json(run_record, config.output_dir / "run.json")
+        results = dataclasses.replace(results, output_files=files)
+        run_json = report.write_json(build_run_record(results), config.output_dir / "run.json")
+        results = dataclasses.replace(results, output_files={**files, "run.json": run_json})
     if bar is not None:
         bar.close()
     return results
 
 
 def _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units, facilities, villages) -> pd.DataFrame:
-    """Evaluate the configured target sets (empty table when none are configured or the module is absent)."""
+    """Evaluate the configured target sets (an empty table when none are configured)."""
     if not config.target_sets and not config.target_files:
-        return pd.DataFrame()
-    try:
-        from coverage import targets
-    except ImportError:  # pragma: no cover - the catalogue module ships with the package
         return pd.DataFrame()
     return targets.evaluate_study_targets(
         config, demand=demand, seconds_by_kind=seconds_by_kind, metres_by_kind=metres_by_kind,
         units=units, facilities=facilities, villages=villages,
     )
-
-
-def population_method(results: StudyResults) -> str:
-    """How the demand was made: raster, raster calibrated to the census, or census over buildings/uniform."""
-    methods = set(results.demand_projected.get("method", pd.Series(["raster"])).astype(str))
-    if methods == {"raster"}:
-        return "raster, calibrated to census" if len(results.calibration) else "raster"
-    return "census totals over " + " and ".join(sorted(methods))
-
-
-def build_run_record(results: StudyResults) -> dict:
-    """
-    The run record: inputs with sha256, parameters, package versions, timings per stage, counts, outputs.
-
-    Parameters
-    ----------
-    results
-        A finished run.
-    """
-    config = results.config
-    inputs = {"config": config.config_path, "network": config.network}
-    for i, source in enumerate(config.facilities):
-        inputs[f"facilities[{i}]"] = source.path
-    if config.units:
-        inputs["units"] = config.units.path
-    for raster in config.population.rasters:
-        inputs[f"population:{raster.name}"] = raster
-    if config.population.census:
-        inputs["census"] = config.population.census
-    demand = results.demand_projected
-    return {
-        "study": config.name,
-        "title": config.title,
-        "synthetic": config.synthetic,
-        "data_label": report.SYNTHETIC_LABEL if config.synthetic else "",
-        "inputs": {name: {"path": str(path), "sha256": file_sha256(path)} for name, path in inputs.items()},
-        "configuration": config.to_record(),
-        "versions": _versions(),
-        "platform": {"machine": platform.machine(), "system": platform.system(), "python": sys.version.split()[0]},
-        "timings_seconds": results.timings,
-        "length_definition": LENGTH_DEFINITION,
-        "counts": {
-            "facility_rows": results.ingest_summary,
-            "facilities_by_kind": {k: int(ingest.has_kind(results.facilities, k).sum())
-                                   for k in config.parameters.kinds},
-            "demand_points": int(len(demand)),
-            "elderly_total": round(float(demand["elderly"].sum()), 1),
-            "age_group": config.population.age_group,
-            "population_year": config.population.year,
-            "population_method": population_method(results),
-            "network": results.graph_summary,
-            "access": results.access_summary,
-        },
-        "calibration": results.calibration.to_dict("records") if len(results.calibration) else [],
-        "notes": results.notes,
-        "outputs": {name: {"path": str(path), "sha256": file_sha256(path)} for name, path in results.output_files.items()
-                    if Path(path).exists()},
-    }

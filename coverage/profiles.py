@@ -11,6 +11,7 @@ import pandas as pd
 
 from coverage import reach
 from coverage.ferry import FerryPolicy
+from coverage.kinds import ANY_KIND
 from coverage.network import load_walk_arrays
 from coverage.reach import HIGHWAY_CLASSES, NetworkArrays, Snap
 
@@ -364,3 +365,34 @@ __all__ = [
     "TravelProfile", "WALK_ELDERLY", "WALK_FRAIL", "WALK_STANDARD", "describe", "edge_costs", "edge_speeds",
     "get_profile", "is_walking", "load_profile_network", "nearest_facility", "usable_network",
 ]
+
+
+def walking_mode_id(speed_mps: float) -> str:
+    """
+    The id naming walking at ``speed_mps`` in tables: a shipped walking profile of that speed, else ``walk_<speed>mps``.
+
+    ``walk_elderly`` (0.8 m/s) is preferred where several match.
+    """
+    candidates = [DEFAULT_PROFILE, *PROFILES.values()]
+    for profile in candidates:
+        if is_walking(profile) and float(profile.speed_mps) == float(speed_mps):
+            return profile.id
+    return f"walk_{speed_mps:g}mps"
+
+
+def kind_modes(params, kinds) -> dict[str, str]:
+    """
+    The travel mode (profile id) of each kind's figures, for the ``mode`` column.
+
+    A kind with a profile in ``kind_profiles`` shows its id; a walking kind
+    without one the walking profile of its speed (:func:`walking_mode_id`);
+    ``any`` the walking mode of ``walk_speed_mps`` (it is the walking pass to every facility).
+    """
+    modes = {}
+    for kind in kinds:
+        if kind == ANY_KIND:
+            continue
+        modes[kind] = params.kind_profiles.get(kind) or walking_mode_id(params.speed_for(kind))
+    if ANY_KIND in kinds:
+        modes[ANY_KIND] = walking_mode_id(params.walk_speed_mps)
+    return modes
