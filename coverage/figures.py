@@ -102,8 +102,9 @@ def cjk_font_family() -> str:
     if found is None:
         raise CJKFontNotFoundError(
             "no font with Chinese glyphs is installed, so the figure's Chinese labels would show as boxes; "
-            "install one, e.g. `apt-get install fonts-noto-cjk` (Debian/Ubuntu) or the Noto Sans CJK / "
-            "Source Han Sans fonts, then rerun. 未找到中文字体：请安装 fonts-noto-cjk"
+            "reinstall the package's dependencies (`pip install pylopdf-fonts-zh-cn`, Noto Sans SC, SIL OFL) or "
+            "install a system font, e.g. `apt-get install fonts-noto-cjk`, then rerun. "
+            "未找到中文字体：请安装 pylopdf-fonts-zh-cn 或 fonts-noto-cjk"
         )
     path, family = found
     if not any(entry.name == family for entry in font_manager.fontManager.ttflist):
@@ -233,7 +234,34 @@ def _find_cjk_family() -> tuple[Path, str] | None:
                     except (OSError, RuntimeError, ValueError):
                         continue
             return Path(fname), family
-    return None
+    return _packaged_cjk_font()
+
+
+def _packaged_cjk_font() -> tuple[Path, str] | None:
+    """
+    Noto Sans SC from the Python package ``pylopdf-fonts-zh-cn`` (SIL OFL 1.1), registered with matplotlib.
+
+    The fallback of a fresh machine with no CJK system font: it installs with
+    the project's dependencies, from the package registry, without apt.
+    """
+    try:
+        import pylopdf_fonts_zh_cn
+    except ImportError:
+        return None
+    fname = str(pylopdf_fonts_zh_cn.sans_path())
+    if not Path(fname).exists() or not _has_glyphs(fname):
+        return None
+    font_manager.fontManager.addfont(fname)
+    return Path(fname), ft2font.FT2Font(fname).family_name
+
+
+def _heavy_weight() -> str:
+    """``bold`` when the figure's font family has a bold face, else ``normal`` (no "findfont" warning)."""
+    family = matplotlib.rcParams["font.family"][0]
+    weights = [entry.weight for entry in font_manager.fontManager.ttflist if entry.name == family]
+    has_bold = any((int(w) if str(w).isdigit() else {"bold": 700, "heavy": 800, "black": 900}.get(str(w), 400)) >= 600
+                   for w in weights)
+    return "bold" if has_bold or not weights else "normal"
 
 
 def _to_wgs84(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -331,13 +359,14 @@ def _draw(
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.71, 0.85), frameon=False, fontsize=10,
                    title="图例", title_fontsize=11, alignment="left")
 
-    fig.text(0.02, 0.955, title, fontsize=18, fontweight="bold", va="top")
+    heavy = _heavy_weight()
+    fig.text(0.02, 0.955, title, fontsize=18, fontweight=heavy, va="top")
     for i, line in enumerate(subtitle_lines):
         fig.text(0.02, 0.915 - 0.027 * i, str(line), fontsize=11, va="top", color="#333333")
     fig.text(0.02, 0.02, "\n".join(str(a) for a in attribution_lines), fontsize=8, va="bottom", color="#555555")
     if synthetic:
         # bottom right, so a long title keeps the full width at the top
-        fig.text(0.98, 0.02, "合成示例数据 / synthetic demo data", fontsize=15, fontweight="bold", color="white",
+        fig.text(0.98, 0.02, "合成示例数据 / synthetic demo data", fontsize=15, fontweight=heavy, color="white",
                  ha="right", va="bottom", bbox={"boxstyle": "round,pad=0.4", "facecolor": "#cc0000", "edgecolor": "none"})
         ax.text(0.5, 0.5, "合成示例数据\nsynthetic demo data", transform=ax.transAxes, fontsize=40, color="#cc0000",
                 alpha=0.13, ha="center", va="center", rotation=30, zorder=10)

@@ -173,3 +173,29 @@ def test_missing_cjk_font_raises_clear_error(monkeypatch, tmp_path):
     with pytest.raises(figures.CJKFontNotFoundError, match="apt-get install fonts-noto-cjk"):
         figures.coverage_figure(_units(), _facilities(), title="无字体", path=tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_machine_without_system_cjk_fonts_still_draws_chinese_with_the_packaged_noto_sans_sc(tmp_path):
+    # the fallback that installs with the dependencies (pylopdf-fonts-zh-cn, SIL OFL 1.1)
+    from matplotlib import font_manager
+
+    from coverage import figures
+
+    found = figures._packaged_cjk_font()
+    assert found is not None, "pylopdf-fonts-zh-cn is a dependency: its Noto Sans SC must be found"
+    path, family = found
+    assert family == "Noto Sans SC" and figures._has_glyphs(str(path), "养老服务覆盖率幸福院日间照料")
+    assert any(entry.name == family for entry in font_manager.fontManager.ttflist)
+    # draw with it and only it: every label's glyphs come from the packaged file
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context({"font.family": [family]}):
+        fig = Figure(figsize=(3, 1))
+        FigureCanvasAgg(fig)
+        text = fig.text(0.1, 0.5, "一刻钟居家养老服务圈", fontweight=figures._heavy_weight())
+        fig.canvas.draw()
+        used = font_manager.findfont(text.get_fontproperties(), fallback_to_default=False)
+    assert Path(used).resolve() == Path(path).resolve()
+    assert figures._heavy_weight() in {"bold", "normal"}
