@@ -228,23 +228,29 @@ def gap_hexagons(results, kind: str, minutes: float, resolution: int) -> gpd.Geo
 
 def _excel_sheets(results) -> dict[str, pd.DataFrame]:
     wide = results.coverage_wide
-    overview = results.targets if len(results.targets) else wide[wide["scope"] != "town"]
+    if len(results.targets):
+        overview = results.targets.copy()
+        overview.attrs["role"] = "targets"
+        overview.attrs["statuses"] = [str(s) for s in results.targets["status"]]
+    else:
+        overview = wide[wide["scope"] != "town"].copy()
+    overview.attrs["headline"] = _headline(results)
     sheets = {
         "总览": overview,
         "覆盖率": wide[wide["scope"] != "town"],
         "乡镇街道": wide[wide["scope"] == "town"],
         "村社区": results.villages,
         "设施": results.facility_table,
-        "未覆盖": results.uncovered_units,
+        "未覆盖": _with_unit_points(results.uncovered_units, results, "code"),
         "敏感性": results.sensitivity,
         "连通性": results.components,
         "人口校准": results.calibration,
-        "剔除记录": results.rejects,
+        "剔除记录": _reject_points(results.rejects, results),
         "参数": parameters_table(results),
     }
     presence = presence_only_table(results)
     if len(presence):
-        sheets["仅计存在"] = presence
+        sheets["仅计存在"] = _with_unit_points(presence, results, "village_code", fallback="town_code")
     merge_log = getattr(results, "merge_log", None)
     if merge_log is not None and len(merge_log):
         sheets["合并记录"] = merge_log
@@ -252,6 +258,106 @@ def _excel_sheets(results) -> dict[str, pd.DataFrame]:
     if fallbacks is not None and len(fallbacks):
         sheets["疑似默认坐标"] = fallbacks
     return sheets
+
+
+def _headline(results) -> list[dict]:
+    """
+    The headline block of 总览: the service-circle share of the elderly (any kind) and their number.
+
+    Values are read from the study-wide row of ``coverage_wide``; the
+    workbook adds targets met / missed / no data below.
+    """
+    minutes = headline_minutes(results)
+    wide = results.coverage_wide
+    row = wide[(wide["scope"] == "study") & (wide["kind"] == "any")]
+    age = results.config.population.age_group
+    items = []
+    column = f"share_{minutes:g}min"
+    if len(row) and column in row:
+        items.append({"zh": f"{minutes:g}分钟步行覆盖率（{age}老年人口，任一类型设施）",
+                      "en": f"{minutes:g}-minute walking coverage ({age} population, any kind)",
+                      "value": float(row[column].iloc[0]), "kind": "share"})
+    if len(row):
+        items.append({"zh": f"{age}老年人口", "en": f"{age} population", "value": float(row["elderly"].iloc[0]),
+                      "kind": "persons"})
+    return items
+
+
+def _with_unit_points(table: pd.DataFrame, results, code_column: str, fallback: str | None = None) -> pd.DataFrame:
+    """
+    Add ``unit_lon`` / ``unit_lat``: a point inside the table's unit (WGS-84), to find the place in the field.
+
+    Polygons give a representative point, seat points themselves; rows whose
+    unit is unknown stay empty. The writer adds the GCJ-02 columns.
+    """
+    units = results.units
+    if units is None or not len(table) or code_column not in table.columns:
+        return table
+    located = units[units.geometry.notna() & ~units.geometry.is_empty]
+    points = located.geometry.to_crs("EPSG:4326").representative_point()
+    lon_of = dict(zip(located["code"].astype(str), points.x.round(6)))
+    lat_of = dict(zip(located["code"].astype(str), points.y.round(6)))
+    codes = table[code_column].astype(object).where(table[code_column].notna(), None)
+    if fallback is not None and fallback in table.columns:
+        codes = codes.where(codes.map(lambda c: c is not None and str(c) in lon_of), table[fallback])
+    keys = codes.map(lambda c: None if c is None or (isinstance(c, float) and np.isnan(c)) else str(c))
+    out = table.copy()
+    out["unit_lon"] = keys.map(lambda c: lon_of.get(c, np.nan)).astype(float)
+    out["unit_lat"] = keys.map(lambda c: lat_of.get(c, np.nan)).astype(float)
+    return out
+
+
+#: a row's own coordinate-system text → system name (as in the facility lists: 高德 = GCJ-02, …)
+_SYSTEM_WORDS: tuple[tuple[str, str], ...] = (
+    ("gcj02", "gcj02"), ("高德", "gcj02"), ("腾讯", "gcj02"), ("火星", "gcj02"), ("bd09", "bd09"), ("百度", "bd09"),
+    ("cgcs2000", "cgcs2000"), ("国家2000", "cgcs2000"), ("天地图", "cgcs2000"), ("epsg4490", "cgcs2000"),
+    ("wgs84", "wgs84"), ("epsg4326", "wgs84"), ("gps", "wgs84"),
+)
+
+
+def _reject_points(rejects: pd.DataFrame, results) -> pd.DataFrame:
+    """
+    Add ``lon`` / ``lat`` (WGS-84) to rejected rows whose raw text holds a coordinate pair, to find them in the field.
+
+    The pair is read from the row as given (``经度=… | 纬度=…``) and converted
+    from the row's own 坐标系 cell or else the file's declared system; rows
+    without a readable pair stay empty. The writer adds the GCJ-02 columns.
+    """
+    from coverage import coords
+    from coverage.ingest import _FACILITY_ALIASES
+
+    if rejects is None or not len(rejects) or "raw" not in rejects.columns:
+        return rejects
+    def key(text: str) -> str:
+        return str(text).strip().lower().replace(" ", "").replace("-", "").replace("_", "")
+
+    names = {field: {key(alias) for alias in _FACILITY_ALIASES[field]} for field in ("lon", "lat", "crs")}
+    declared = {Path(str(source.path)).name: source.crs for source in results.config.facilities}
+    lon = np.full(len(rejects), np.nan)
+    lat = np.full(len(rejects), np.nan)
+    for i, (raw, source_file) in enumerate(zip(rejects["raw"], rejects.get("source_file", [None] * len(rejects)))):
+        values = {}
+        for part in str(raw if isinstance(raw, str) else "").split(" | "):
+            name, _, value = part.partition("=")
+            for field, aliases in names.items():
+                if key(name) in aliases and field not in values:
+                    values[field] = value.strip()
+        try:
+            x, y = float(values["lon"]), float(values["lat"])
+        except (KeyError, ValueError):
+            continue
+        if not (np.isfinite(x) and np.isfinite(y) and -180 <= x <= 180 and -90 <= y <= 90):
+            continue
+        own = key(values.get("crs", ""))
+        system = next((name for word, name in _SYSTEM_WORDS if own and word in own), None)
+        system = system or declared.get(Path(str(source_file)).name)
+        if system is None:
+            continue
+        wx, wy = coords.to_wgs84(x, y, system)
+        lon[i], lat[i] = round(float(wx), 6), round(float(wy), 6)
+    out = rejects.copy()
+    out["lon"], out["lat"] = lon, lat
+    return out
 
 
 #: columns of the presence-only table (facilities without usable coordinates, placed in a unit)

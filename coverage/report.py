@@ -1,8 +1,13 @@
-"""Write result tables and layers atomically: CSV (UTF-8-BOM), Excel, GeoPackage and the run record."""
+"""Write result tables and layers atomically: CSV (UTF-8-BOM), Excel, GeoPackage and the run record.
+
+Headers and cell values in Chinese or English live here; the workbook's
+layout (answer-first 总览, number formats, print set-up) is :mod:`coverage.workbook`'s.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -65,9 +70,22 @@ HEADERS_ZH: dict[str, str] = {
     "flags": "修正标记",
     "lon": "经度(WGS-84)",
     "lat": "纬度(WGS-84)",
+    "lon_gcj02": "经度(GCJ-02,高德/腾讯)",
+    "lat_gcj02": "纬度(GCJ-02,高德/腾讯)",
+    "unit_lon": "单位代表点经度(WGS-84)",
+    "unit_lat": "单位代表点纬度(WGS-84)",
+    "unit_lon_gcj02": "单位代表点经度(GCJ-02)",
+    "unit_lat_gcj02": "单位代表点纬度(GCJ-02)",
+    "raster_total": "栅格人口合计(人)",
+    "census_total": "普查人口(人)",
+    "factor": "校准系数",
+    "warning": "警告",
+    "gap_text": "如何补足",
+    "served_elderly": "服务老年人口(人)",
+    "walk_seconds": "步行耗时(秒)",
     "target_id": "指标编号",
     "label_zh": "指标",
-    "label_en": "target",
+    "label_en": "英文指标名",
     "locality": "地区",
     "document": "文件",
     "required": "目标值",
@@ -136,6 +154,9 @@ def header(column: str, lang: str) -> str:
         return column
     if column in HEADERS_ZH:
         return HEADERS_ZH[column]
+    if column.startswith("elderly_within_"):
+        rest = column[len("elderly_within_"):]
+        return f"{rest.replace('min', '分钟').replace('m', '米')}内老年人口(人)"
     for prefix, zh in (("share_", "覆盖率"), ("n_", "设施数:")):
         if column.startswith(prefix):
             rest = column[len(prefix):]
@@ -151,13 +172,58 @@ SCOPE_ZH = {"study": "全域", "town": "乡镇街道", "urban_rural": "城乡", 
             "all": "全部", "urban": "城镇", "rural": "乡村"}
 
 
-def localise(table: pd.DataFrame, lang: str) -> pd.DataFrame:
+#: coordinate pairs (WGS-84 longitude, latitude columns) that get GCJ-02 columns beside them
+COORDINATE_PAIRS: tuple[tuple[str, str], ...] = (("lon", "lat"), ("unit_lon", "unit_lat"))
+#: decimals of every coordinate column (1e-6 degree ≈ 0.1 m)
+COORDINATE_DECIMALS = 6
+
+
+def coordinate_columns() -> set[str]:
+    """Names of every WGS-84 and GCJ-02 coordinate column the writers know."""
+    names = set()
+    for lon, lat in COORDINATE_PAIRS:
+        names |= {lon, lat, f"{lon}_gcj02", f"{lat}_gcj02"}
+    return names
+
+
+def with_gcj02(table: pd.DataFrame) -> pd.DataFrame:
+    """
+    Add GCJ-02 (Amap/Tencent/Tianditu-web) coordinates right after each WGS-84 pair of a table.
+
+    Points outside China keep their WGS-84 values (GCJ-02 has no offset there);
+    empty coordinates stay empty.
+    """
+    from coverage import coords
+
+    out = table
+    for lon, lat in COORDINATE_PAIRS:
+        if lon not in out.columns or lat not in out.columns or f"{lon}_gcj02" in out.columns:
+            continue
+        x = pd.to_numeric(out[lon], errors="coerce").to_numpy(float)
+        y = pd.to_numeric(out[lat], errors="coerce").to_numpy(float)
+        gx, gy = np.full(len(x), np.nan), np.full(len(y), np.nan)
+        known = np.isfinite(x) & np.isfinite(y)
+        if known.any():
+            gx[known], gy[known] = coords.wgs84_to_gcj02(x[known], y[known])
+        out = out.copy() if out is table else out
+        at = list(out.columns).index(lat) + 1
+        out.insert(at, f"{lon}_gcj02", gx)
+        out.insert(at + 1, f"{lat}_gcj02", gy)
+    return out
+
+
+def localise(table: pd.DataFrame, lang: str, *, cells: bool = False) -> pd.DataFrame:
     """
     Rename columns to ``lang`` headers; in ``zh`` also show kinds, statuses and scopes in Chinese.
 
     The English codes stay in the ``en`` tables, for scripts that read them.
+    With ``cells`` (the workbook) every value meant for reading is shown in
+    ``lang`` too: yes/no for True/False, units, levels, reject reasons, fix
+    flags and the whole-study codes (see :func:`_localise_cells`).
     """
     out = table.copy()
+    if cells:
+        out = _localise_cells(out, lang)
     if lang == "zh":
         if "kind" in out:
             out["kind"] = out["kind"].map(lambda k: KIND_ZH.get(k, k))
@@ -169,6 +235,128 @@ def localise(table: pd.DataFrame, lang: str) -> pd.DataFrame:
         if "scope" in out:
             out["scope"] = out["scope"].map(lambda v: SCOPE_ZH.get(v, v))
     return out.rename(columns={c: header(c, lang) for c in out.columns})
+
+
+#: administrative level → Chinese / English
+LEVEL_ZH: dict[str, str] = {"county": "县（区）", "town": "乡镇（街道）", "street": "街道", "village": "村（社区）",
+                            "facility": "设施", "study": "全域"}
+LEVEL_EN: dict[str, str] = {"county": "county", "town": "town/street", "street": "street", "village": "village/community",
+                            "facility": "facility", "study": "whole study"}
+#: threshold unit → (Chinese, English)
+UNIT_NAMES: dict[str, tuple[str, str]] = {"min": ("分钟", "minutes"), "m": ("米", "metres")}
+#: how a facility was placed in its unit → (Chinese, English)
+ASSIGNMENT_NAMES: dict[str, tuple[str, str]] = {
+    "code": ("按区划代码", "by division code"), "polygon": ("按坐标所在范围", "by the polygon under the point"),
+    "nearest_village_point": ("按最近村点", "nearest village point"), "village_name": ("按村社区名称", "by village name"),
+    "town_name": ("按乡镇街道名称", "by town name"), "none": ("未能归属", "not placed"),
+}
+#: codes of the whole-study rows → (Chinese, English)
+CODE_NAMES: dict[str, tuple[str, str]] = {"all": ("全部", "all"), "urban": ("城镇", "urban"), "rural": ("乡村", "rural"),
+                                          "outside": ("研究区外", "outside the units")}
+STATUS_EN = {"pass": "met", "fail": "missed", "no data": "no data"}
+
+
+def _is_boolean(column: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(column):
+        return True
+    if column.dtype != object:
+        return False
+    values = column.dropna()
+    return len(values) > 0 and all(isinstance(v, (bool, np.bool_)) for v in values)
+
+
+def _localise_cells(out: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Show the workbook's coded values in ``lang``: 是/否, 分钟/米, levels, reasons, flags (codes in ``en``)."""
+    from coverage.ingest import FLAG_CODES, REJECT_REASONS
+
+    pick = 0 if lang == "zh" else 1
+    yes_no = ("是", "否") if lang == "zh" else ("yes", "no")
+    for column in out.columns:
+        if _is_boolean(out[column]):
+            out[column] = out[column].map(lambda v: v if pd.isna(v) else (yes_no[0] if v else yes_no[1])).astype(object)
+    if "unit" in out:
+        out["unit"] = out["unit"].map(lambda v: UNIT_NAMES[v][pick] if v in UNIT_NAMES else v)
+    if "level" in out:
+        names = LEVEL_ZH if lang == "zh" else LEVEL_EN
+        out["level"] = out["level"].map(lambda v: names.get(v, v))
+    if "reason" in out:
+        out["reason"] = out["reason"].map(lambda v: REJECT_REASONS[v][pick] if v in REJECT_REASONS else v)
+    if "unit_assignment" in out:
+        out["unit_assignment"] = out["unit_assignment"].map(
+            lambda v: ASSIGNMENT_NAMES[v][pick] if v in ASSIGNMENT_NAMES else v)
+    if "flags" in out:
+        def flags(text):
+            if not isinstance(text, str) or not text:
+                return text
+            words = []
+            for flag in text.split(";"):
+                if flag in FLAG_CODES:
+                    words.append(FLAG_CODES[flag][pick])
+                elif flag.startswith("unreadable_"):
+                    field = flag[len("unreadable_"):]
+                    words.append(f"{header(field, 'zh')}无法识别" if lang == "zh" else f"{field} unreadable")
+                else:
+                    words.append(flag)
+            return "；".join(words) if lang == "zh" else "; ".join(words)
+        out["flags"] = out["flags"].map(flags)
+    if "code" in out:
+        out["code"] = out["code"].map(lambda v: CODE_NAMES[v][pick] if isinstance(v, str) and v in CODE_NAMES else v)
+    if "comparison" in out:
+        out["comparison"] = out["comparison"].map(lambda v: {">=": "≥", "<=": "≤"}.get(v, v))
+    if lang == "en":
+        kind_en = kinds_registry.registry().labels("en")
+        if "kind" in out:
+            out["kind"] = out["kind"].map(lambda k: kind_en.get(k, k))
+        if "kinds" in out:
+            out["kinds"] = out["kinds"].map(
+                lambda ks: ", ".join(kind_en.get(k, k) for k in str(ks).split(";")) if isinstance(ks, str) else ks)
+        if "status" in out:
+            out["status"] = out["status"].map(lambda v: STATUS_EN.get(v, v))
+    return out
+
+
+#: internal column name → English header of the workbook (``lang="en"``); the CSVs keep the internal names
+HEADERS_EN: dict[str, str] = {
+    "label_en": "Target", "label_zh": "Target (Chinese)", "required": "Required", "actual": "Actual",
+    "status": "Result", "gap": "Gap", "gap_text": "What would close it", "document": "Document", "year": "Year",
+    "detail_zh": "Notes (Chinese)", "target_id": "Target id", "set": "Target set", "locality": "Locality",
+    "metric": "Metric", "kinds": "Kinds", "level": "Level", "scope": "Scope", "threshold": "Threshold",
+    "unit": "Unit", "comparison": "Comparison", "quote": "Quote", "code": "Division code", "name": "Name",
+    "kind": "Kind", "elderly": "Elderly (persons)", "elderly_uncovered": "Elderly uncovered (persons)",
+    "share": "Coverage", "urban": "Urban", "ur_code": "Urban-rural code", "town_code": "Town code",
+    "town_name": "Town/street", "village_code": "Village code", "village_name": "Village/community",
+    "facility_id": "Facility id", "type_raw": "Type as given", "beds": "Beds", "nursing_beds": "Nursing beds",
+    "floor_area_m2": "Floor area (m²)", "caregivers": "Certified caregivers", "address": "Address",
+    "source_file": "Source file", "source_row": "Source row", "flags": "Fixes", "lon": "Longitude (WGS-84)",
+    "lat": "Latitude (WGS-84)", "lon_gcj02": "Longitude (GCJ-02, Amap/Tencent)",
+    "lat_gcj02": "Latitude (GCJ-02, Amap/Tencent)", "unit_lon": "Unit point longitude (WGS-84)",
+    "unit_lat": "Unit point latitude (WGS-84)", "unit_lon_gcj02": "Unit point longitude (GCJ-02)",
+    "unit_lat_gcj02": "Unit point latitude (GCJ-02)", "on_network": "On the network",
+    "access_m": "Access distance (m)", "elderly_nearest": "Elderly with this as nearest (persons)",
+    "walk_speed_mps": "Walking speed (m/s)", "component": "Network part", "nodes": "Nodes",
+    "facilities_total": "Facilities", "ferry_linked": "Ferry link", "raster_total": "Raster total (persons)",
+    "census_total": "Census total (persons)", "factor": "Calibration factor", "warning": "Warning",
+    "column": "Column", "reason": "Reason", "detail": "Detail", "raw": "Row as given", "parameter": "Parameter",
+    "value": "Value", "data_label": "Data", "unit_code": "Unit code given", "unit_assignment": "Placed in unit",
+    "parent_code": "Parent code", "served_elderly": "Elderly served (persons)",
+    "elderly_within": "Elderly within the threshold (persons)", "town_names": "Towns given",
+}
+
+
+def header_en(column: str) -> str:
+    """Readable English header of a workbook column (``share_15min`` → ``Coverage 15 min``)."""
+    if column in HEADERS_EN:
+        return HEADERS_EN[column]
+    kind_en = kinds_registry.registry().labels("en")
+    for prefix, text in (("share_", "Coverage"), ("n_", "Facilities:"), ("elderly_within_", "Elderly within")):
+        if column.startswith(prefix):
+            rest = column[len(prefix):]
+            if rest in kind_en:
+                return f"{text} {kind_en[rest]}" if prefix == "n_" else f"{text}: {kind_en[rest]}"
+            rest = re.sub(r"^(\d+(?:\.\d+)?)min$", r"\1 min", rest)
+            rest = re.sub(r"^(\d+(?:\.\d+)?)m$", r"\1 m", rest)
+            return f"{text} {rest}" + (" (persons)" if prefix == "elderly_within_" else "")
+    return column.replace("_", " ").capitalize()
 
 
 def _labelled(table: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
@@ -184,7 +372,10 @@ def _rounded(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     for column in out.columns:
         if pd.api.types.is_float_dtype(out[column]):
-            digits = 6 if ("share" in column or column in ("actual", "required", "gap")) else 3
+            if column in coordinate_columns():
+                digits = COORDINATE_DECIMALS  # 1e-6 degree ≈ 0.1 m, close enough to find a door
+            else:
+                digits = 6 if ("share" in column or column in ("actual", "required", "gap")) else 3
             out[column] = out[column].round(digits)
     return out
 
@@ -206,7 +397,7 @@ def write_csv(table: pd.DataFrame, path: str | Path, *, lang: str = "zh", synthe
     """
     path = Path(path)
     with atomic_path(path) as tmp:
-        localise(_rounded(_labelled(table, synthetic)), lang).to_csv(tmp, index=False, encoding="utf-8-sig",
+        localise(_rounded(with_gcj02(_labelled(table, synthetic))), lang).to_csv(tmp, index=False, encoding="utf-8-sig",
                                                                      lineterminator="\n")
     return path
 
@@ -220,47 +411,93 @@ def write_excel(
     title: str | None = None,
 ) -> Path:
     """
-    Write several tables to one Excel workbook, atomically.
+    Write several tables to one formatted Excel workbook, atomically.
 
     Each sheet starts with a title line (the study title, and the synthetic
-    label where it applies), then the header row, then the data.
+    label where it applies), then the header row, then the data; the layout
+    (number formats, fills, widths, print set-up) is :mod:`coverage.workbook`'s.
+    A table whose ``attrs["role"]`` is ``"targets"`` becomes the answer-first
+    总览 (指标, 目标值, 实际值, 是否达标, 差距 …) plus a 指标说明 sheet with
+    the ids, metric codes and quotes; ``attrs["headline"]`` (see
+    :func:`coverage.workbook.headline_rows`) goes above a sheet's table.
 
     Parameters
     ----------
     sheets
-        Sheet name → table (internal column names).
+        Sheet name (Chinese) → table (internal column names).
     path
         Target ``.xlsx`` file.
-    lang, synthetic
+    lang
+        ``zh``: Chinese headers and values; ``en``: English sheet names
+        (:data:`SHEETS_EN`), headers (:func:`header_en`) and values.
+    synthetic
         As in :func:`write_csv`.
     title
-        Text of the first row of every sheet.
+        Text of the first row of every sheet and of the printed page header.
     """
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
+    import datetime as _dt
+
+    from openpyxl import Workbook
+
+    from coverage import workbook
 
     path = Path(path)
     heading = title or ""
     if synthetic and SYNTHETIC_LABEL not in heading:
         heading = f"{heading}（{SYNTHETIC_LABEL}）" if heading else SYNTHETIC_LABEL
+    specs, notes = [], []
+    for sheet_name, table in sheets.items():
+        attrs = dict(table.attrs)
+        name = sheet_title(sheet_name, lang)
+        statuses = row_formats = None
+        if attrs.get("role") == "targets" and len(table):
+            overview, row_formats, note_table = workbook.overview_frames(table, lang)
+            statuses = [str(s) for s in overview["status"]]
+            notes.append(_sheet_spec(sheet_title(TARGET_NOTES_SHEET, lang), note_table, lang, synthetic))
+            table = overview
+        spec = _sheet_spec(name, table, lang, synthetic, status=statuses, row_formats=row_formats)
+        if attrs.get("headline"):
+            spec.headline = workbook.headline_rows(attrs["headline"], attrs.get("statuses"), lang)
+        specs.append(spec)
     with atomic_path(path) as tmp:
-        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-            for sheet_name, table in sheets.items():
-                frame = localise(_rounded(_labelled(table, synthetic)), lang)
-                frame.to_excel(writer, sheet_name=sheet_name[:31], index=False, startrow=1)
-                sheet = writer.sheets[sheet_name[:31]]
-                sheet.cell(row=1, column=1, value=heading).font = Font(bold=True)
-                for index, column in enumerate(frame.columns, start=1):
-                    width = max([len(str(column))] + [len(str(v)) for v in frame[column].head(200)])
-                    sheet.column_dimensions[get_column_letter(index)].width = min(max(8, width * 1.6), 60)
-                sheet.freeze_panes = "A3"
-            # fixed document times keep repeated runs identical
-            import datetime as _dt
-
-            fixed = _dt.datetime(2000, 1, 1)
-            writer.book.properties.created = fixed
-            writer.book.properties.modified = fixed
+        book = Workbook()
+        book.remove(book.active)
+        workbook.write_sheets(book, [*specs, *notes], heading=heading)
+        # fixed document times keep repeated runs identical
+        fixed = _dt.datetime(2000, 1, 1)
+        book.properties.created = fixed
+        book.properties.modified = fixed
+        book.save(tmp)
     return path
+
+
+#: sheet of the workbook with each target's ids, metric codes and quote
+TARGET_NOTES_SHEET = "指标说明"
+
+#: Chinese sheet name → English sheet name (``lang="en"``)
+SHEETS_EN: dict[str, str] = {
+    "总览": "Overview", "覆盖率": "Coverage", "乡镇街道": "Towns", "村社区": "Villages", "设施": "Facilities",
+    "未覆盖": "Uncovered units", "敏感性": "Sensitivity", "连通性": "Connectivity", "人口校准": "Calibration",
+    "剔除记录": "Rejected rows", "参数": "Parameters", "仅计存在": "Presence only", "合并记录": "Merged records",
+    "疑似默认坐标": "Geocoder fallbacks", "指标说明": "Target notes", "选址建议": "Proposed sites",
+    "边际曲线": "Marginal gains", "候选点剔除": "Excluded candidates", "三级网络": "Three-tier plan",
+}
+
+
+def sheet_title(name: str, lang: str) -> str:
+    """Sheet name in ``lang`` (the Chinese name is the key), at most 31 characters."""
+    return (SHEETS_EN.get(name, name) if lang == "en" else name)[:31]
+
+
+def _sheet_spec(name, table, lang, synthetic, *, status=None, row_formats=None):
+    from coverage import workbook
+
+    prepared = _rounded(with_gcj02(_labelled(table, synthetic)))
+    columns = [str(c) for c in prepared.columns]
+    frame = localise(prepared, lang, cells=True)
+    if lang == "en":
+        frame.columns = [header_en(c) for c in columns]
+    return workbook.SheetSpec(name=name, frame=frame, columns=columns, status=status, row_formats=row_formats)
 
 
 def write_geopackage(layers: Mapping[str, object], path: str | Path) -> Path:
