@@ -34,7 +34,7 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
 
-from coverage import population
+from coverage import population, rasters
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BANDS = DATA / "population" / "wuhan_worldpop_agesex"
@@ -76,8 +76,8 @@ def _full_read_then_crop(bounds: tuple[float, float, float, float], pad_m: float
             transform, height, width = source.transform, source.height, source.width
         total = values if total is None else total + values
     # the same padded, outward-rounded window as read_elderly_raster, so that both return the same cells
-    padded = population._pad_bounds_degrees(bounds, pad_m)
-    window = population._outward_window(from_bounds(*padded, transform=transform), height, width)
+    padded = rasters._pad_bounds_degrees(bounds, pad_m)
+    window = rasters._outward_window(from_bounds(*padded, transform=transform), height, width)
     assert isinstance(window, Window)
     rows, cols = window.toslices()
     return total[rows, cols].copy()

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from coverage._errors import InputDataError
-from coverage.population import _AGE_GROUP, _normalise_code
+from coverage.calibration import _normalise_code
+from coverage.rasters import _AGE_GROUP
 
 __all__ = [
     "read_census_60plus",

@@ -12,7 +12,7 @@ import shapely
 
 from coverage._errors import InputDataError
 from coverage.coords import utm_crs_for
-from coverage.population import _totals_by_code, _zones_with_codes
+from coverage.calibration import _totals_by_code, _zones_with_codes
 
 __all__ = [
     "read_osm_buildings",

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import math
-import re
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, Sequence
@@ -16,15 +13,18 @@ import pandas as pd
 import shapely
 
 from coverage import coords
-from coverage import kinds as kinds_registry
 from coverage._errors import InputDataError
 from coverage._io import atomic_path
 # units live in coverage.admin; their names stay reachable here for existing callers
-from coverage.admin import UNIT_COLUMNS, UNIT_LEVELS, assign_facilities_to_units, read_units  # noqa: F401
+from coverage.admin import UNIT_COLUMNS, assign_facilities_to_units, read_units  # noqa: F401
 from coverage.config import KINDS
+# the row checks, kind matching and POI recognition live in their own modules (read_facilities drives them)
+from coverage.facility_rows import _check_duplicates, _check_row, _check_study_area, _RowResult
+from coverage.kind_matching import _KindPatterns, _load_kind_patterns, has_kind, match_kinds
+from coverage.poi import _poi_source
 from coverage.tables import (
-    _Table, _alias_index, _bilingual, _file_error, _has_coordinates, _is_empty, _load_facility_tables, _map_columns,
-    _nfkc, _normalise_crs, _normalise_header, _parse_degrees, _text_or_none,
+    _Table, _alias_index, _bilingual, _file_error, _has_coordinates, _load_facility_tables, _map_columns,
+    _nfkc, _normalise_crs, _text_or_none,
 )
 
 __all__ = [
@@ -128,481 +128,9 @@ _FACILITY_ALIASES: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "code": ("区划代码", "统计用区划代码", "行政区划代码", "code", "unit_code"),
     "seq": ("序号", "序", "no", "no.", "编号序号"),
 })
-#: header sets that identify a POI export of a map service, with the coordinate system it writes
-_POI_SIGNATURES: tuple[tuple[str, frozenset[str], str], ...] = (
-    ("Amap / 高德", frozenset({"typecode", "pname", "cityname", "adname"}), "gcj02"),
-    ("Amap / 高德", frozenset({"typecode", "location"}), "gcj02"),
-    ("Baidu / 百度", frozenset({"uid", "detail_info.tag"}), "bd09"),
-    ("Baidu / 百度", frozenset({"uid", "street_id"}), "bd09"),
-    ("Baidu / 百度", frozenset({"uid", "province", "city", "area"}), "bd09"),
-    ("Tencent / 腾讯", frozenset({"title", "category", "ad_info.adcode"}), "gcj02"),
-    ("Tencent / 腾讯", frozenset({"title", "category", "adcode"}), "gcj02"),
-)
-#: names of the sub-points map services list beside a facility ("XX养老院(东门)", "XX养老院-停车场")
-_SUB_POI_RE = re.compile(
-    r"([(\-—·](东|南|西|北|正|侧|后|东南|东北|西南|西北)?(门|大门|出入口|入口|出口|停车场|地下停车场|停车库|公交站|充电站)\)?$)"
-    r"|((东|南|西|北|正|侧|后)(门|大门)$)|((出入口|停车场|地下停车场|停车库)$)")
-#: name cells that mark a total row (合计/小计/总计), compared without spaces
-_TOTAL_ROW_RE = re.compile(r"^(合计|小计|总计|共计|总数|累计|total|subtotal|sum)[:：]?$", re.I)
-_CAPACITY_FIELDS: Mapping[str, str] = MappingProxyType({
-    "beds": "beds", "nursing_beds": "nursing_beds", "floor_area": "floor_area_m2", "caregivers": "caregivers",
-})
-
-_NEGATION_RE = re.compile(r"(不含|不包括|未设|暂无|没有)[^,;/、()\[\]]*")
-_NUMBER_WITH_UNIT_RE = re.compile(
-    r"^(?:约|近|共|计)?([-+]?\d+(?:\.\d+)?)(?:张|床|个|人|名|平方米|平米|平|m2|m\^2|sqm)?$", re.IGNORECASE
-)
-
-
-
-# ----------------------------------------------------------------------------- parsing numbers
-
-
-
-
-
-def _parse_capacity(text: str) -> tuple[float, bool]:
-    """
-    A capacity number (beds, m², persons) from text.
-
-    Returns
-    -------
-    tuple
-        (value, readable): NaN and True when the cell is empty or a placeholder
-        such as "无"; NaN and False when the text holds no single number.
-    """
-    if _is_empty(text):
-        return math.nan, True
-    compact = re.sub(r"[\s,]+", "", _nfkc(text))
-    match = _NUMBER_WITH_UNIT_RE.match(compact)
-    if match is None:
-        return math.nan, False
-    return float(match.group(1)), True
-
-
-def _split_lonlat(text: str) -> tuple[str, str] | None:
-    """Split a combined "lon,lat" cell into its two parts, or None."""
-    parts = [p for p in re.split(r"[,;，；\s]+", _nfkc(text)) if p]
-    if len(parts) != 2:
-        return None
-    return parts[0], parts[1]
-
-
-# ----------------------------------------------------------------------------- kinds
-
-
-@dataclass(frozen=True)
-class _KindPatterns:
-    """Normalised type names and keywords, each with the kind it indicates, and the generic type names."""
-
-    patterns: tuple[tuple[str, str], ...]
-    exact: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    generic: frozenset[str] = frozenset()
-    not_facility: frozenset[str] = frozenset()
-
-
-def _load_kind_patterns(kinds_file: str | Path | None = None) -> _KindPatterns:
-    """The registry's type names and keywords (``coverage/kinds.yaml``), extended by ``kinds_file`` when given."""
-    registry = kinds_registry.registry()
-    merged: dict[str, set[str]] = {kind.id: set() for kind in registry.kinds}
-    exact: dict[str, set[str]] = {}
-    for kind in registry.kinds:
-        for text in kind.types + kind.keywords:
-            merged[kind.id].add(kinds_registry.normalise_pattern(text))
-        for text in kind.types:
-            exact.setdefault(kinds_registry.normalise_pattern(text).lower(), set()).add(kind.id)
-    generic = set(registry.generic_types)
-    if kinds_file is not None:
-        extra, extra_generic = kinds_registry.read_extension(kinds_file)
-        generic |= extra_generic
-        for kind_id, texts in extra.items():
-            for text in texts:
-                pattern = kinds_registry.normalise_pattern(text)
-                if pattern:
-                    merged[kind_id].add(pattern)
-                    exact.setdefault(pattern.lower(), set()).add(kind_id)
-    order = registry.ids
-    patterns = tuple((pattern, kind) for kind in order for pattern in sorted(merged[kind]) if pattern)
-    exact_sorted = {text: tuple(k for k in order if k in found) for text, found in exact.items()}
-    return _KindPatterns(patterns, MappingProxyType(exact_sorted), frozenset(generic), registry.not_facility_types)
-
-
-def _kinds_in_text(text: str, kind_patterns: _KindPatterns) -> tuple[str, ...]:
-    """Kinds named in a type or name text (exact type name, else keywords), in ``config.KINDS`` order."""
-    compact = re.sub(r"\s+", "", _nfkc(text))
-    if not compact:
-        return ()
-    parts = [p for p in re.split(r"[;,/、|+]+", compact.lower()) if p]
-    if parts and all(p in KINDS for p in parts):
-        return tuple(kind for kind in KINDS if kind in parts)
-    if parts and all(p in kind_patterns.exact for p in parts):
-        found_exact = {kind for p in parts for kind in kind_patterns.exact[p]}
-        return tuple(kind for kind in KINDS if kind in found_exact)
-    compact = _NEGATION_RE.sub("", compact)
-    lowered = compact.lower()
-    hits: list[tuple[int, int, str]] = []
-    for pattern, kind in kind_patterns.patterns:
-        needle = pattern.lower()
-        start = lowered.find(needle)
-        while start >= 0:
-            hits.append((start, start + len(needle), kind))
-            start = lowered.find(needle, start + 1)
-    found = {
-        kind for start, end, kind in hits
-        if not any(s2 <= start and end <= e2 and (e2 - s2) > (end - start) and k2 != kind for s2, e2, k2 in hits)
-    }
-    return tuple(kind for kind in KINDS if kind in found)
-
-
-#: separators between the levels of a POI category path (Amap/Baidu ';', Tencent ':', others '>' '|')
-_CATEGORY_PATH_RE = re.compile(r"[;；:：>|]+")
-
-
-def _category_levels(type_text: str) -> list[str]:
-    """The levels of a POI category path, most specific first ("生活服务;养老院" → ["养老院", "生活服务"])."""
-    levels = [p for p in _CATEGORY_PATH_RE.split(_nfkc(type_text)) if p.strip()]
-    return levels[::-1] if len(levels) > 1 else levels
-
-
-def _is_generic(text: str, kind_patterns: _KindPatterns) -> bool:
-    return re.sub(r"\s+", "", _nfkc(text)).lower() in kind_patterns.generic
-
-
-def _kinds_of_type(type_text: str, kind_patterns: _KindPatterns) -> tuple[tuple[str, ...], str]:
-    """
-    Kinds from a type cell, and how the type read: ``named``, ``category``, ``generic``,
-    ``unknown`` or ``not_facility``.
-
-    A category path ("生活服务;社会福利;养老院") is read level by level from the
-    most specific; levels that are generic words are passed over (``category``:
-    the caller reads the facility's name first, which says more).
-    """
-    kinds = _kinds_in_text(type_text, kind_patterns)
-    levels = _category_levels(type_text)
-    if any(re.sub(r"\s+", "", _nfkc(level)).lower() in kind_patterns.not_facility for level in levels):
-        return (), "not_facility"
-    if len(levels) > 1:
-        per_level = [_kinds_in_text(level, kind_patterns) for level in levels]
-        if all(per_level) and not any(_is_generic(level, kind_patterns) for level in levels):
-            return kinds, "named"  # a list of services ("日间照料中心;幸福食堂"), not a category path
-        for level in levels:
-            if _is_generic(level, kind_patterns):
-                continue
-            found = _kinds_in_text(level, kind_patterns)
-            if found:
-                return found, "category"
-        return (), ("generic" if all(_is_generic(level, kind_patterns) for level in levels) else "unknown")
-    if kinds:
-        return kinds, "named"
-    return (), ("generic" if _is_generic(type_text, kind_patterns) else "unknown")
-
-
-def match_kinds(text: str, *, kinds_file: str | Path | None = None) -> tuple[str, ...]:
-    """
-    The facility kinds a type name (or facility name) indicates.
-
-    Parameters
-    ----------
-    text
-        A type cell such as ``"日间照料中心（含助餐）"`` or a name.
-    kinds_file
-        Optional YAML extending ``coverage/kinds.yaml``.
-
-    Returns
-    -------
-    tuple of str
-        Kinds from ``config.KINDS`` in their display order; empty when the
-        text names none (the caller rejects such a row, never guesses).
-
-    Examples
-    --------
-    >>> match_kinds("日间照料中心/幸福食堂")
-    ('day_care', 'canteen')
-    """
-    return _kinds_in_text(text, _load_kind_patterns(kinds_file))
-
-
-def has_kind(facilities: pd.DataFrame, kind: str) -> pd.Series:
-    """
-    Which facilities are of a kind (a facility may have several).
-
-    Parameters
-    ----------
-    facilities
-        Output of :func:`read_facilities` (uses the ``kinds`` column).
-    kind
-        One of ``config.KINDS``.
-
-    Returns
-    -------
-    pandas.Series of bool
-        Indexed like ``facilities``.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"unknown facility kind {kind!r}; known: {', '.join(KINDS)}")
-    kinds = facilities["kinds"].astype(object).where(facilities["kinds"].notna(), "")
-    return kinds.map(lambda text: kind in str(text).split(";")).astype(bool)
-
-
-# ----------------------------------------------------------------------------- row checks
-
-
-@dataclass
-class _RowResult:
-    """What the checks found for one data row."""
-
-    position: int
-    source_row: int
-    values: dict[str, str]
-    raw: str
-    problems: list[tuple[str, str, str]] = field(default_factory=list)  # (reason, column, detail)
-    flags: list[str] = field(default_factory=list)
-    kinds: tuple[str, ...] = ()
-    lon: float = math.nan
-    lat: float = math.nan
-    coordinate_column: str = ""
-    capacities: dict[str, float] = field(default_factory=dict)
-    crs: str | None = None
-
-
-def _raw_text(headers: Sequence[str], cells: Sequence[str]) -> str:
-    pairs = []
-    for i, cell in enumerate(cells):
-        if cell:
-            header = headers[i] if i < len(headers) and headers[i] else f"col{i + 1}"
-            pairs.append(f"{header}={cell}")
-    return " | ".join(pairs)
-
-
-def _coordinate_problem(lon_text: str, lat_text: str) -> tuple[str, str, float, float]:
-    """
-    Parse a lon/lat pair; return (reason, detail, lon, lat), reason '' when usable.
-
-    ``swapped_lat_lon`` is returned as reason when the pair only lies in China swapped.
-    """
-    if _is_empty(lon_text) or _is_empty(lat_text):
-        return "missing_coordinates", _bilingual("经度或纬度为空", "longitude or latitude is empty"), math.nan, math.nan
-    lon, lat = _parse_degrees(lon_text), _parse_degrees(lat_text)
-    if lon is None or lat is None:
-        bad = lon_text if lon is None else lat_text
-        return ("non_numeric_coordinates",
-                _bilingual(f"'{bad}' 不是数字", f"'{bad}' is not a number of degrees"), math.nan, math.nan)
-    if bool(coords.in_china(lon, lat)):
-        return "", "", lon, lat
-    if bool(coords.in_china(lat, lon)):
-        return "swapped_lat_lon", "", lat, lon
-    if max(abs(lon), abs(lat)) > 180:
-        detail = _bilingual(
-            f"({lon}, {lat}) 像是投影坐标（米），请先换算为经纬度",
-            f"({lon}, {lat}) looks like projected metres; convert to longitude/latitude degrees first",
-        )
-    else:
-        detail = _bilingual(f"({lon}, {lat}) 不在中国范围内（东经72–138°、北纬0.8–56°）",
-                            f"({lon}, {lat}) is outside China (72–138°E, 0.8–56°N)")
-    return "out_of_china", detail, math.nan, math.nan
-
-
-def _check_row(position: int, source_row: int, cells: list[str], headers: list[str],
-               columns: Mapping[str, int], kind_patterns: _KindPatterns | None,
-               geometry: Any | None) -> _RowResult:
-    """
-    Run the per-row checks (everything except study area and duplicates).
-
-    ``kind_patterns`` None means a plain point table: name and kind are not required.
-    """
-    values = {name: (cells[i] if i < len(cells) else "") for name, i in columns.items()}
-    result = _RowResult(position, source_row, values, _raw_text(headers, cells))
-
-    def header_of(name: str) -> str:
-        return headers[columns[name]] if name in columns else name
-
-    name = values.get("name", "")
-    type_text = values.get("type", "")
-    first_cell = next((c for c in cells if c.strip()), "")
-    if any(_TOTAL_ROW_RE.match(re.sub(r"\s+", "", _nfkc(text))) for text in (name, values.get("seq", ""), first_cell)):
-        result.problems.append(("total_row", header_of("name"), _bilingual(
-            "合计/小计行，已跳过（不是一处设施）", "a total row, skipped (not a facility)")))
-        return result
-    if kind_patterns is None:
-        pass
-    elif _is_empty(name):
-        detail = _bilingual("名称为空", "name is empty") if "name" in columns else _bilingual(
-            "表中没有名称列", "the file has no name column")
-        result.problems.append(("missing_name", header_of("name"), detail))
-
-    if kind_patterns is None:
-        pass
-    elif not _is_empty(type_text) or _SUB_POI_RE.search(_nfkc(name)):
-        result.kinds, how = _kinds_of_type(type_text, kind_patterns) if not _is_empty(type_text) else ((), "")
-        if how == "category":
-            # a map service's category (养老院 for every kind of elderly-care POI) says less than the name
-            from_name = _kinds_in_text(name, kind_patterns) if not _is_empty(name) else ()
-            if from_name:
-                result.kinds = from_name
-                result.flags.append("kind_from_name_generic_type")
-        if how == "not_facility" or _SUB_POI_RE.search(_nfkc(name)):
-            result.kinds = ()
-            result.problems.append(("not_a_facility", header_of("type") if how == "not_facility" else header_of("name"),
-                                    _bilingual(f"'{name}'（{type_text}）是设施的附属点（门、停车场、出入口等），不是设施",
-                                               f"'{name}' ({type_text}) is a sub-point of a facility (gate, car park, "
-                                               "entrance …), not a facility")))
-        elif not result.kinds:
-            from_name = _kinds_in_text(name, kind_patterns) if not _is_empty(name) else ()
-            if from_name:
-                result.kinds = from_name
-                result.flags.append(f"kind_from_name_{how}_type")
-            elif how == "generic":
-                result.problems.append((
-                    "unknown_kind", header_of("type"),
-                    _bilingual(f"类型 '{type_text}' 过于笼统，名称 '{name}' 中也没有可识别的关键词",
-                               f"type '{type_text}' is too general and the name '{name}' has no known keyword")
-                    + " (add the name's word to a kinds file: inputs.facilities[].kinds or --kinds "
-                      "/ 可在类型对照文件中补充)",
-                ))
-            else:
-                result.problems.append((
-                    "unknown_kind", header_of("type"),
-                    _bilingual(f"类型 '{type_text}' 不在类型对照表中，名称 '{name}' 也无法判断类别",
-                               f"type '{type_text}' is not in the kind registry and the name '{name}' "
-                               "does not say the kind either")
-                    + " (add it to a kinds file: inputs.facilities[].kinds or --kinds / 可在类型对照文件中补充)",
-                ))
-    else:
-        result.kinds = _kinds_in_text(name, kind_patterns) if not _is_empty(name) else ()
-        if result.kinds:
-            result.flags.append("kind_from_name")
-        elif not _is_empty(name):
-            result.problems.append((
-                "unknown_kind", header_of("type") if "type" in columns else header_of("name"),
-                _bilingual(f"类型为空，名称 '{name}' 中也没有可识别的关键词",
-                           f"type is empty and the name '{name}' has no known keyword"),
-            ))
-
-    for source_field, output_field in _CAPACITY_FIELDS.items():
-        value, readable = _parse_capacity(values.get(source_field, ""))
-        if not readable:
-            result.flags.append(f"unreadable_{output_field}")
-        elif value < 0:
-            result.problems.append((
-                "negative_capacity", header_of(source_field),
-                _bilingual(f"数值为负：{values[source_field]}", f"negative value {values[source_field]}"),
-            ))
-        result.capacities[output_field] = value
-
-    if geometry is not None and not (isinstance(geometry, float) or geometry.is_empty):
-        point = geometry
-        if geometry.geom_type != "Point":
-            point = geometry.representative_point()
-            result.flags.append("point_from_polygon")
-        lon_text, lat_text, lon_col, lat_col = repr(point.x), repr(point.y), "geometry", "geometry"
-    elif "lonlat" in columns and not ("lon" in columns and "lat" in columns):
-        lon_col = lat_col = header_of("lonlat")
-        pair = _split_lonlat(values.get("lonlat", ""))
-        if pair is None and not _is_empty(values.get("lonlat", "")):
-            result.problems.append(("non_numeric_coordinates", lon_col, _bilingual(
-                f"'{values['lonlat']}' 不是“经度,纬度”", f"'{values['lonlat']}' is not 'longitude,latitude'")))
-            return result
-        lon_text, lat_text = pair if pair is not None else ("", "")
-    else:
-        lon_text, lat_text = values.get("lon", ""), values.get("lat", "")
-        lon_col, lat_col = header_of("lon"), header_of("lat")
-        # a "lng,lat" pair pasted into one cell (the 经度 cell, the 纬度 cell, or both)
-        for text in (lon_text, lat_text):
-            pair = _split_lonlat(text) if "," in _nfkc(text) or "，" in text else None
-            if pair is not None and (_is_empty(lat_text) or _is_empty(lon_text) or lon_text == lat_text):
-                lon_text, lat_text = pair
-                result.flags.append("lonlat_in_one_cell")
-                break
-    if "crs" in columns and not _is_empty(values.get("crs", "")):
-        try:
-            result.crs = _normalise_crs(_nfkc(values["crs"]))
-        except ValueError:
-            result.flags.append("unreadable_crs")
-    reason, detail, lon, lat = _coordinate_problem(lon_text, lat_text)
-    result.coordinate_column = lon_col if lon_col == lat_col else f"{lon_col}/{lat_col}"
-    if reason == "swapped_lat_lon":
-        result.flags.append("swapped_lat_lon")
-    elif reason:
-        column = lon_col if (reason != "missing_coordinates" or _is_empty(lon_text)) else lat_col
-        if reason == "non_numeric_coordinates" and _parse_degrees(lon_text) is not None:
-            column = lat_col
-        result.problems.append((reason, column, detail))
-    result.lon, result.lat = lon, lat
-    if kind_patterns is not None and result.kinds and result.problems and \
-            all(p[0] == "missing_coordinates" for p in result.problems) and _has_place_text(values):
-        # no coordinates, but a code, town/village or address that may name its unit: kept for unit
-        # presence (the village has a 互助幸福院), never for walking reach
-        result.problems = []
-        result.lon = result.lat = math.nan
-        result.flags.append("presence_only")
-    return result
-
-
-def _has_place_text(values: Mapping[str, str]) -> bool:
-    """Whether a row names a place it could be assigned to (code, town, village, address or a place in its name)."""
-    if any(not _is_empty(values.get(key, "")) for key in ("code", "town", "village", "address")):
-        return True
-    return bool(re.search(r"(村|社区|嘎查|镇|乡|街道|苏木)", _nfkc(values.get("name", ""))))
-
-
-def _study_area_union(study_area: Any) -> Any:
-    series = study_area.geometry if isinstance(study_area, gpd.GeoDataFrame) else study_area
-    if not isinstance(series, gpd.GeoSeries):
-        series = gpd.GeoSeries([series] if not isinstance(series, (list, tuple)) else list(series), crs=4326)
-    if series.crs is not None and series.crs.to_epsg() != 4326:
-        series = series.to_crs(4326)
-    return shapely.union_all(np.asarray(series.values))
-
-
-def _check_study_area(results: list[_RowResult], study_area: Any, crs: str) -> None:
-    """Reject rows outside the study area (WGS-84), comparing after converting from ``crs``."""
-    candidates = [r for r in results if not r.problems and not math.isnan(r.lon)]
-    if not candidates:
-        return
-    area = _study_area_union(study_area)
-    # the table's coordinates may be GCJ-02/BD-09: a 300–600 m offset would misplace edge rows
-    lon, lat = coords.to_wgs84(np.array([r.lon for r in candidates]), np.array([r.lat for r in candidates]), crs)
-    points = shapely.points(lon, lat)
-    inside = shapely.covers(area, points)
-    if inside.all():
-        return
-    centre = area.centroid if not area.is_empty else points[0]
-    utm = coords.utm_crs_for(centre.x, centre.y)
-    area_m = gpd.GeoSeries([area], crs=4326).to_crs(utm).iloc[0]
-    points_m = gpd.GeoSeries(points, crs=4326).to_crs(utm).values
-    for result, ok, point_m in zip(candidates, inside, points_m):
-        if not ok:
-            distance = float(area_m.distance(point_m))
-            result.problems.append(("outside_study_area", result.coordinate_column, _bilingual(
-                f"距研究区 {distance:.0f} 米", f"{distance:.0f} m outside the study area")))
-
-
-def _check_duplicates(results: list[_RowResult], rows: list[list[str]]) -> None:
-    """
-    Mark exact duplicates (all cells equal: a row pasted twice).
-
-    Near duplicates (the same facility a few metres apart, or listed in two
-    files) are not rejected here: :func:`coverage.sites.merge_sites` merges them
-    into one site and lists them in the 合并记录 table.
-    """
-    first_seen: dict[tuple[str, ...], int] = {}
-    for result in results:
-        cells = rows[result.position]
-        key = tuple(_nfkc(c) for c in cells)
-        while key and key[-1] == "":
-            key = key[:-1]
-        if key in first_seen:
-            result.problems.append(("duplicate", "", _bilingual(
-                f"与第 {first_seen[key]} 行完全相同", f"same values as row {first_seen[key]}")))
-        else:
-            first_seen[key] = result.source_row
-
 
 
 # ----------------------------------------------------------------------------- facilities
-
-
-
 
 
 def _empty_facilities() -> gpd.GeoDataFrame:
@@ -611,9 +139,6 @@ def _empty_facilities() -> gpd.GeoDataFrame:
         data[c] = pd.Series([], dtype=float)
     data["source_row"] = pd.Series([], dtype="int64")
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries([], crs=4326), crs=4326)
-
-
-
 
 
 def read_facilities(
@@ -697,15 +222,6 @@ def read_facilities(
                           "check the path (relative paths start from the current folder) / 检查路径")
     return _read_checked_points(path, crs=crs, sheet=sheet, encoding=encoding, columns=columns,
                                 study_area=study_area, kind_patterns=_load_kind_patterns(kinds_file))
-
-
-def _poi_source(headers: Sequence[str]) -> tuple[str, str] | None:
-    """(service name, coordinate system) when the headers are those of a map service's POI export."""
-    present = {_normalise_header(h) for h in headers if h}
-    for label, signature, system in _POI_SIGNATURES:
-        if {_normalise_header(h) for h in signature} <= present:
-            return label, system
-    return None
 
 
 def _table_label(path: Path, table: _Table, several: bool) -> tuple[str, str]:
@@ -1031,4 +547,3 @@ def split_presence_only(
     }, columns=list(REJECT_COLUMNS))
     unplaced["source_row"] = unplaced["source_row"].astype("int64")
     return located, presence, unplaced
-
