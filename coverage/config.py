@@ -104,6 +104,7 @@ class Parameters:
     ferry: FerryPolicy = field(default_factory=FerryPolicy)
     isochrone_buffer_m: float = 50.0
     isochrones_per_facility: bool = False
+    gap_cells: bool = False
     h3_resolution: int | None = None
     exclude_osm_water: bool = True
     crs_check: str = "error"
@@ -434,6 +435,7 @@ def parse_parameters(raw: dict | None) -> Parameters:
                                      "parameters.isochrone_buffer_m"),
         isochrones_per_facility=_flag(raw.pop("isochrones_per_facility", defaults.isochrones_per_facility),
                                       "parameters.isochrones_per_facility"),
+        gap_cells=_flag(raw.pop("gap_cells", defaults.gap_cells), "parameters.gap_cells"),
         h3_resolution=_h3_resolution(raw.pop("h3_resolution", None)),
         exclude_osm_water=_flag(raw.pop("exclude_osm_water", defaults.exclude_osm_water),
                                 "parameters.exclude_osm_water"),

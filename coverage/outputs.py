@@ -8,7 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from coverage import profiles, report
+from coverage import gridded, profiles, report
 from coverage.lengths import LENGTH_DEFINITION
 from coverage.profiles import kind_modes
 from coverage.report import SYNTHETIC_LABEL
@@ -27,22 +27,25 @@ def attribution_lines(results) -> tuple[str, ...]:
     return maps.data_attribution_lines(population_method(results))
 
 
-def writing_notes(config, *, make_map: bool = True) -> list[str]:
+def writing_notes(config, demand=None, *, make_map: bool = True) -> list[str]:
     """
-    What the writers will have to say about this machine, known before anything is written.
+    What the writers will have to say about this run, known before anything is written.
 
-    Without a font with Chinese glyphs the PNG figure cannot be drawn (the
-    HTML map still is); the note then reaches the workbook, the tables and
-    run.json alike.
+    Demand without a population raster gets no walking-time raster; without
+    a font with Chinese glyphs the PNG figure cannot be drawn (the HTML map
+    still is). The notes then reach the workbook, the tables and run.json alike.
     """
-    if not make_map:
-        return []
-    from coverage import figures  # matplotlib: loaded when figures are made
+    notes = []
+    if demand is not None and gridded.demand_grid(demand) is None:
+        notes.append(gridded.POINTS_NOTE)
+    if make_map:
+        from coverage import figures  # matplotlib: loaded when figures are made
 
-    if figures.find_cjk_font() is None:
-        return ["PNG figure not written: no font with Chinese glyphs is installed (e.g. apt-get install "
-                "fonts-noto-cjk); the HTML map is written / 未安装中文字体，未生成PNG图"]
-    return []
+        if figures.find_cjk_font() is None:
+            notes.append("PNG figure not written: no font with Chinese glyphs is installed (pip install "
+                         "pylopdf-fonts-zh-cn, or apt-get install fonts-noto-cjk); the HTML map is written "
+                         "/ 未安装中文字体，未生成PNG图")
+    return notes
 
 
 def headline_minutes(results) -> float:
@@ -161,12 +164,15 @@ def gap_cells(results, kind: str, minutes: float) -> gpd.GeoDataFrame:
     Elderly beyond ``minutes`` of a facility of ``kind``, on the population grid (WGS-84).
 
     Raster demand gives one 100 m cell polygon per cell (split parts of a cell
-    added back together); demand without a raster gives its points.
+    added back together); demand without a raster gives its points. Written
+    to the GeoPackage only with ``parameters.gap_cells: true`` (layers
+    ``gap_<kind>_<minutes>min_cells``); the default gap layers are the
+    dissolved areas of :func:`coverage.gridded.gap_areas`.
 
     Parameters
     ----------
     results
-        A :class:`coverage.pipeline.StudyResults`.
+        A :class:`coverage.results.StudyResults`.
     kind
         Facility kind or ``any``.
     minutes
@@ -207,7 +213,7 @@ def gap_hexagons(results, kind: str, minutes: float, resolution: int) -> gpd.Geo
     Parameters
     ----------
     results
-        A :class:`coverage.pipeline.StudyResults`.
+        A :class:`coverage.results.StudyResults`.
     kind, minutes
         Facility kind (or ``any``) and walking threshold (minutes).
     resolution
@@ -382,7 +388,7 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
     Parameters
     ----------
     results
-        A :class:`coverage.pipeline.StudyResults`.
+        A :class:`coverage.results.StudyResults`.
     lang
         ``zh`` or ``en`` headers.
     make_map
@@ -446,11 +452,18 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
             layers["units"] = results.units[results.units.geometry.notna()]
         for kind in results.seconds_by_kind:
             for threshold in config.parameters.thresholds_for(kind):
-                layers[f"gap_{kind}_{threshold:g}min"] = gap_cells(results, kind, threshold)
+                # dissolved areas; one polygon per 100 m cell only on request (parameters.gap_cells)
+                layers[f"gap_{kind}_{threshold:g}min"] = gridded.gap_areas(results, kind, threshold)
+                if config.parameters.gap_cells:
+                    layers[f"gap_{kind}_{threshold:g}min_cells"] = gap_cells(results, kind, threshold)
                 if config.parameters.h3_resolution is not None:
                     layers[f"gap_{kind}_{threshold:g}min_h3"] = gap_hexagons(
                         results, kind, threshold, config.parameters.h3_resolution)
         files["layers.gpkg"] = report.write_geopackage(layers, out / f"{config.name}_layers.gpkg")
+        raster = gridded.write_walk_minutes(results, out / f"{config.name}_walk_minutes.tif", minutes=minutes,
+                                            attribution=attribution_lines(results))
+        if raster.written:
+            files["walk_minutes.tif"] = raster.path
 
     if make_map:
         with stage("map"):

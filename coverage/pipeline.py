@@ -15,8 +15,8 @@ import pandas as pd
 import shapely
 
 from coverage import (
-    census_tables, crs_check, divisions, dwellings, ingest, metrics, network, outputs, population, profiles, reach,
-    report, sites, targets,
+    census_tables, crs_check, divisions, dwellings, ingest, isochrones, metrics, network, outputs, population,
+    profiles, reach, report, sites, targets,
 )
 from coverage._errors import InputDataError
 from coverage.config import StudyConfig, load_study
@@ -713,58 +713,132 @@ def _coverage_tables(demand, seconds_by_kind, metres_by_kind, params, names) -> 
     return table
 
 
-def _isochrones(net, facility_snap, masks, config, working_crs) -> gpd.GeoDataFrame:
+def _isochrones(net, facility_snap, masks, config, working_crs, networks=None) -> gpd.GeoDataFrame:
+    """
+    One area per facility kind and threshold: where a facility of the kind is reached, in the kind's travel mode.
+
+    Walking kinds search the walking network at the kind's speed; a kind
+    with a travel profile (``parameters.kind_profiles``) searches the
+    profile's own network with its directed edge seconds
+    (:func:`coverage.profiles.edge_costs`), as :func:`compute_profile_reach`
+    does. One bounded search per kind serves all its thresholds
+    (:mod:`coverage.isochrones`). ``networks`` (:func:`profile_networks`)
+    gives the profile networks and snaps; without it they are loaded here
+    and the facilities are snapped from their walking-network positions
+    (their first access leg is then not counted: a few metres of difference).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``kind``, ``minutes``, ``walk_speed_mps`` (NaN for a non-walking
+        profile), ``mode`` (profile id), polygon in ``working_crs``.
+    """
     params = config.parameters
     rows = []
+    loaded: dict = {}
+    walk_xy = None
     for kind, mask in masks.items():
         if kind == ANY_KIND or not mask.any():
             continue
-        if params.travel_profile(kind) is not None:
-            continue  # isochrones are walking areas; see the note of run_study
-        speed = params.speed_for(kind)
-        for minutes in params.thresholds_for(kind):
-            polygon = reach.isochrone_polygon(
-                net, facility_snap.subset(np.flatnonzero(mask)), walk_speed_mps=speed, limit=minutes * 60.0,
-                buffer_m=params.isochrone_buffer_m, ferry=params.ferry,
+        positions = np.flatnonzero(mask)
+        profile = params.travel_profile(kind)
+        thresholds = params.thresholds_for(kind)
+        if profile is None:
+            kind_net, snap, edge_seconds = net, facility_snap.subset(positions), None
+            speed, mode = params.speed_for(kind), walking_mode_id(params.speed_for(kind))
+            ferry = params.ferry
+        else:
+            if networks is not None and profile.id in networks:
+                kind_net = networks[profile.id].net
+                snap = networks[profile.id].facility_snap.subset(positions)
+            else:
+                if walk_xy is None:
+                    walk_xy = isochrones.snapped_positions(net, facility_snap)
+                on = facility_snap.on_network[positions]
+                kind_net, snap, _ = isochrones.profile_network(config, profile, walk_xy[positions[on]], working_crs,
+                                                               loaded)
+                snap = reach.Snap(np.concatenate([snap.edge, np.full((~on).sum(), -1)]),
+                                  np.concatenate([snap.fraction, np.zeros((~on).sum())]),
+                                  np.concatenate([snap.access_m, np.full((~on).sum(), np.inf)]))
+            edge_seconds = profiles.edge_costs(kind_net, profile, ferry=params.ferry)
+            speed, mode, ferry = profile.access_speed_mps, profile.id, None
+        if not snap.on_network.any():
+            continue
+        node_cost = isochrones.node_seconds(kind_net, snap, limit=max(thresholds) * 60.0, walk_speed_mps=speed,
+                                            ferry=ferry, edge_seconds=edge_seconds)
+        for minutes in thresholds:
+            polygon = isochrones.isochrone(
+                kind_net, snap, limit=minutes * 60.0, walk_speed_mps=speed, buffer_m=params.isochrone_buffer_m,
+                ferry=ferry, edge_seconds=edge_seconds, node_cost=node_cost,
             )
             if not polygon.is_empty:
-                rows.append({"kind": kind, "minutes": minutes, "walk_speed_mps": speed, "geometry": polygon})
-    frame = gpd.GeoDataFrame(rows, columns=["kind", "minutes", "walk_speed_mps", "geometry"], crs=working_crs)
+                rows.append({"kind": kind, "minutes": minutes,
+                             "walk_speed_mps": speed if profile is None else np.nan, "mode": mode,
+                             "geometry": polygon})
+    frame = gpd.GeoDataFrame(rows, columns=["kind", "minutes", "walk_speed_mps", "mode", "geometry"],
+                             crs=working_crs)
     return frame
 
 
 def facility_isochrones(net, facilities, facility_snap, config, working_crs) -> gpd.GeoDataFrame:
     """
-    One walking-time area per facility and threshold, at the speed of the facility's first kind.
+    One area per facility and threshold, in the travel mode of the facility's first kind.
+
+    Facilities sharing a mode (walking speed or travel profile) are searched
+    together, one bounded search per chunk for all thresholds
+    (:func:`coverage.isochrones.isochrones_by_source`); a kind with a
+    travel profile uses the profile's network and edge seconds.
 
     Parameters
     ----------
     net, facilities, facility_snap
         Network arrays, the facilities (WGS-84) and their snaps.
     config
-        The study (thresholds, speeds, buffer, ferry policy).
+        The study (thresholds, speeds, profiles, buffer, ferry policy).
     working_crs
         CRS of the network.
 
     Returns
     -------
     geopandas.GeoDataFrame
-        ``facility_id``, ``name``, ``kinds``, ``minutes``, polygon (WGS-84);
-        facilities off the network have none.
+        ``facility_id``, ``name``, ``kinds``, ``minutes``, ``mode``, polygon
+        (WGS-84); facilities off the network have none.
     """
     params = config.parameters
-    rows = []
-    for position in np.flatnonzero(facility_snap.on_network):
-        record = facilities.iloc[position]
-        speed = params.speed_for(str(record["kinds"]).split(";")[0])
-        for minutes in params.thresholds_min:
-            polygon = reach.isochrone_polygon(net, facility_snap.subset([position]), walk_speed_mps=speed,
-                                              limit=minutes * 60.0, buffer_m=params.isochrone_buffer_m,
-                                              ferry=params.ferry)
-            if not polygon.is_empty:
-                rows.append({"facility_id": record["facility_id"], "name": record["name"], "kinds": record["kinds"],
-                             "minutes": minutes, "geometry": polygon})
-    frame = gpd.GeoDataFrame(rows, columns=["facility_id", "name", "kinds", "minutes", "geometry"], crs=working_crs)
+    first_kind = facilities["kinds"].astype(str).str.split(";").str[0].to_numpy()
+    modes = np.array([params.kind_profiles.get(kind) if params.travel_profile(kind) is not None
+                      else f"walk:{params.speed_for(kind)!r}" for kind in first_kind], dtype=object)
+    points = facilities.to_crs(working_crs).geometry
+    thresholds = list(params.thresholds_min)
+    loaded: dict = {}
+    parts = []
+    for mode in pd.unique(modes):
+        positions = np.flatnonzero(modes == mode)
+        if mode.startswith("walk:"):
+            speed = params.speed_for(first_kind[positions[0]])
+            kind_net, snap, edge_seconds, ferry, mode_id = (net, facility_snap.subset(positions), None, params.ferry,
+                                                            walking_mode_id(speed))
+        else:
+            profile = params.travel_profile(first_kind[positions[0]])
+            kind_net, snap, edge_seconds = isochrones.profile_network(config, profile, points.iloc[positions],
+                                                                      working_crs, loaded)
+            speed, ferry, mode_id = profile.access_speed_mps, None, profile.id
+        areas = isochrones.isochrones_by_source(kind_net, snap, [m * 60.0 for m in thresholds], walk_speed_mps=speed,
+                                                buffer_m=params.isochrone_buffer_m, ferry=ferry,
+                                                edge_seconds=edge_seconds)
+        for minutes in thresholds:
+            polygons = areas[minutes * 60.0]
+            keep = ~shapely.is_empty(polygons)
+            records = facilities.iloc[positions[keep]]
+            parts.append(pd.DataFrame({"facility_id": records["facility_id"].to_numpy(),
+                                       "name": records["name"].to_numpy(), "kinds": records["kinds"].to_numpy(),
+                                       "minutes": minutes, "mode": mode_id, "position": positions[keep],
+                                       "geometry": polygons[keep]}))
+    columns = ["facility_id", "name", "kinds", "minutes", "mode", "geometry"]
+    if not parts:
+        return gpd.GeoDataFrame(columns=columns, geometry="geometry", crs=working_crs).to_crs("EPSG:4326")
+    table = pd.concat(parts, ignore_index=True).sort_values(["position", "minutes"], kind="stable")
+    frame = gpd.GeoDataFrame(table[columns].reset_index(drop=True), geometry="geometry", crs=working_crs)
     return frame.to_crs("EPSG:4326")
 
 
@@ -1156,6 +1230,7 @@ def run_study(
     graph_summary, working_crs = inputs.graph_summary, inputs.working_crs
 
     masks = kind_masks(facilities, params.kinds)
+    networks = None  # the networks of kinds reached by car or e-bike, when the study has such kinds
     with timer.stage("reach"):
         walking_masks = {kind: mask for kind, mask in masks.items()
                          if kind == ANY_KIND or params.travel_profile(kind) is None}
@@ -1176,7 +1251,7 @@ def run_study(
             notes.append(
                 f"travel modes per kind: {', '.join(others)}; every other kind walks. 'any' is the walk to a "
                 "facility of any kind (the walking service circle), never a drive; distances (m) of these kinds "
-                "are along the roads the mode may use. Isochrones drawn for walking kinds only; the sensitivity "
+                "are along the roads the mode may use. Isochrones follow each kind's mode; the sensitivity "
                 "sheet is walking only / 各类型按所设出行方式计算，“任一设施”仍为步行"
             )
 
@@ -1199,7 +1274,7 @@ def run_study(
                                    study_seconds=seconds_by_kind)
 
     with timer.stage("isochrones"):
-        isochrones = _isochrones(net, facility_snap, masks, config, working_crs).to_crs("EPSG:4326")
+        isochrones = _isochrones(net, facility_snap, masks, config, working_crs, networks=networks).to_crs("EPSG:4326")
         per_facility = facility_isochrones(net, facilities, facility_snap, config, working_crs) \
             if params.isochrones_per_facility else None
 
@@ -1208,7 +1283,7 @@ def run_study(
                                           facilities_in_units, villages)
 
     if write:
-        notes.extend(outputs.writing_notes(config, make_map=make_map))
+        notes.extend(outputs.writing_notes(config, demand, make_map=make_map))
     results = StudyResults(
         config=config, facilities=facilities, rejects=rejects, ingest_summary=ingest_summary, units=units,
         demand_projected=demand, seconds_by_kind=seconds_by_kind, metres_by_kind=metres_by_kind,

@@ -143,10 +143,12 @@ def test_the_tables_say_which_mode_each_figure_used(runs):
     modes = parameters[parameters.iloc[:, 0].astype(str).str.startswith("travel mode")]
     text = " | ".join(modes.iloc[:, 1].astype(str))
     assert "nursing_home" in " ".join(modes.iloc[:, 0]) and "drive" in text and "km/h" in text
-    assert any("isochrones drawn for walking kinds only" in note.lower() for note in drive.notes)
+    assert any("isochrones follow each kind's mode" in note.lower() for note in drive.notes)
     assert any("never a drive" in note for note in drive.notes)
-    # isochrones and the sensitivity sheet stay walking
-    assert "nursing_home" not in set(drive.isochrones["kind"])
+    # isochrones follow each kind's mode (nursing homes drawn by car); the sensitivity sheet stays walking
+    nursing = drive.isochrones[drive.isochrones["kind"] == "nursing_home"]
+    assert set(nursing["minutes"]) == {15.0, 30.0} and set(nursing["mode"]) == {"drive"}
+    assert set(drive.isochrones.loc[drive.isochrones["kind"] == "day_care", "mode"]) == {"walk_elderly"}
     assert "nursing_home" not in set(drive.sensitivity["kind"])
 
 

@@ -220,7 +220,15 @@ def test_gap_layers_hold_every_uncovered_elderly_person_per_kind_and_threshold(d
     gpkg = Path(demo_run.config.output_dir) / "demo_layers.gpkg"
     layers = {name for name, _ in pyogrio.list_layers(gpkg)}
     assert {"gap_canteen_15min", "gap_mutual_aid_5min", "gap_any_10min"} <= layers
+    # the written gap layers are dissolved areas (one polygon per group of neighbouring cells), not cells
+    assert not {"gap_canteen_15min_cells"} & layers
     elderly = demo_run.demand_projected["elderly"].to_numpy()
+    for kind, minutes in (("canteen", 15), ("day_care", 5)):
+        written = pyogrio.read_dataframe(gpkg, layer=f"gap_{kind}_{minutes}min")
+        expected = elderly[~(demo_run.seconds_by_kind[kind] <= minutes * 60)].sum()
+        assert written["elderly"].sum() == pytest.approx(expected)
+        assert len(written) < written["cells"].sum()
+    # per-cell polygons stay available (parameters.gap_cells: true writes them as gap_<kind>_<minutes>min_cells)
     for kind, minutes in (("canteen", 15), ("day_care", 5)):
         cells = gap_cells(demo_run, kind, minutes)
         expected = elderly[~(demo_run.seconds_by_kind[kind] <= minutes * 60)].sum()

@@ -1,0 +1,192 @@
+"""Walking-time rasters and dissolved gap areas: do they hold exactly what the per-point reach and the tables say?"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import rasterio
+import shapely
+from affine import Affine
+
+from coverage import gridded
+from coverage._errors import ConfigError
+from coverage.config import load_study, parse_parameters
+from coverage.outputs import headline_minutes, write_study_outputs
+from coverage.pipeline import run_study
+from tests.conftest import REPO_ROOT, shared_data
+
+DEMO = REPO_ROOT / "studies" / "demo.yaml"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    config = load_study(DEMO, output_root=tmp_path_factory.mktemp("gridded_demo"))
+    return run_study(config, make_map=False)
+
+
+def _raster_cells(results):
+    """Each demand point's (row, col) in the written raster's window."""
+    grid = results.demand_projected.attrs["raster_grid"]
+    full = Affine(*grid["transform"])
+    with rasterio.open(Path(results.output_files["walk_minutes.tif"])) as src:
+        col0, row0 = ~src.transform @ (full.c, full.f)
+    demand = results.demand_projected
+    return (demand["row"].to_numpy(np.int64) + int(round(row0)), demand["col"].to_numpy(np.int64) + int(round(col0)))
+
+
+def test_the_rasters_minutes_equal_the_per_point_reach_for_every_cell(demo_run):
+    path = Path(demo_run.output_files["walk_minutes.tif"])
+    assert path.name == "demo_walk_minutes.tif"
+    rows, cols = _raster_cells(demo_run)
+    with rasterio.open(path) as src:
+        data = src.read()
+        descriptions = src.descriptions
+        nodata = src.nodata
+    kinds = list(demo_run.seconds_by_kind)
+    assert len(descriptions) == len(kinds) + 2
+    cell = pd.Series(rows * 10**6 + cols)
+    shared = cell.duplicated(keep=False).to_numpy()
+    for band, kind in enumerate(kinds):
+        assert descriptions[band].startswith(f"{kind}:")
+        minutes = demo_run.seconds_by_kind[kind] / 60.0
+        # several points in one cell: the longest of their times, nodata if any part is not reached
+        frame = pd.DataFrame({"cell": cell, "minutes": minutes})
+        worst = frame.groupby("cell")["minutes"].transform("max").to_numpy()
+        expected = np.where(np.isfinite(worst), worst, nodata).astype(np.float32)
+        assert np.array_equal(data[band][rows, cols], expected), kind
+        single = ~shared & np.isfinite(minutes)
+        assert np.array_equal(data[band][rows[single], cols[single]], minutes[single].astype(np.float32))
+    # cells without demand are nodata in every band
+    empty = np.ones(data.shape[1:], bool)
+    empty[rows, cols] = False
+    assert (data[:, empty] == nodata).all()
+    # persons: the elderly band holds them all, the uncovered band those beyond the headline of any facility
+    elderly = demo_run.demand_projected["elderly"].to_numpy()
+    minutes = headline_minutes(demo_run)
+    beyond = ~(demo_run.seconds_by_kind["any"] <= minutes * 60)
+    assert descriptions[-2].startswith("elderly") and descriptions[-1].startswith(f"uncovered_elderly_{minutes:g}min")
+    assert data[-2][~empty].sum(dtype=float) == pytest.approx(elderly.sum(), rel=1e-6)
+    assert data[-1][~empty].sum(dtype=float) == pytest.approx(elderly[beyond].sum(), rel=1e-6)
+
+
+def test_the_raster_is_a_valid_cloud_optimized_geotiff(demo_run):
+    with rasterio.open(Path(demo_run.output_files["walk_minutes.tif"])) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert src.profile["tiled"] and src.block_shapes[0][0] % 16 == 0
+        assert src.overviews(1), "no overviews"
+        assert src.dtypes[0] == "float32" and src.nodata == gridded.NODATA
+        assert src.crs.to_epsg() == 4326
+        # the overviews come before the full-resolution data (what "cloud optimized" means for a reader)
+        ovr = src.overviews(1)
+        assert ovr == sorted(ovr)
+
+
+def test_dissolved_gap_polygons_hold_exactly_the_uncovered_cells(demo_run):
+    demand = demo_run.demand_projected
+    grid = demand.attrs["raster_grid"]
+    a, _, _, _, e, _ = grid["transform"]
+    cell_area_deg2 = abs(a * e)
+    elderly = demand["elderly"].to_numpy()
+    study = demo_run.coverage_long[(demo_run.coverage_long["scope"] == "study")
+                                   & (demo_run.coverage_long["unit"] == "min")]
+    centres = shapely.points(np.column_stack([demand["lon"], demand["lat"]]))
+    for kind in demo_run.seconds_by_kind:
+        for minutes in demo_run.config.parameters.thresholds_for(kind):
+            areas = gridded.gap_areas(demo_run, kind, minutes)
+            beyond = ~(demo_run.seconds_by_kind[kind] <= minutes * 60)
+            row = study[(study["kind"] == kind) & (study["threshold"] == minutes)].iloc[0]
+            # the persons the coverage table reports as not covered
+            assert areas["elderly"].sum() == pytest.approx(row["elderly"] - row["elderly_within"], rel=1e-9, abs=1e-6)
+            assert areas["elderly"].sum() == pytest.approx(elderly[beyond].sum(), rel=1e-9, abs=1e-6)
+            cells = pd.Series(list(zip(demand["row"], demand["col"])))[beyond].nunique()
+            assert areas["cells"].sum() == cells
+            if not len(areas):
+                continue
+            assert areas.geometry.is_valid.all() and set(areas.geom_type) == {"Polygon"}
+            # merged cells: the area is that of the uncovered cells, to floating point
+            assert shapely.area(areas.geometry.values).sum() == pytest.approx(cells * cell_area_deg2, rel=1e-9)
+            union = shapely.union_all(areas.geometry.values)
+            inside = shapely.contains(union, centres)
+            assert inside[beyond].all()
+            covered_cells = ~pd.Series(list(zip(demand["row"], demand["col"]))).isin(
+                set(zip(demand["row"][beyond], demand["col"][beyond]))).to_numpy()
+            assert not inside[covered_cells].any()
+    # fewer features than cells: neighbouring cells merged
+    areas = gridded.gap_areas(demo_run, "canteen", 15)
+    assert len(areas) < areas["cells"].sum() / 5
+
+
+def test_the_geopackage_holds_dissolved_gap_layers_and_cells_only_on_request(demo_run, tmp_path):
+    gpkg = Path(demo_run.output_files["layers.gpkg"])
+    layers = {name for name, _ in pyogrio.list_layers(gpkg)}
+    assert {"gap_canteen_15min", "gap_any_10min"} <= layers
+    assert not any(name.startswith("gap_") and name.endswith("_cells") for name in layers)
+    written = pyogrio.read_dataframe(gpkg, layer="gap_canteen_15min")
+    assert written["elderly"].sum() == pytest.approx(gridded.gap_areas(demo_run, "canteen", 15)["elderly"].sum())
+    # the switch brings the per-cell layers back
+    params = dataclasses.replace(demo_run.config.parameters, gap_cells=True)
+    config = dataclasses.replace(demo_run.config, parameters=params, output_dir=tmp_path)
+    files = write_study_outputs(dataclasses.replace(demo_run, config=config), make_map=False)
+    layers = {name for name, _ in pyogrio.list_layers(files["layers.gpkg"])}
+    assert {"gap_canteen_15min", "gap_canteen_15min_cells"} <= layers
+    assert parse_parameters({"gap_cells": True}).gap_cells
+    with pytest.raises(ConfigError, match="parameters.gap_cells"):
+        parse_parameters({"gap_cells": "no"})
+
+
+def test_point_demand_gives_no_raster_and_says_so(demo_run, tmp_path):
+    demand = demo_run.demand_projected.copy()
+    demand.attrs = {}
+    demand["row"] = pd.array([pd.NA] * len(demand), dtype="Int64")
+    demand["col"] = pd.array([pd.NA] * len(demand), dtype="Int64")
+    demand["method"] = "buildings"
+    points = dataclasses.replace(demo_run, demand_projected=demand)
+    written = gridded.write_walk_minutes(points, tmp_path / "x.tif", minutes=15)
+    assert not written.written and written.path is None
+    assert "points" in written.note and "no walking-time raster" in written.note
+    assert not (tmp_path / "x.tif").exists()
+    # the run says so before it writes anything: the note is in the tables and run.json
+    from coverage import outputs
+
+    assert gridded.POINTS_NOTE in outputs.writing_notes(demo_run.config, demand, make_map=False)
+    assert gridded.POINTS_NOTE not in outputs.writing_notes(demo_run.config, demo_run.demand_projected,
+                                                             make_map=False)
+    gaps = gridded.gap_areas(points, "canteen", 15)
+    assert set(gaps.geom_type) == {"Point"}
+    assert gaps["elderly"].sum() == pytest.approx(
+        demand["elderly"].to_numpy()[~(demo_run.seconds_by_kind["canteen"] <= 900)].sum())
+
+
+def test_a_real_worldpop_window_round_trips(demo_run, tmp_path):
+    """Central Wuhan (WorldPop 60+), with walking times made up from five points: the file holds them exactly."""
+    from coverage import coords, population
+
+    bands = shared_data("population/wuhan_worldpop_agesex")
+    raster = population.read_elderly_raster(bands, bounds=(114.2, 30.5, 114.45, 30.7))
+    demand = population.demand_points(raster, coords.utm_crs_for(114.3, 30.58))
+    xy = shapely.get_coordinates(demand.geometry.values)
+    rng = np.random.default_rng(7)
+    sites = xy[rng.choice(len(xy), 5, replace=False)]
+    seconds = np.min(np.hypot(xy[:, None, 0] - sites[None, :, 0], xy[:, None, 1] - sites[None, :, 1]), axis=1) / 0.8
+    seconds = np.where(seconds <= 900, seconds, np.inf)
+    kinds = {kind: seconds for kind in demo_run.seconds_by_kind}
+    results = dataclasses.replace(demo_run, demand_projected=demand, seconds_by_kind=kinds)
+    written = gridded.write_walk_minutes(results, tmp_path / "wuhan.tif", minutes=15)
+    with rasterio.open(written.path) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG" and src.overviews(1)
+        col0, row0 = ~src.transform @ (raster.transform.c, raster.transform.f)
+        rows = demand["row"].to_numpy() + int(round(row0))
+        cols = demand["col"].to_numpy() + int(round(col0))
+        minutes = src.read(1)[rows, cols]
+        persons = src.read(src.count - 1)[rows, cols]
+    expected = np.where(np.isfinite(seconds), seconds / 60.0, gridded.NODATA).astype(np.float32)
+    assert np.array_equal(minutes, expected)
+    assert np.allclose(persons, demand["elderly"].to_numpy(), rtol=1e-6)
+    areas = gridded.gap_areas(results, "any", 15)
+    assert areas["elderly"].sum() == pytest.approx(demand["elderly"].to_numpy()[~np.isfinite(seconds)].sum())
+    assert shapely.area(areas.geometry.values).sum() == pytest.approx(areas["cells"].sum() * abs(raster.transform.a * raster.transform.e))
