@@ -5,10 +5,8 @@ from __future__ import annotations
 import html
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,14 +15,26 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import Element
 from folium.utilities import JsCode
 
 from coverage._errors import ConfigError
 from coverage._io import atomic_path
 from coverage import coords
 from coverage import kinds as kinds_registry
-from coverage.config import BASEMAPS, KINDS, TIANDITU_KEY_ENV
+from coverage import map_layers
+from coverage.map_layers import inline_remote_assets  # noqa: F401  (public: coverage.maps.inline_remote_assets)
+from coverage.map_layers import (
+    FAIL_OUTLINE as _FAIL_OUTLINE,
+    NO_DATA_COLOUR as _NO_DATA_COLOUR,
+    UNCOVERED_OPACITY,
+    UNIT_OPACITY,
+    Headline,
+    _feature_collection,
+    _number,
+    _raw,
+    _text,
+)
+from coverage.config import BASEMAPS, KINDS, TIANDITU_KEY_ENV  # noqa: F401  (maps.TIANDITU_KEY_ENV kept)
 
 #: Chinese display label of each facility kind (from the registry, coverage/kinds.yaml)
 KIND_LABELS: Mapping[str, str] = kinds_registry.registry().labels("zh")
@@ -71,24 +81,19 @@ DEFAULT_ATTRIBUTION_LINES: tuple[str, ...] = data_attribution_lines("raster")
 #: display label of each administrative level
 LEVEL_LABELS: dict[str, str] = {"county": "县(区)", "town": "乡镇(街道)", "village": "村(社区)"}
 
-#: display tolerance for geometry simplification, degrees (≈ 1 m)
-SIMPLIFY_TOLERANCE_DEG = 1e-5
-#: decimals kept in map coordinates (6 decimals ≈ 0.1 m)
-COORD_DECIMALS = 6
-#: above this many uncovered cells, cells of the same grade are merged (keeps a county map small)
-MAX_UNCOVERED_FEATURES = 3000
+#: decimals kept in map coordinates: points 6 (≈ 0.1 m), lines and polygons 5 (≈ 1 m)
+COORD_DECIMALS = map_layers.POINT_DECIMALS
+#: zoom from which unit names are shown as labels
+LABEL_ZOOM = 14
+#: zoom from which footpaths are drawn (below it they only clutter the county view)
+STREET_ZOOM = 15
+#: map panes, bottom to top (Leaflet's overlayPane, where facilities are drawn, is 400)
+_PANES = (("cov-units", 350), ("cov-uncovered", 360), ("cov-isochrones", 370), ("cov-streets", 385))
 
-_NO_DATA_COLOUR = "#bdbdbd"
-_FAIL_OUTLINE = "#d7191c"
 _BELOW_RAMP = ("#b2182b", "#d6604d", "#f4a582", "#fddbc7")  # dark → light
 _ABOVE_RAMP = ("#a6dba0", "#5aae61", "#1b7837", "#00441b")  # light → dark
 _PLAIN_RAMP = ("#ffffcc", "#c2e699", "#78c679", "#31a354", "#006837")
 _UNCOVERED_RAMP = ("#dadaeb", "#bcbddc", "#9e9ac8", "#756bb1", "#54278f")
-
-_VENDORED = {"leaflet.js": "leaflet.js", "leaflet.css": "leaflet.css"}
-_REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"']((?:https?:)?//[^\"']+)[\"'][^>]*>\s*</script>", re.I)
-_REMOTE_LINK = re.compile(r"<link[^>]*\bhref\s*=\s*[\"']((?:https?:)?//[^\"']+)[\"'][^>]*/?>", re.I)
-
 
 @dataclass(frozen=True)
 class ShareClass:
@@ -186,29 +191,41 @@ def coverage_map(
     tianditu_key: str | None = None,
     threshold_minutes: int = 15,
     population_method: str | None = None,
+    streets: gpd.GeoDataFrame | None = None,
+    headline: Headline | None = None,
+    uncovered_grid: Mapping[str, Any] | None = None,
+    lang: str = "zh",
 ) -> folium.Map:
     """
     Build the interactive coverage map for a study area.
 
-    Every layer is a GeoJSON layer listed in the layer control; popups and
-    tooltips are in Chinese. Geometries are simplified for display (about
-    1 m) and coordinates rounded to 6 decimals so that a county map stays
-    small. On a GCJ-02 basemap (``amap``) every overlay is converted from
-    WGS-84 to GCJ-02 so that facilities sit on the right street.
+    Layers are listed in a collapsed layer control, grouped by facility
+    kind (the kind's sites, then its walking areas by threshold); at first
+    only the units' shading, the facilities, the streets and the any-kind
+    area at ``threshold_minutes`` are shown. Popups and tooltips are in
+    Chinese. Geometries are simplified in metres to about a pixel at the
+    zoom they are read at (:data:`coverage.map_layers.DISPLAY_TOLERANCE_M`)
+    and lines rounded to 5 decimals, points to 6, so that a county map
+    stays small; the uncovered elderly are one PNG image. On a GCJ-02
+    basemap (``amap``) every overlay is converted from WGS-84 to GCJ-02 so
+    that facilities sit on the right street.
 
     Parameters
     ----------
     units
         EPSG:4326 polygons (or points) with columns ``code``, ``name``,
         ``level``, ``share`` (coverage rate 0..1 of the headline measure,
-        NaN = no elderly), ``elderly`` (persons), optional ``meets_target``.
+        NaN = no elderly), ``elderly`` (persons), optional ``meets_target``
+        and ``targets_html`` (the unit's own targets, 达标 / 未达标, see
+        :func:`coverage.map_layers.unit_target_results`) for the popup.
     facilities
         EPSG:4326 points with ``name``, ``kinds`` (``;``-joined),
         ``beds``, ``floor_area_m2``, optional ``served_elderly``.
     uncovered
         Points or cell polygons with ``elderly``: persons beyond the threshold,
-        shaded in up to four grades. More than :data:`MAX_UNCOVERED_FEATURES`
-        cells are merged per grade (the tooltip then gives the grade's range).
+        drawn as one image (Web Mercator pixels) in up to four grades; hidden
+        at first. Points with ``row``/``col`` and ``uncovered_grid`` are
+        summed onto the population cells; other points become 100 m squares.
     isochrones
         Polygons with ``kind`` and ``minutes``; one layer per kind and
         minutes, only ``threshold_minutes`` shown at first.
@@ -244,6 +261,15 @@ def coverage_map(
         How the population was made (:func:`coverage.pipeline.population_method`);
         when it was not a raster, WorldPop is not credited (lines naming it are
         dropped) and the census source is named instead. None: lines as given.
+    streets
+        The study's own streets (:func:`coverage.map_layers.street_layer`),
+        drawn under the facilities so the map reads without any tile server.
+    headline
+        Figures for the headline panel (:class:`coverage.map_layers.Headline`).
+    uncovered_grid
+        The population grid (``demand.attrs["raster_grid"]``) that ``row``/``col`` of ``uncovered`` index.
+    lang
+        ``zh`` (default) or ``en`` for the headline panel.
 
     Returns
     -------
@@ -251,47 +277,74 @@ def coverage_map(
     """
     display_crs = display_crs_for(basemap)
     classes = share_classes(target_share)
-    units_d = _for_display(units, display_crs)
-    facilities_d = _for_display(facilities, display_crs)
-    uncovered_d = _for_display(uncovered, display_crs) if uncovered is not None else None
-    isochrones_d = _for_display(isochrones, display_crs) if isochrones is not None else None
-    sites_d = _for_display(proposed_sites, display_crs) if proposed_sites is not None else None
-    excluded_d = _for_display(excluded_candidates, display_crs) \
+    metric = map_layers.local_metric_crs(units if len(units) else facilities)
+    tol = map_layers.DISPLAY_TOLERANCE_M
+    units_d = _for_display(units, display_crs, metric, tol["units"])
+    facilities_d = _for_display(facilities, display_crs, metric, 0.0)
+    isochrones_d = None
+    if isochrones is not None and len(isochrones):
+        with_any = pd.concat([map_layers.union_isochrones(isochrones.to_crs("EPSG:4326"), threshold_minutes)
+                              .to_crs("EPSG:4326"), isochrones.to_crs("EPSG:4326")], ignore_index=True)
+        isochrones_d = _for_display(gpd.GeoDataFrame(with_any, crs="EPSG:4326"), display_crs, metric,
+                                    tol["isochrones"])
+    streets_d = _for_display(streets, display_crs, metric, 0.0) if streets is not None and len(streets) else None
+    sites_d = _for_display(proposed_sites, display_crs, metric, 0.0) if proposed_sites is not None else None
+    excluded_d = _for_display(excluded_candidates, display_crs, metric, 0.0) \
         if excluded_candidates is not None and len(excluded_candidates) else None
+    uncovered_d = None
+    if uncovered is not None and len(uncovered):
+        if uncovered_grid is not None and {"row", "col"} <= set(uncovered.columns) \
+                and uncovered["row"].notna().all():
+            uncovered = map_layers.cells_from_grid(uncovered, uncovered_grid)
+        uncovered_d = _for_display(uncovered, display_crs, metric, 0.0)
 
     m = _new_map(units_d, facilities_d, offline=offline, page_title=_page_title(title, synthetic))
-    _add_basemap(m, basemap, tianditu_key)
+    for pane, z_index in _PANES:
+        folium.map.CustomPane(pane, z_index=z_index, pointer_events=pane == "cov-units").add_to(m)
+    _check_basemap(basemap)
+    map_layers.add_basemap(m, basemap, tianditu_key)
     _add_units(m, units_d, classes, target_share)
+    if streets_d is not None:
+        map_layers.add_streets(m, streets_d)
     if isochrones_d is not None:
-        _add_isochrones(m, isochrones_d, threshold_minutes)
+        _add_isochrones(m, isochrones_d[isochrones_d["kind"] == "any"], threshold_minutes)
     uncovered_classes = _add_uncovered(m, uncovered_d, threshold_minutes) if uncovered_d is not None else []
-    kinds_present = _add_facilities(m, facilities_d, threshold_minutes)
+    kinds_present = _add_facilities(m, facilities_d, threshold_minutes, isochrones_d)
     if excluded_d is not None:
         _add_excluded_candidates(m, excluded_d)
     if sites_d is not None:
         _add_proposed_sites(m, sites_d)
 
-    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    folium.LayerControl(collapsed=True, position="topright").add_to(m)
     root = m.get_root()
     root.html.add_child(
-        _raw(_title_html(title, subtitle_lines, _credited(attribution_lines, population_method), synthetic)),
+        _raw(map_layers.title_html(title, subtitle_lines, _credited(attribution_lines, population_method), synthetic)),
         name="coverage_title",
     )
+    if headline is not None:
+        root.html.add_child(_raw(map_layers.headline_html(headline, lang)), name="coverage_headline")
     root.html.add_child(
         _raw(
-            _legend_html(
+            map_layers.legend_html(
                 classes,
-                units_d,
+                _units_layer_name(units_d) if not units_d.empty else None,
                 kinds_present,
                 uncovered_classes,
                 has_sites=sites_d is not None and len(sites_d) > 0,
                 threshold_minutes=threshold_minutes,
+                has_streets=streets_d is not None,
+                outline_fail=any(c.meets_target is not None for c in classes) or "meets_target" in units_d,
+                kind_labels=KIND_LABELS,
+                kind_colours=KIND_COLOURS,
+                lang=lang,
             )
         ),
         name="coverage_legend",
     )
-    root.header.add_child(_raw(_PAGE_CSS), name="coverage_css")
-    _fit(m, [units_d, facilities_d, uncovered_d, sites_d])
+    root.header.add_child(_raw(map_layers.BASE_CSS + map_layers.PAGE_CSS), name="coverage_css")
+    root.html.add_child(_raw(map_layers.PAGE_JS % {"label_zoom": LABEL_ZOOM, "street_zoom": STREET_ZOOM}),
+                        name="coverage_js")
+    _fit(m, [units_d, facilities_d, sites_d])
     return m
 
 
@@ -325,50 +378,6 @@ def save_map(m: folium.Map, path: str | os.PathLike, *, offline: bool = True) ->
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8", newline="\n")
     return path
-
-
-def inline_remote_assets(page: str) -> str:
-    """
-    Replace remote script and stylesheet references with vendored content.
-
-    Parameters
-    ----------
-    page
-        HTML text.
-
-    Returns
-    -------
-    str
-        The page with ``<script>…</script>`` / ``<style>…</style>`` in place
-        of the links.
-
-    Raises
-    ------
-    ValueError
-        When a referenced file is not among the vendored assets.
-    """
-    missing: list[str] = []
-
-    def script(match: re.Match) -> str:
-        content = _vendored_for(match.group(1), missing)
-        return match.group(0) if content is None else f"<script>{_js_inline(content)}</script>"
-
-    def link(match: re.Match) -> str:
-        tag = match.group(0)
-        if "stylesheet" not in tag.lower():
-            return tag
-        content = _vendored_for(match.group(1), missing)
-        return tag if content is None else f"<style>{content}</style>"
-
-    page = _REMOTE_SCRIPT.sub(script, page)
-    page = _REMOTE_LINK.sub(link, page)
-    if missing:
-        raise ValueError(
-            "cannot make the map self-contained: no vendored copy of "
-            + ", ".join(sorted(set(missing)))
-            + "; remove the element that needs it or save with offline=False"
-        )
-    return page
 
 
 # --------------------------------------------------------------------------- helpers
@@ -462,74 +471,29 @@ def classify_share(share: Any, classes: Sequence[ShareClass]) -> ShareClass | No
     return classes[-1]
 
 
-def _for_display(gdf: gpd.GeoDataFrame, display_crs: str) -> gpd.GeoDataFrame:
-    """Copy of a layer in the display CRS, simplified (~1 m) and rounded, empty rows dropped."""
+def _for_display(gdf: gpd.GeoDataFrame, display_crs: str, metric_crs, tolerance_m: float) -> gpd.GeoDataFrame:
+    """Copy of a layer in the display CRS, simplified (``tolerance_m`` metres) and rounded, empty rows dropped."""
     if gdf.crs is not None and not gdf.crs.equals("EPSG:4326"):
         gdf = gdf.to_crs("EPSG:4326")
-    keep = gdf.geometry.notna() & ~gdf.geometry.is_empty
+    raw = np.asarray(gdf.geometry.values)
+    keep = ~(shapely.is_missing(raw) | shapely.is_empty(raw))
     out = gdf.loc[keep].copy()
     geoms = out.geometry
     if display_crs != "wgs84":
         geoms = coords.transform_geometries(geoms, "wgs84", display_crs)
     values = np.asarray(geoms.values)
-    values = shapely.simplify(values, SIMPLIFY_TOLERANCE_DEG, preserve_topology=True)
-    values = shapely.transform(values, lambda xy: np.round(xy, COORD_DECIMALS))
+    points = shapely.get_type_id(values) == 0
+    values = values.copy()
+    values[points] = shapely.transform(values[points], lambda xy: np.round(xy, map_layers.POINT_DECIMALS))
+    if (~points).any():
+        values[~points] = map_layers.simplify_display(values[~points], tolerance_m, metric_crs)
     return out.set_geometry(gpd.GeoSeries(values, index=out.index, crs="EPSG:4326"))
-
-
-def _feature_collection(gdf: gpd.GeoDataFrame, properties: list[dict[str, Any]]) -> dict:
-    features = []
-    for i, (geom, props) in enumerate(zip(gdf.geometry.values, properties)):
-        features.append(
-            {"type": "Feature", "id": i, "properties": props, "geometry": shapely.geometry.mapping(geom)}
-        )
-    return {"type": "FeatureCollection", "features": features}
-
-
-def _text(value: Any, default: str = "—") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return default
-    return html.escape(str(value))
-
-
-def _number(value: Any, unit: str = "", decimals: int = 0) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "—"
-    if math.isnan(number):
-        return "—"
-    return f"{number:,.{decimals}f}{unit}"
 
 
 def _kinds_of(value: Any) -> list[str]:
     if not isinstance(value, str):
         return []
     return [k.strip() for k in value.split(";") if k.strip() in KIND_LABELS]
-
-
-def _raw(text: str) -> Element:
-    """A branca element that renders ``text`` verbatim (no template parsing of it)."""
-    element = Element("{{ this.data }}")
-    element.data = text
-    return element
-
-
-def _js_inline(content: str) -> str:
-    content = re.sub(r"//# sourceMappingURL=\S+\s*$", "", content)
-    return content.replace("</script", "<\\/script")
-
-
-def _vendored_for(url: str, missing: list[str]) -> str | None:
-    name = url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-    if name not in _VENDORED:
-        missing.append(url)
-        return None
-    return _read_vendored(_VENDORED[name])
-
-
-def _read_vendored(name: str) -> str:
-    return resources.files("coverage").joinpath("data", name).read_text(encoding="utf-8")
 
 
 def _page_title(title: str, synthetic: bool) -> str:
@@ -545,8 +509,8 @@ def _new_map(units: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, *, offline: 
     if offline:
         m.default_js = []
         m.default_css = []
-        m.get_root().header.add_child(_raw(f"<style>{_read_vendored('leaflet.css')}</style>"), name="leaflet_css")
-        m.get_root().header.add_child(_raw(f"<script>{_js_inline(_read_vendored('leaflet.js'))}</script>"), name="leaflet")
+        m.get_root().header.add_child(_raw(f"<style>{map_layers._read_vendored('leaflet.css')}</style>"), name="leaflet_css")
+        m.get_root().header.add_child(_raw(f"<script>{map_layers._js_inline(map_layers._read_vendored('leaflet.js'))}</script>"), name="leaflet")
     else:
         m.default_js = [item for item in m.default_js if item[0] == "leaflet"]
         m.default_css = [item for item in m.default_css if item[0] == "leaflet_css"]
@@ -569,36 +533,6 @@ def _fit(m: folium.Map, layers: Sequence[gpd.GeoDataFrame | None]) -> None:
         return
     west, south, east, north = (round(v, COORD_DECIMALS) for v in bounds)
     m.fit_bounds([[south, west], [north, east]], padding_top_left=(40, 40), padding_bottom_right=(300, 40))
-
-
-def _add_basemap(m: folium.Map, basemap: str, tianditu_key: str | None) -> None:
-    _check_basemap(basemap)
-    if basemap == "osm":
-        folium.TileLayer("OpenStreetMap", name="OpenStreetMap", max_zoom=19).add_to(m)
-    elif basemap == "cartodbpositron":
-        url = "https://{s}.basemaps.cartocdn.com/light_all/{z}/{x}/{y}{r}.png"
-        attr = '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors © CARTO'
-        folium.TileLayer(url, attr=attr, name="CARTO Positron (OpenStreetMap)", subdomains="abcd", max_zoom=20).add_to(m)
-    elif basemap == "tianditu":
-        key = tianditu_key or os.environ.get(TIANDITU_KEY_ENV)
-        if not key:
-            raise ConfigError(
-                f"outputs.basemap: the tianditu basemap needs a key: pass tianditu_key= or set the "
-                f"{TIANDITU_KEY_ENV} environment variable (apply at console.tianditu.gov.cn), or choose another "
-                "basemap (cartodbpositron, osm, amap); 天地图底图需要密钥"
-            )
-        attr = "© 天地图 国家地理信息公共服务平台 (tianditu.gov.cn)"
-        for layer, name, overlay in (("vec", "天地图 矢量底图", False), ("cva", "天地图 注记", True)):
-            url = (
-                f"https://t{{s}}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
-                f"&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles"
-                f"&TILEMATRIX={{z}}&TILEROW={{y}}&TILECOL={{x}}&tk={key}"
-            )
-            folium.TileLayer(url, attr=attr, name=name, subdomains="01234567", max_zoom=18, overlay=overlay).add_to(m)
-    else:  # amap, GCJ-02
-        url = "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}"
-        attr = "© 高德地图 AutoNavi (GCJ-02)"
-        folium.TileLayer(url, attr=attr, name="高德地图", subdomains="1234", max_zoom=18).add_to(m)
 
 
 def _units_layer_name(units: gpd.GeoDataFrame) -> str:
@@ -626,75 +560,87 @@ def _add_units(m: folium.Map, units: gpd.GeoDataFrame, classes: list[ShareClass]
     units = units.iloc[order]
     failing = failing.iloc[order]
     level_labels = units["level"].map(LEVEL_LABELS) if "level" in units else pd.Series("—", index=units.index)
+    own_targets = units["targets_html"] if "targets_html" in units else None
     props = []
-    for (_, row), fail, level in zip(units.iterrows(), failing, level_labels):
+    for k, ((_, row), fail, level) in enumerate(zip(units.iterrows(), failing, level_labels)):
         share = row.get("share")
         share = float(share) if share is not None and pd.notna(share) else None
         cls = classify_share(share, classes)
         meets = "—" if target_share is None and "meets_target" not in units else ("否" if fail else "是")
         if share is None:
             meets = "—"
-        props.append(
-            {
-                "名称": _text(row.get("name")),
-                "代码": _text(row.get("code")),
-                "级别": _text(level),
-                "覆盖率": _pct(share) if share is not None else "无老年人口",
-                "60岁以上人口": _number(row.get("elderly"), " 人"),
-                "是否达标": meets,
-                "_fill": cls.colour if cls else _NO_DATA_COLOUR,
-                "_fail": bool(fail),
-            }
-        )
+        item = {
+            "名称": _text(row.get("name")),
+            "代码": _text(row.get("code")),
+            "级别": _text(level),
+            "覆盖率": _pct(share) if share is not None else "无老年人口",
+            "60岁以上人口": _number(row.get("elderly"), " 人"),
+            "是否达标": meets,
+            "_fill": cls.colour if cls else _NO_DATA_COLOUR,
+            "_fail": bool(fail),
+        }
+        if own_targets is not None:
+            item["本单元指标"] = str(own_targets.iloc[k])  # HTML made by map_layers.unit_target_results
+        props.append(item)
 
     def style(feature: dict) -> dict:
         p = feature["properties"]
         return {
             "fillColor": p["_fill"],
-            "fillOpacity": 0.6,
+            "fillOpacity": UNIT_OPACITY,
             "color": _FAIL_OUTLINE if p["_fail"] else "#636363",
             "weight": 2.5 if p["_fail"] else 0.7,
             "className": "cov-unit cov-unit-fail" if p["_fail"] else "cov-unit",
         }
 
     fields = ["名称", "覆盖率", "60岁以上人口"]
+    popup_fields = ["名称", "代码", "级别", "覆盖率", "60岁以上人口", "是否达标"]
+    if own_targets is not None:
+        popup_fields.append("本单元指标")
+    name = _units_layer_name(units)
+    group = folium.FeatureGroup(name=name, show=True)
     folium.GeoJson(
         _feature_collection(units, props),
-        name=_units_layer_name(units),
+        name=name,
+        control=False,
         style_function=style,
         highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.8},
         marker=folium.CircleMarker(radius=7, fill=True),
         tooltip=folium.GeoJsonTooltip(fields=fields, aliases=[f"{f}：" for f in fields]),
-        popup=folium.GeoJsonPopup(
-            fields=["名称", "代码", "级别", "覆盖率", "60岁以上人口", "是否达标"], localize=False
-        ),
-    ).add_to(m)
+        popup=folium.GeoJsonPopup(fields=popup_fields, localize=False),
+        pane="cov-units",
+    ).add_to(group)
+    map_layers.add_unit_labels(group, units)
+    group.add_to(m)
+
+
+def _isochrone_layer(part: gpd.GeoDataFrame, kind: str, minutes: float, label: str, *, show: bool) -> folium.GeoJson:
+    colour = KIND_COLOURS.get(kind, "#08306b")
+    weight = 2.2 if kind == "any" else 1.2  # the any-kind edge must read over the units' shading
+    return folium.GeoJson(
+        _feature_collection(part, [{} for _ in range(len(part))]),
+        name=label,
+        show=show,
+        style_function=lambda f, c=colour, w=weight: {
+            "fillColor": c,
+            "fillOpacity": 0.12,
+            "color": c,
+            "weight": w,
+            "dashArray": "4 3",
+            "className": "cov-isochrone",
+        },
+        interactive=False,  # clicks go through to the unit below
+        pane="cov-isochrones",
+    )
 
 
 def _add_isochrones(m: folium.Map, isochrones: gpd.GeoDataFrame, threshold_minutes: int) -> None:
+    """The any-kind walking area at the headline threshold (per-kind areas sit with their kind's facilities)."""
     if isochrones.empty:
         return
-    minutes = pd.to_numeric(isochrones["minutes"], errors="coerce")
-    for kind in [k for k in KINDS if k in set(isochrones["kind"])]:
-        for mins in sorted(minutes[isochrones["kind"] == kind].dropna().unique()):
-            part = isochrones[(isochrones["kind"] == kind) & (minutes == mins)]
-            label = f"{KIND_LABELS[kind]} {mins:g}分钟步行范围"
-            colour = KIND_COLOURS[kind]
-            props = [{"范围": label} for _ in range(len(part))]
-            folium.GeoJson(
-                _feature_collection(part, props),
-                name=label,
-                show=bool(mins == threshold_minutes),
-                style_function=lambda f, c=colour: {
-                    "fillColor": c,
-                    "fillOpacity": 0.12,
-                    "color": c,
-                    "weight": 1.2,
-                    "dashArray": "4 3",
-                    "className": "cov-isochrone",
-                },
-                tooltip=folium.GeoJsonTooltip(fields=["范围"], labels=False),
-            ).add_to(m)
+    label = f"任一类设施 {threshold_minutes:g}分钟步行范围"
+    name = f'<span data-cov-group="任一类设施 / any kind">{label}</span>'
+    _isochrone_layer(isochrones, "any", threshold_minutes, name, show=True).add_to(m)
 
 
 def _elderly_breaks(values: np.ndarray) -> list[float]:
@@ -715,21 +661,8 @@ def _grade(values: np.ndarray, breaks: Sequence[float]) -> np.ndarray:
     return np.minimum(idx, len(breaks) - 1)
 
 
-def _dissolve_cells(cells: gpd.GeoDataFrame, grade: np.ndarray) -> tuple[gpd.GeoDataFrame, np.ndarray]:
-    """Merge raster cells of the same grade into one (multi)polygon each: a county has tens of thousands."""
-    merged, grades = [], []
-    for g in np.unique(grade):
-        geoms = np.asarray(cells.geometry.values)[grade == g]
-        try:
-            union = shapely.coverage_union_all(geoms)
-        except shapely.errors.GEOSException:
-            union = shapely.union_all(geoms)
-        merged.append(union)
-        grades.append(int(g))
-    return gpd.GeoDataFrame(geometry=merged, crs=cells.crs), np.asarray(grades)
-
-
 def _add_uncovered(m: folium.Map, uncovered: gpd.GeoDataFrame, threshold_minutes: int) -> list[tuple[str, str]]:
+    """The elderly beyond the threshold as ONE image (classes of persons per cell), hidden at first."""
     if uncovered.empty:
         return []
     elderly = pd.to_numeric(uncovered["elderly"], errors="coerce").to_numpy(dtype=float)
@@ -741,39 +674,29 @@ def _add_uncovered(m: folium.Map, uncovered: gpd.GeoDataFrame, threshold_minutes
         labels.append(f"{_number(lower, decimals=0 if lower >= 10 or lower == 0 else 1)}–{_number(upper)} 人")
         lower = upper
     grade = _grade(elderly, breaks)
-    polygons = uncovered.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
-    if polygons.all() and len(uncovered) > MAX_UNCOVERED_FEATURES:
-        shown, grade = _dissolve_cells(uncovered, grade)
-        values = [f"{labels[g]}（每格）" for g in grade]
-    else:
-        shown = uncovered
-        values = [_number(v, " 人", 1 if 0 < v < 10 else 0) for v in elderly]
-    props = [{"n": value, "c": int(g)} for value, g in zip(values, grade)]
-
-    def style(feature: dict) -> dict:
-        idx = feature["properties"]["c"]
-        return {
-            "fillColor": colours[idx],
-            "fillOpacity": 0.75,
-            "color": colours[idx],
-            "weight": 0,
-            "radius": 3 + 1.5 * idx,
-            "className": "cov-uncovered",
-        }
-
-    folium.GeoJson(
-        _feature_collection(shown, props),
-        name=f"{threshold_minutes:g}分钟外的60岁以上老人（未覆盖）",
-        style_function=style,
-        marker=folium.CircleMarker(radius=3, fill=True),
-        tooltip=folium.GeoJsonTooltip(fields=["n"], aliases=["未覆盖60岁以上老人："]),
+    image = map_layers.class_image(uncovered, grade, colours, opacity=UNCOVERED_OPACITY)
+    if image is None:
+        return []
+    label = f"{threshold_minutes:g}分钟外的60岁以上老人（未覆盖）"
+    folium.raster_layers.ImageOverlay(
+        image.data_uri,
+        bounds=image.bounds,
+        name=f'<span data-cov-group="未覆盖 / not covered">{label}</span>',
+        show=False,
+        pixelated=True,
+        interactive=False,
+        className="cov-uncovered-image",
+        pane="cov-uncovered",
     ).add_to(m)
     return list(zip(colours, labels))
 
 
-def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minutes: int) -> list[str]:
+def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minutes: int,
+                    isochrones: gpd.GeoDataFrame | None = None) -> list[str]:
+    """One group per kind in the layer control: its sites (rows are sites), then its walking areas, hidden at first."""
     if facilities.empty:
         return []
+    minutes = pd.to_numeric(isochrones["minutes"], errors="coerce") if isochrones is not None else None
     kinds_per_row = [_kinds_of(v) for v in facilities["kinds"]] if "kinds" in facilities else [[]] * len(facilities)
     served = facilities["served_elderly"] if "served_elderly" in facilities else pd.Series(np.nan, index=facilities.index)
     served_label = f"{threshold_minutes:g}分钟内服务60岁以上老人"
@@ -797,7 +720,8 @@ def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minut
                 }
             )
         colour = KIND_COLOURS[kind]
-        group = folium.FeatureGroup(name=f"{KIND_LABELS[kind]}（{len(rows)}处）", show=True)
+        group_tag = f'data-cov-group="{KIND_LABELS[kind]}"'
+        group = folium.FeatureGroup(name=f"<span {group_tag}>{KIND_LABELS[kind]}（{len(rows)}处）</span>", show=True)
         folium.GeoJson(
             _feature_collection(part, props),
             name=KIND_LABELS[kind],
@@ -817,6 +741,12 @@ def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minut
             ),
         ).add_to(group)
         group.add_to(m)
+        if minutes is None:
+            continue
+        for mins in sorted(minutes[isochrones["kind"] == kind].dropna().unique()):
+            part = isochrones[(isochrones["kind"] == kind) & (minutes == mins)]
+            label = f"<span {group_tag}>{KIND_LABELS[kind]} {mins:g}分钟步行范围</span>"
+            _isochrone_layer(part, kind, mins, label, show=False).add_to(m)
     return present
 
 
@@ -871,77 +801,3 @@ def _add_proposed_sites(m: folium.Map, sites: gpd.GeoDataFrame) -> None:
     ).add_to(m)
 
 
-_PAGE_CSS = """<style>
-.cov-title { position: fixed; top: 10px; left: 56px; z-index: 1000; max-width: 420px;
-  background: rgba(255,255,255,0.93); padding: 8px 12px; border-radius: 6px;
-  box-shadow: 0 1px 5px rgba(0,0,0,0.4); font: 13px/1.45 "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif; }
-.cov-title h1 { font-size: 18px; margin: 0 0 4px 0; }
-.cov-title .cov-sub { color: #333; }
-.cov-title .cov-attr { color: #666; font-size: 11px; margin-top: 4px; }
-.cov-synthetic { background: #c00; color: #fff; font-weight: bold; font-size: 15px;
-  padding: 3px 8px; margin: 0 0 6px 0; border-radius: 4px; letter-spacing: 1px; }
-.cov-legend { position: fixed; bottom: 62px; left: 10px; z-index: 1000; max-height: 60vh; overflow-y: auto;
-  background: rgba(255,255,255,0.93); padding: 8px 10px; border-radius: 6px; box-shadow: 0 1px 5px rgba(0,0,0,0.4);
-  font: 12px/1.5 "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif; }
-.cov-legend h4 { margin: 4px 0 2px 0; font-size: 12px; }
-.cov-legend .sw { display: inline-block; width: 16px; height: 11px; margin-right: 6px; vertical-align: middle;
-  border: 1px solid #777; }
-.cov-legend .dot { display: inline-block; width: 11px; height: 11px; margin-right: 6px; vertical-align: middle;
-  border-radius: 50%; border: 1px solid #fff; box-shadow: 0 0 0 1px #999; }
-.cov-site-icon { width: 24px; height: 24px; border-radius: 50%; background: #000; color: #fff; border: 2px solid #ffd400;
-  font: bold 13px/24px sans-serif; text-align: center; box-sizing: content-box; margin: -1px; }
-.leaflet-control-layers { font: 12px/1.4 "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; max-width: 280px; }
-.leaflet-popup-content, .leaflet-tooltip { font: 13px/1.45 "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif; }
-.leaflet-popup-content table, .leaflet-tooltip table { font-size: 13px; border-collapse: collapse; }
-.leaflet-popup-content th { text-align: left; color: #555; font-weight: normal; white-space: nowrap; padding-right: 10px; }
-.leaflet-popup-content td { font-weight: bold; }
-</style>"""
-
-
-def _title_html(title: str, subtitle_lines: Sequence[str], attribution_lines: Sequence[str], synthetic: bool) -> str:
-    parts = ['<div class="cov-title" id="coverage-title">']
-    if synthetic:
-        parts.append('<div class="cov-synthetic">合成示例数据 / synthetic demo data</div>')
-    parts.append(f"<h1>{html.escape(title)}</h1>")
-    for line in subtitle_lines:
-        parts.append(f'<div class="cov-sub">{html.escape(str(line))}</div>')
-    if attribution_lines:
-        parts.append('<div class="cov-attr">' + "<br>".join(html.escape(str(a)) for a in attribution_lines) + "</div>")
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def _legend_html(
-    classes: Sequence[ShareClass],
-    units: gpd.GeoDataFrame,
-    kinds_present: Sequence[str],
-    uncovered_classes: Sequence[tuple[str, str]],
-    *,
-    has_sites: bool,
-    threshold_minutes: int,
-) -> str:
-    parts = ['<div class="cov-legend" id="coverage-legend">']
-    if not units.empty:
-        parts.append(f"<h4>{_units_layer_name(units)}（{threshold_minutes:g}分钟步行）</h4>")
-        for cls in reversed(classes):
-            parts.append(f'<div><span class="sw" style="background:{cls.colour}"></span>{html.escape(cls.label)}</div>')
-        parts.append(f'<div><span class="sw" style="background:{_NO_DATA_COLOUR}"></span>无老年人口</div>')
-        if any(c.meets_target is not None for c in classes) or "meets_target" in units:
-            parts.append(
-                f'<div><span class="sw" style="background:#fff;border:2.5px solid {_FAIL_OUTLINE}"></span>红框：未达标</div>'
-            )
-    if kinds_present:
-        parts.append("<h4>养老服务设施</h4>")
-        for kind in kinds_present:
-            parts.append(f'<div><span class="dot" style="background:{KIND_COLOURS[kind]}"></span>{KIND_LABELS[kind]}</div>')
-    if uncovered_classes:
-        parts.append(f"<h4>{threshold_minutes:g}分钟外的60岁以上老人</h4>")
-        for colour, label in reversed(list(uncovered_classes)):
-            parts.append(f'<div><span class="dot" style="background:{colour}"></span>{html.escape(label)}</div>')
-    if has_sites:
-        parts.append(
-            '<h4>建议新增选址</h4><div><span class="dot" style="background:#000;border-color:#ffd400"></span>'
-            "按序号优先</div>"
-        )
-    parts.append("</div>")
-    return "".join(parts)

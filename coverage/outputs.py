@@ -467,12 +467,14 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
 
     if make_map:
         with stage("map"):
-            files.update(_write_map(results, villages, facilities, uncovered, minutes, out))
+            files.update(_write_map(results, villages, facilities, uncovered, minutes, out, lang=lang))
     return files
 
 
-def _write_map(results, villages, facilities, uncovered, minutes, out: Path) -> dict[str, Path]:
-    from coverage import figures, maps
+def _write_map(results, villages, facilities, uncovered, minutes, out: Path, lang: str = "zh") -> dict[str, Path]:
+    import datetime
+
+    from coverage import figures, map_layers, maps  # folium and matplotlib: loaded when maps are made
 
     config = results.config
     params = config.parameters
@@ -482,15 +484,41 @@ def _write_map(results, villages, facilities, uncovered, minutes, out: Path) -> 
         f"{config.population.age_group} 人口 {config.population.year} / population {config.population.age_group}, "
         f"{config.population.year}",
     ]
+    if params.kind_profiles:
+        modes = kind_modes(params, [*params.kinds, ANY_KIND])
+        subtitle.append("出行方式 / travel modes: " + ", ".join(f"{kind}={mode}" for kind, mode in modes.items()))
     attribution = list(attribution_lines(results))
     if config.facility_source_note:
         attribution.append(f"设施 / facilities: {config.facility_source_note}")
     map_units = villages if villages is not None else results.units
+    if map_units is not None and len(map_units) and "code" in map_units:
+        map_units = map_units.assign(targets_html=map_layers.unit_target_results(
+            results.targets, results.units, results.facilities, map_units["code"].astype(str).tolist()))
+    # the uncovered demand points carry their population cell, so the map draws cells, not points
+    grid = results.demand_projected.attrs.get("raster_grid")
+    if grid is not None and "row" in results.demand_projected and "demand_id" in uncovered:
+        cells = results.demand_projected[["demand_id", "row", "col"]]
+        uncovered = uncovered.merge(cells, on="demand_id", how="left")
+    # the study's own streets: the map reads without a tile server
+    walk_network = getattr(results, "network", None)
+    streets = map_layers.street_layer(walk_network) if walk_network is not None else None
+    dates = [f"{config.population.age_group} 人口 {config.population.year}"]
+    for source in config.facilities:
+        if Path(source.path).exists():
+            day = datetime.date.fromtimestamp(Path(source.path).stat().st_mtime).isoformat()
+            dates.append(f"设施名录 {day}")
+    speeds = f"步行 {params.walk_speed_mps:g} m/s" if lang == "zh" else f"walking {params.walk_speed_mps:g} m/s"
+    headline = map_layers.headline_from_tables(
+        results.targets, results.coverage_wide, minutes, data_date="；".join(dates),
+        parameters=(f"{speeds}；{', '.join(f'{t:g}' for t in params.thresholds_min)} min；"
+                    f"max access {params.max_access_m:g} m",),
+    )
     the_map = maps.coverage_map(
         map_units, facilities, uncovered=uncovered, isochrones=results.isochrones,
         title=config.title, subtitle_lines=subtitle, attribution_lines=attribution,
         synthetic=config.synthetic, basemap=config.basemap, target_share=None,
-        population_method=population_method(results),
+        population_method=population_method(results), threshold_minutes=minutes, streets=streets,
+        headline=headline, uncovered_grid=grid, lang=lang,
     )
     files = {"map.html": maps.save_map(the_map, out / f"{config.name}_map.html", offline=True)}
     try:
@@ -498,6 +526,6 @@ def _write_map(results, villages, facilities, uncovered, minutes, out: Path) -> 
             map_units, facilities, uncovered=uncovered, title=config.title, synthetic=config.synthetic,
             path=out / f"{config.name}_map.png", attribution_lines=attribution,
         )
-    except RuntimeError as exc:  # no CJK font on this machine: the HTML map is still written
-        results.notes.append(f"PNG figure not written: {exc}")
+    except figures.CJKFontNotFoundError:
+        pass  # no CJK font on this machine: said in the run's notes before anything was written
     return files

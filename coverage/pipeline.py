@@ -1293,7 +1293,7 @@ def run_study(
         components=components, sensitivity=sensitivity, calibration=calibration, targets=targets_table,
         graph_summary=graph_summary, timings=timer.seconds, output_files={}, notes=notes,
         presence_only=presence_only, merge_log=inputs.merge_log, fallback_points=inputs.fallback_points,
-        access_summary=inputs.access_summary,
+        access_summary=inputs.access_summary, network=net,
     )
     if write:
         # the results are complete before anything is written; the writers only read them

@@ -78,6 +78,8 @@ class StudyResults:
     merge_log: pd.DataFrame | None = None
     fallback_points: pd.DataFrame | None = None
     access_summary: dict = field(default_factory=dict)
+    #: the walking network arrays the run searched (working CRS), for maps and notebooks
+    network: reach.NetworkArrays | None = None
 
 
 def population_method(results: StudyResults) -> str:
