@@ -7,12 +7,25 @@ import math
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
+from importlib import metadata
 from pathlib import Path
 
+import docx
 import pandas as pd
+from docx.enum.table import WD_TABLE_ALIGNMENT
+from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Cm, Pt, RGBColor
+from lxml import etree
 
+from coverage import ingest, measures, result_tables
+from coverage import kinds as kinds_registry
+from coverage._errors import ConfigError
 from coverage._io import atomic_path
+from coverage.catalogue import METRICS
 from coverage.report import KIND_ZH, SYNTHETIC_LABEL
+from coverage.result_tables import attribution_lines, headline_minutes, parameters_table
 
 #: East Asian font named in the document when no CJK font is found here (present on every Chinese Windows)
 FALLBACK_EAST_ASIA_FONT = "SimSun"
@@ -268,8 +281,6 @@ def write_report(
     pathlib.Path
         The written file.
     """
-    from docx.enum.text import WD_BREAK
-
     lang = _check_lang(lang)
     text = _TEXT[lang]
     config = results.config
@@ -315,8 +326,6 @@ def add_siting_section(document_path_or_doc, proposal, *, lang: str | None = Non
     pathlib.Path or docx.document.Document
         The path when a path was given, else the same document.
     """
-    import docx
-
     given_path = isinstance(document_path_or_doc, (str, os.PathLike))
     doc = docx.Document(str(document_path_or_doc)) if given_path else document_path_or_doc
     if lang is None:
@@ -342,8 +351,6 @@ def report_file_name(results) -> str:
 
 def _check_lang(lang: str) -> str:
     if lang not in _TEXT:
-        from coverage._errors import ConfigError
-
         raise ConfigError(f"lang=: use 'zh' or 'en', got {lang!r} / 报告语言应为 zh 或 en")
     return lang
 
@@ -367,8 +374,6 @@ def east_asia_font() -> str:
 
 def _set_run_fonts(rpr, east_asia: str) -> None:
     """Name the Latin and East Asian fonts on an ``w:rPr``; theme fonts are dropped so they cannot override."""
-    from docx.oxml.ns import qn
-
     fonts = rpr.find(qn("w:rFonts"))
     if fonts is None:
         fonts = rpr.makeelement(qn("w:rFonts"), {})
@@ -390,10 +395,6 @@ def _declare_east_asia_font(doc, east_asia: str) -> None:
     and LibreOffice pick a substitute by this charset and alternative name,
     not a Latin font that shows boxes.
     """
-    from lxml import etree
-
-    from docx.oxml.ns import qn
-
     parts = [rel.target_part for rel in doc.part.rels.values() if rel.reltype.endswith("/fontTable")]
     if not parts:
         return
@@ -414,11 +415,6 @@ def _declare_east_asia_font(doc, east_asia: str) -> None:
 
 def _new_document(*, title: str, synthetic: bool, lang: str):
     """A4 document with fonts set for Chinese, the title (and synthetic label) in the header, page numbers."""
-    import docx
-    from docx.enum.text import WD_ALIGN_PARAGRAPH
-    from docx.oxml.ns import qn
-    from docx.shared import Cm, Pt, RGBColor
-
     doc = docx.Document()
     east_asia = east_asia_font()
     styles = doc.styles
@@ -476,9 +472,6 @@ def _new_document(*, title: str, synthetic: bool, lang: str):
 
 def _add_page_field(paragraph) -> None:
     """A PAGE field: Word and LibreOffice fill in the page number."""
-    from docx.oxml import OxmlElement
-    from docx.oxml.ns import qn
-
     run = paragraph.add_run()
     for kind, text in (("begin", None), (None, "PAGE"), ("separate", None), (None, "1"), ("end", None)):
         if kind is not None:
@@ -506,12 +499,6 @@ def _table(doc, header: Sequence[str] | None, rows: Sequence[Sequence[str]], *, 
     numeric
         Indices of columns aligned right (numbers).
     """
-    from docx.enum.table import WD_TABLE_ALIGNMENT
-    from docx.enum.text import WD_ALIGN_PARAGRAPH
-    from docx.oxml import OxmlElement
-    from docx.oxml.ns import qn
-    from docx.shared import Cm, Pt
-
     offset = 0 if header is None else 1
     n_columns = len(header) if header is not None else max(len(r) for r in rows)
     table = doc.add_table(rows=offset + len(rows), cols=n_columns)
@@ -595,15 +582,11 @@ def _missing_text(value) -> bool:
 
 
 def _kind_label(kind: str, lang: str) -> str:
-    from coverage import kinds as kinds_registry
-
     labels = KIND_ZH if lang == "zh" else kinds_registry.registry().labels("en")
     return ";".join(labels.get(k, k) for k in str(kind).split(";"))
 
 
 def _metric_spec(metric: str):
-    from coverage.catalogue import METRICS
-
     return METRICS.get(str(metric))
 
 
@@ -654,11 +637,6 @@ def _file_date(path) -> str:
 
 
 def _cover(doc, results, text: dict, lang: str) -> None:
-    from importlib import metadata
-
-    from docx.enum.text import WD_ALIGN_PARAGRAPH
-    from docx.shared import Pt, RGBColor
-
     config = results.config
     doc.add_paragraph().paragraph_format.space_before = Pt(60)
     title = doc.add_paragraph(config.title, style="Title")
@@ -720,8 +698,6 @@ def _coverage_row(results, scope: str, code: str, kind: str, threshold: float, u
 
 
 def _summary(doc, results, text: dict, lang: str) -> None:
-    from coverage.outputs import headline_minutes
-
     config = results.config
     minutes = headline_minutes(results)
     doc.add_heading(text["summary"], level=1)
@@ -760,31 +736,26 @@ def _summary(doc, results, text: dict, lang: str) -> None:
 
 def _study_figure(results, folder: Path) -> Path:
     """Draw the run's coverage figure into ``folder`` (as :mod:`coverage.outputs` does for ``map.png``)."""
-    from coverage import figures, outputs
+    from coverage import figures  # matplotlib: loaded when a figure is drawn
 
-    villages = outputs._village_layer(results)  # the same shaded layer as the run's own map
+    villages = result_tables.village_layer(results)  # the same shaded layer as the run's own map
     facilities = results.facilities
     return figures.coverage_figure(
         villages if villages is not None else results.units, facilities,
-        uncovered=outputs._uncovered_cells(results), title=results.config.title,
+        uncovered=result_tables.uncovered_cells(results), title=results.config.title,
         synthetic=results.config.synthetic, path=folder / f"{results.config.name}_map.png",
-        attribution_lines=list(outputs.attribution_lines(results)),
-        threshold_minutes=int(outputs.headline_minutes(results)),
+        attribution_lines=list(result_tables.attribution_lines(results)),
+        threshold_minutes=int(result_tables.headline_minutes(results)),
     )
 
 
 def _add_figure(doc, path: Path, caption: str) -> None:
-    from docx.enum.text import WD_ALIGN_PARAGRAPH
-    from docx.shared import Cm
-
     doc.add_picture(str(path), width=Cm(17.0))
     doc.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
     doc.add_paragraph(caption, style="Caption").alignment = WD_ALIGN_PARAGRAPH.CENTER
 
 
 def _map_section(doc, results, text: dict, figure_path) -> None:
-    from coverage.outputs import headline_minutes
-
     doc.add_heading(text["map"], level=1)
     caption = text["map_caption"].format(minutes=headline_minutes(results))
     candidates = [figure_path, results.output_files.get("map.png")]
@@ -804,8 +775,6 @@ def _map_section(doc, results, text: dict, figure_path) -> None:
 
 def _kinds_present(results) -> list[str]:
     """Configured kinds with at least one facility (with a point or placed in a unit)."""
-    from coverage import ingest
-
     present = []
     frames = [results.facilities]
     if results.presence_only is not None and len(results.presence_only):
@@ -817,9 +786,6 @@ def _kinds_present(results) -> list[str]:
 
 
 def _town_section(doc, results, text: dict, lang: str) -> None:
-    from coverage import ingest
-    from coverage.outputs import headline_minutes
-
     params = results.config.parameters
     minutes = headline_minutes(results)
     wide = results.coverage_wide
@@ -923,8 +889,6 @@ _CAPACITY_LABEL = {
 
 
 def _capacity_section(doc, results, text: dict, lang: str) -> None:
-    from coverage import measures
-
     doc.add_heading(text["capacity"], level=1)
     rows = []
     targets = results.targets
@@ -963,8 +927,6 @@ def _capacity_section(doc, results, text: dict, lang: str) -> None:
 
 
 def _method_section(doc, results, text: dict) -> None:
-    from coverage.outputs import parameters_table
-
     config = results.config
     doc.add_heading(text["method"], level=1)
     doc.add_paragraph(text["method_text"].format(speed=config.parameters.walk_speed_mps,
@@ -975,8 +937,6 @@ def _method_section(doc, results, text: dict) -> None:
 
 
 def _attribution_section(doc, results, text: dict) -> None:
-    from coverage.outputs import attribution_lines
-
     config = results.config
     doc.add_heading(text["attribution"], level=1)
     for line in attribution_lines(results):

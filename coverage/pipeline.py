@@ -35,8 +35,8 @@ __all__ = [
 #: the stages a run times, in order (the progress bar counts them; "crs check" only when facilities have points)
 COMPUTE_STAGES = ("units", "facilities", "network", "population", "snapping", "reach", "metrics", "sensitivity",
                   "isochrones", "targets")
-#: the stages of writing (the last, "map", only with maps)
-WRITE_STAGES = ("write tables", "write layers", "map")
+#: the stages of writing ("map" only with maps)
+WRITE_STAGES = ("write tables", "write layers", "map", "report")
 
 
 @dataclass
