@@ -1024,7 +1024,12 @@ def catchment_matrix(
     Which demand points each site reaches within ``limit``, and at what cost.
 
     Bounded Dijkstra from the sites in chunks (so memory stays bounded),
-    exact positions on edges as in :func:`nearest_facility`.
+    exact positions on edges as in :func:`nearest_facility`. The work after
+    the searches follows what they reach: from each search only the nodes
+    within the limit, from each such node only the demand points on its
+    edges (an index of the points by the ends of their edges), and only
+    the entries within the limit are kept, so the cost grows with the
+    matrix's non-zeros, not with sites × demand points.
 
     Parameters
     ----------
@@ -1044,22 +1049,24 @@ def catchment_matrix(
         at least 1e-6), absent entries are beyond the limit.
     """
     costs = _search_costs(net, walk_speed_mps, ferry, edge_seconds)
-    graph = _node_graph(net, costs, sites)
     usable = np.flatnonzero(sites.on_network)
     n_sites, n_dem = len(sites), len(demand)
     rows, cols, vals = [], [], []
-    per_chunk = max(1, int(max_cells_per_chunk // max(graph.shape[0], n_dem, 1)))
-    demand_on = np.flatnonzero(demand.on_network)
-    demand_snap = demand.subset(demand_on)
-    for start in range(0, len(usable), per_chunk):
-        chunk = usable[start : start + per_chunk]
-        node_cost = dijkstra(graph, directed=True, indices=net.n_nodes + chunk, limit=limit)
-        node_cost = node_cost[:, : net.n_nodes]
-        point_cost, _ = _point_costs_from_nodes(net, node_cost, demand_snap, costs)
-        r, c = np.nonzero(point_cost <= limit)
-        rows.append(chunk[r])
-        cols.append(demand_on[c])
-        vals.append(point_cost[r, c])
+    by_node = _demand_by_node(net, demand, costs, limit)
+    if len(usable) and len(by_node.point):
+        graph = _node_graph(net, costs, sites)
+        width = graph.shape[0]
+        # rows of the searches' dense output held at once (at most _CATCHMENT_BLOCK_CELLS cells,
+        # so the block's memory is reused from chunk to chunk instead of mapped afresh)
+        cells = min(int(max_cells_per_chunk), _CATCHMENT_BLOCK_CELLS)
+        per_chunk = max(1, cells // max(width, 1))
+        for start in range(0, len(usable), per_chunk):
+            chunk = usable[start : start + per_chunk]
+            node_cost = dijkstra(graph, directed=True, indices=net.n_nodes + chunk, limit=limit)
+            r, c, v = _reached_points(node_cost, net.n_nodes, by_node, limit)
+            rows.append(chunk[r])
+            cols.append(c)
+            vals.append(v)
     s_idx, t_idx = _same_edge_pairs(sites, demand)
     if len(s_idx):
         direct = _direct_costs(net, sites, demand, s_idx, t_idx, costs)
@@ -1072,11 +1079,95 @@ def catchment_matrix(
     else:
         row = col = np.empty(0, np.int64)
         val = np.empty(0, float)
-    # duplicates (network and same-edge routes to one pair): keep the cheaper
-    frame = pd.DataFrame({"r": row, "c": col, "v": val}).sort_values(["r", "c", "v"]).drop_duplicates(["r", "c"])
-    return sparse.csr_matrix(
-        (frame["v"].to_numpy(), (frame["r"].to_numpy(), frame["c"].to_numpy())), shape=(n_sites, n_dem)
-    )
+    return _cheapest_csr(row, col, val, n_sites, n_dem)
+
+
+#: cells (sites × nodes) of one block of the searches' dense output: 16 MB, under glibc's largest
+#: mmap threshold, so each block reuses the previous one's memory instead of faulting in new pages
+_CATCHMENT_BLOCK_CELLS = 2_000_000
+
+
+@dataclass(frozen=True)
+class _DemandByNode:
+    """
+    The demand points each node leads onto, CSR-like: node ``n`` owns ``start[n]:start[n + 1]``.
+
+    Every on-network point appears under the u end of its edge with the cost
+    from u onto it (``offset``) and under the v end with the cost from v;
+    ``access`` is the cost of its straight access leg. Ends from which the
+    point cannot be reached within the limit (closed directions) are left out.
+    """
+
+    start: np.ndarray
+    point: np.ndarray
+    offset: np.ndarray
+    access: np.ndarray
+
+
+def _demand_by_node(net: NetworkArrays, demand: Snap, costs: _Costs, limit: float) -> _DemandByNode:
+    """Index the demand points by the nodes at the ends of their edges (as :func:`_point_costs_from_nodes` prices them)."""
+    on = np.flatnonzero(demand.on_network)
+    targets = demand.subset(on)
+    speed = costs.speed
+    e = targets.edge
+    # the same operations as _point_costs_from_nodes, so the same numbers
+    if costs.backward is None:
+        along = targets.fraction * net.edge_length_m[e] / speed
+        rest = (1.0 - targets.fraction) * net.edge_length_m[e] / speed
+    else:
+        # from u onto the point runs along the edge, from v against it
+        along = _part(targets.fraction, costs.forward[e])
+        rest = _part(1.0 - targets.fraction, costs.backward[e])
+    access = targets.access_m / speed
+    node = np.concatenate([net.edge_u[e], net.edge_v[e]])
+    point = np.concatenate([on, on])
+    offset = np.concatenate([along, rest])
+    pair_access = np.concatenate([access, access])
+    # a node reached at cost >= 0 cannot bring a point past the limit closer than offset + access
+    open_ = offset + pair_access <= limit
+    node, point, offset, pair_access = node[open_], point[open_], offset[open_], pair_access[open_]
+    order = np.argsort(node, kind="stable")
+    start = np.zeros(net.n_nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(node, minlength=net.n_nodes), out=start[1:])
+    return _DemandByNode(start, point[order], offset[order], pair_access[order])
+
+
+def _reached_points(node_cost: np.ndarray, n_nodes: int, by_node: _DemandByNode, limit: float):
+    """
+    (row, demand point, cost) of the points within ``limit``, from a block of bounded searches.
+
+    Only the nodes each search reached are visited, and from each only the
+    points on its edges; a point reached from both ends of its edge keeps
+    both entries here (:func:`_cheapest_csr` keeps the cheaper).
+    """
+    # street nodes only: a search reaches its own site's virtual node (at 0) and no other site's
+    flat = np.flatnonzero(node_cost[:, :n_nodes] <= limit)
+    row, node = np.divmod(flat, n_nodes)
+    reached = node_cost[row, node]
+    first = by_node.start[node]
+    count = by_node.start[node + 1] - first
+    has = count > 0
+    row, reached, first, count = row[has], reached[has], first[has], count[has]
+    total = int(count.sum())
+    # positions into by_node: first[i], first[i] + 1, ... for each reached node i
+    ends = np.cumsum(count)
+    entry = np.arange(total, dtype=np.int64) + np.repeat(first - (ends - count), count)
+    # (node cost + part of the edge) + access leg, in the order _point_costs_from_nodes adds them
+    cost = (np.repeat(reached, count) + by_node.offset[entry]) + by_node.access[entry]
+    keep = cost <= limit
+    return np.repeat(row, count)[keep], by_node.point[entry[keep]], cost[keep]
+
+
+def _cheapest_csr(row: np.ndarray, col: np.ndarray, val: np.ndarray, n_rows: int, n_cols: int) -> sparse.csr_matrix:
+    """CSR of the entries, columns sorted within rows; of duplicate (row, column) entries the cheapest."""
+    key = row.astype(np.int64) * np.int64(n_cols) + col.astype(np.int64)
+    order = np.lexsort((val, key))
+    key, val = key[order], val[order]
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    key, val = key[first], val[first]
+    row = key // max(n_cols, 1)
+    return sparse.csr_matrix((val, (row, key - row * n_cols)), shape=(n_rows, n_cols))
 
 
 def reached_segments(
