@@ -127,7 +127,7 @@ def test_committed_files_equal_a_fresh_generation(generated):
     assert not missing, f"demo files missing; run `python -m coverage.demo`: {missing}"
     assert _differences(generated, committed) == [], (
         "the committed demo files differ from coverage.demo's output: do not edit them by hand, "
-        "change coverage/demo.py and run `python -m coverage.demo`"
+        "change coverage/demo/ and run `python -m coverage.demo`"
     )
 
 
