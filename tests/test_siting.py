@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import re
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from coverage import siting_models
 from coverage.siting import (
+    MaximalCoveringModel,
+    MinimumSitesModel,
     SitingResult,
     explain_sites,
     marginal_curve,
@@ -17,6 +22,8 @@ from coverage.siting import (
     solve_mclp,
     unit_set_cover,
 )
+from coverage.siting_reduce import _check_inputs, _covered_groups, _reduce
+from coverage.siting_search import _lazy_greedy, _lns
 
 SEEDS = range(6)
 
@@ -384,13 +391,11 @@ def _clustered(seed: int, n_c: int = 60, n_d: int = 600, radius: float = 900.0):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_auto_large_model_path_is_valid(seed, monkeypatch):
-    from coverage import siting
-
     a, w, base = _clustered(seed)
     p = 8
     exact = solve_mclp(a, w, p, already_covered=base, method="exact", time_limit_s=30)
     assert exact.status == "optimal"
-    monkeypatch.setattr(siting, "_EXACT_MAX_NNZ", 0)  # force the path used for large models
+    monkeypatch.setattr(siting_models, "_EXACT_MAX_NNZ", 0)  # force the path used for large models
     res = solve_mclp(a, w, p, already_covered=base, method="auto", time_limit_s=5)
     assert res.method in ("greedy", "greedy+swap", "kernel", "lp rounding+swap", "lns")
     assert res.objective <= exact.objective + 1e-6
@@ -405,13 +410,11 @@ def test_auto_large_model_path_is_valid(seed, monkeypatch):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_fewest_sites_on_a_model_too_large_for_the_milp_is_feasible_with_an_honest_lower_bound(seed, monkeypatch):
-    from coverage import siting
-
     a, w, base = _clustered(seed)
     target = 0.8
     exact = min_sites_for_target(a, w, target, already_covered=base, method="exact", time_limit_s=30)
     assert exact.status == "optimal"
-    monkeypatch.setattr(siting, "_EXACT_MAX_NNZ", 0)  # force the path used for large models
+    monkeypatch.setattr(siting_models, "_EXACT_MAX_NNZ", 0)  # force the path used for large models
     res = min_sites_for_target(a, w, target, already_covered=base, method="auto", time_limit_s=5)
     assert res.share_after >= target - 1e-9
     assert res.n_sites >= exact.n_sites
@@ -421,14 +424,171 @@ def test_fewest_sites_on_a_model_too_large_for_the_milp_is_feasible_with_an_hone
 
 
 def test_neighbourhood_search_never_worsens():
-    from coverage import siting
-
     a, w, base = _clustered(7)
-    red = siting._reduce(*siting._check_inputs(a, w, base))
-    start, _, cov = siting._lazy_greedy(red.B, red.wg, 6)
+    red = _reduce(*_check_inputs(a, w, base))
+    start, _, cov = _lazy_greedy(red.B, red.wg, 6)
     start_val = float(red.wg[cov].sum())
-    picked, value, stats = siting._lns(red.B, red.wg, start, deadline=__import__("time").perf_counter() + 3)
+    picked, value, stats = _lns(red.B, red.wg, start, deadline=time.perf_counter() + 3)
     assert picked.size == start.size
     assert value >= start_val - 1e-9
-    assert value == pytest.approx(float(red.wg[siting._covered_groups(red.B, picked)].sum()))
+    assert value == pytest.approx(float(red.wg[_covered_groups(red.B, picked)].sum()))
     assert stats["neighbourhoods"] >= 1
+
+
+# --------------------------------------------------------------------------
+# the model classes (MaximalCoveringModel, MinimumSitesModel)
+# --------------------------------------------------------------------------
+
+
+def _catchment(seed: int, n_cand: int = 8, n_dem: int = 22, density: float = 0.3):
+    """A catchment-like cost matrix: walking seconds in (0, 900] where a candidate reaches a demand point."""
+    rng = np.random.default_rng(seed)
+    seconds = np.where(rng.random((n_cand, n_dem)) < density, rng.uniform(30.0, 900.0, (n_cand, n_dem)), 0.0)
+    weights = np.round(rng.random(n_dem) * 40, 3)  # persons
+    base = rng.random(n_dem) < 0.2
+    return sp.csr_matrix(seconds), seconds, weights, base
+
+
+def _documented_values(section: str) -> set[str]:
+    """The quoted values listed under ``section`` (``method`` or ``status``) in SitingResult's docstring."""
+    lines = SitingResult.__doc__.split("\n")
+    first = lines.index(f"    {section}") + 1
+    body = []
+    for line in lines[first:]:
+        if line.strip() and not line.startswith("        "):  # the next attribute
+            break
+        body.append(line)
+    return set(re.findall(r'``"([^"]+)"``', "\n".join(body)))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_model_built_from_a_catchment_matrix_proves_its_optimum_and_agrees_with_brute_force(seed):
+    catchment, seconds, w, base = _catchment(seed)
+    dense = seconds > 0
+    for p in (1, 2, 3):
+        res = MaximalCoveringModel.from_catchment(catchment, w, p, already_covered=base).solve(method="exact")
+        best = _brute_mclp(dense, w, base, p)
+        assert res.status == "optimal" and res.gap == 0.0
+        assert res.objective == pytest.approx(best, abs=1e-6)
+        assert res.bound == pytest.approx(best, abs=1e-6)
+        assert _new_weight(dense, w, base, res.sites) == pytest.approx(res.objective, abs=1e-9)
+        assert res.sites is res.selected and len(res.sites) <= p
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_shorter_walking_threshold_on_the_same_catchment_counts_only_demand_within_it(seed):
+    catchment, seconds, w, base = _catchment(seed)
+    within = (seconds > 0) & (seconds <= 600.0)
+    for p in (1, 2):
+        res = MaximalCoveringModel.from_catchment(catchment, w, p, already_covered=base, max_cost=600.0).solve()
+        assert res.objective == pytest.approx(_brute_mclp(within, w, base, p), abs=1e-6)
+        assert _new_weight(within, w, base, res.sites) == pytest.approx(res.objective, abs=1e-9)
+        fewest = MinimumSitesModel.from_catchment(catchment, w, 0.5, already_covered=base, max_cost=600.0).solve()
+        if fewest.status == "optimal":
+            assert fewest.n_sites == _brute_min_sites(within, w, base, 0.5)
+    with pytest.raises(ValueError, match="max_cost"):
+        MaximalCoveringModel.from_catchment(catchment, w, 1, max_cost=-1.0)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("method", ["exact", "auto", "greedy"])
+def test_solve_on_the_class_gives_the_same_sites_as_solve_mclp(seed, method):
+    a, _, w, base = _instance(seed, n_cand=10, n_dem=30)
+    for p in (0, 2, 4, 12):
+        by_class = MaximalCoveringModel(a, w, p, already_covered=base).solve(method)
+        by_function = solve_mclp(a, w, p, already_covered=base, method=method)
+        assert by_class.selected.tolist() == by_function.selected.tolist()
+        assert by_class.objective == by_function.objective
+        assert (by_class.method, by_class.status) == (by_function.method, by_function.status)
+        assert by_class.bound == by_function.bound and by_class.gap == by_function.gap
+
+
+def test_one_model_answers_several_p_and_methods_without_reducing_again_or_carrying_state():
+    a, dense, w, base = _instance(4, n_cand=10, n_dem=30)
+    model = MaximalCoveringModel(a, w, 2, already_covered=base)
+    first = model.solve("greedy", local_search=False)
+    model.solve("exact")
+    again = model.solve("greedy", local_search=False)
+    assert again.selected.tolist() == first.selected.tolist() and again.bound == first.bound
+    for p in (1, 3, 5):
+        other = model.with_p(p)
+        assert other.reduced is model.reduced and model.p == 2
+        res = other.solve("exact")
+        assert res.objective == pytest.approx(_brute_mclp(dense, w, base, p), abs=1e-6)
+        assert res.selected.tolist() == solve_mclp(a, w, p, already_covered=base, method="exact").selected.tolist()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_minimum_sites_model_reaches_the_target_with_the_fewest_sites_found_by_brute_force(seed):
+    a, dense, w, base = _instance(seed, n_cand=9, n_dem=26, density=0.2)
+    model = MinimumSitesModel(a, w, 0.5, already_covered=base)
+    for target in (0.5, 0.65, 0.8):
+        k = _brute_min_sites(dense, w, base, target)
+        res = model.with_target(target).solve("exact")
+        assert model.target_share == 0.5
+        if k is None:
+            assert res.status == "unreachable"
+            continue
+        if k == 0:
+            assert res.status == "already_met" and res.n_sites == 0
+            continue
+        assert res.status == "optimal" and res.n_sites == k and res.bound == k and res.gap == 0.0
+        assert res.share_after >= target - 1e-9
+        assert _reaches(w[base].sum() + _new_weight(dense, w, base, res.sites), w.sum(), target)
+        same = min_sites_for_target(a, w, target, already_covered=base, method="exact")
+        assert same.selected.tolist() == res.selected.tolist() and same.method == res.method
+
+
+def test_village_target_model_from_unit_candidates_matches_unit_set_cover():
+    rng = np.random.default_rng(7)
+    uc = rng.random((12, 9)) < 0.25
+    uc[np.arange(9), np.arange(9)] = True
+    already = rng.random(12) < 0.2
+    for target in (0.6, 0.8):
+        model = MinimumSitesModel.from_unit_candidates(uc, target, units_already_covered=already)
+        res = model.solve()
+        assert res.n_sites == _brute_units(uc, already, np.ones(12), target)
+        assert res.selected.tolist() == unit_set_cover(uc, target, units_already_covered=already).selected.tolist()
+
+
+def test_models_check_their_inputs_when_built_and_the_method_when_solved():
+    a, _, w, base = _instance(0)
+    with pytest.raises(ValueError, match="p must be"):
+        MaximalCoveringModel(a, w, -1)
+    with pytest.raises(ValueError, match="weights"):
+        MaximalCoveringModel(a, w[:-1], 2)
+    with pytest.raises(ValueError, match="target_share"):
+        MinimumSitesModel(a, w, 1.2)
+    with pytest.raises(ValueError, match="target_share"):
+        MinimumSitesModel(a, w, 0.5).with_target(-0.1)
+    with pytest.raises(ValueError, match="method"):
+        MaximalCoveringModel(a, w, 2).solve("magic")
+    with pytest.raises(ValueError, match="method"):
+        MinimumSitesModel(a, w, 0.5).solve("magic")
+
+
+def test_every_method_and_status_a_result_carries_is_documented(monkeypatch):
+    methods, statuses = _documented_values("method"), _documented_values("status")
+    assert {"none", "exact", "greedy", "greedy+swap", "kernel", "lp rounding+swap", "lns"} <= methods
+    assert {"optimal", "gap_limit", "time_limit", "heuristic", "already_met", "unreachable"} <= statuses
+    seen = []
+    for seed in SEEDS:
+        a, _, w, base = _instance(seed, n_cand=9, n_dem=30, density=0.25)
+        for method in ("exact", "auto", "greedy"):
+            for p in (0, 2, 3, 4, 20):
+                for local_search in (True, False):
+                    model = MaximalCoveringModel(a, w, p, already_covered=base)
+                    seen.append(model.solve(method, local_search=local_search))
+            for target in (0.0, 0.5, 0.7, 0.999):
+                seen.append(MinimumSitesModel(a, w, target, already_covered=base).solve(method))
+    monkeypatch.setattr(siting_models, "_EXACT_MAX_NNZ", 0)  # the path used for large models
+    a, w, base = _clustered(0)
+    seen.append(MaximalCoveringModel(a, w, 8, already_covered=base).solve("auto", time_limit_s=3))
+    seen.append(MinimumSitesModel(a, w, 0.8, already_covered=base).solve("auto", time_limit_s=3))
+    for res in seen:
+        assert res.method in methods, res.method
+        assert res.status in statuses, res.status
+        assert res.bound is not None and res.gap is not None and res.gap >= 0
+    # the instances above do exercise the common paths
+    assert {"none", "exact", "greedy", "greedy+swap"} <= {res.method for res in seen}
+    assert {"optimal", "heuristic", "already_met", "unreachable"} <= {res.status for res in seen}

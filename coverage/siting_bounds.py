@@ -1,0 +1,255 @@
+"""Bounds on siting optima (Lagrangian, LP relaxation) and the exact models solved by HiGHS."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
+from coverage.siting_reduce import _merge_groups
+
+#: LP relaxations with more groups than this are solved by interior point
+_IPM_MIN_GROUPS = 5_000
+
+
+# --------------------------------------------------------------------------
+# Lagrangian bounds (MCLP, persons)
+# --------------------------------------------------------------------------
+
+
+def _lagrangian_bound(B: sp.csr_array, wg: np.ndarray, p: int, lam: np.ndarray) -> float:
+    """
+    Upper bound on the MCLP optimum (persons) for multipliers ``0 <= lam <= wg``.
+
+    Relaxing ``y_g <= sum_j a_gj x_j`` with ``lam_g`` gives
+    ``sum_g max(0, w_g - lam_g) + (sum of the p largest of B @ lam)``.
+    With ``lam = w * (1 - covered(S))`` this is the submodular online bound.
+    """
+    s = sp.csr_array(B, dtype=np.float64) @ lam
+    p = min(p, s.size)
+    top = np.partition(s, s.size - p)[s.size - p :].sum() if p > 0 else 0.0
+    return float(np.maximum(wg - lam, 0.0).sum() + top)
+
+
+def _online_bound(B: sp.csr_array, wg: np.ndarray, covered: np.ndarray, p: int) -> float:
+    """Submodular bound: OPT_p <= f(S) + sum of the p largest marginal gains w.r.t. S."""
+    if B.shape[0] == 0:
+        return float(wg[covered].sum())
+    return _lagrangian_bound(B, wg, p, np.where(covered, 0.0, wg))
+
+
+def _subgradient_bound(
+    B: sp.csr_array,
+    wg: np.ndarray,
+    p: int,
+    lam0: np.ndarray,
+    incumbent: float,
+    *,
+    deadline: float,
+    max_iter: int = 300,
+) -> float:
+    """
+    Lagrangian upper bound (persons) on the MCLP optimum by subgradient steps.
+
+    Every iterate gives a valid bound (:func:`_lagrangian_bound`); the best
+    is returned. Polyak steps towards ``incumbent``; it approaches the LP
+    relaxation bound from above.
+    """
+    m = B.shape[0]
+    if p >= m:
+        return float(wg.sum())
+    Bf = sp.csr_array(B, dtype=np.float64)
+    Bt = sp.csr_array(Bf.T)
+    lam = np.clip(lam0, 0.0, wg)
+    best = np.inf
+    theta, stall = 1.0, 0
+    for _ in range(max_iter):
+        s = Bf @ lam
+        top = np.argpartition(s, m - p)[m - p :]
+        val = float(np.maximum(wg - lam, 0.0).sum() + s[top].sum())
+        if val < best * (1 - 1e-12):
+            best, stall = val, 0
+        else:
+            stall += 1
+            if stall >= 10:
+                theta, stall = theta / 2, 0
+        if best <= incumbent * (1 + 1e-12) or theta < 1e-4 or time.perf_counter() > deadline:
+            break
+        x = np.zeros(m)
+        x[top] = 1.0
+        sub = (Bt @ x) - (wg > lam)
+        norm = float(sub @ sub)
+        if norm == 0.0:
+            break
+        lam = np.clip(lam - theta * (val - incumbent) / norm * sub, 0.0, wg)
+    return best
+
+
+# --------------------------------------------------------------------------
+# HiGHS models: MILPs and LP relaxations
+# --------------------------------------------------------------------------
+
+
+def _mclp_parts(B: sp.csr_array, wg: np.ndarray) -> tuple[int, int, sp.csr_array]:
+    m, g = B.shape
+    Gm = sp.csr_array(B.T, dtype=np.float64)  # (g, m)
+    link = sp.hstack([-Gm, sp.eye_array(g, format="csr")], format="csr")  # y - G x <= 0
+    return m, g, link
+
+
+def _highs_options(time_limit_s: float, mip_rel_gap: float | None = None) -> dict[str, Any]:
+    opts: dict[str, Any] = {"disp": False, "time_limit": max(float(time_limit_s), 0.01)}
+    if mip_rel_gap is not None:
+        opts["mip_rel_gap"] = float(mip_rel_gap)
+    return opts
+
+
+def _mclp_milp(
+    B: sp.csr_array, wg: np.ndarray, p: int, time_limit_s: float, mip_rel_gap: float
+) -> dict[str, Any]:
+    m, g, link = _mclp_parts(B, wg)
+    card = sp.csr_array(np.concatenate([np.ones(m), np.zeros(g)])[None, :])
+    A = sp.vstack([link, card], format="csr")
+    ub = np.concatenate([np.zeros(g), [float(p)]])
+    c = np.concatenate([np.zeros(m), -wg])
+    integrality = np.concatenate([np.ones(m), np.zeros(g)])
+    t0 = time.perf_counter()
+    res = milp(
+        c,
+        constraints=LinearConstraint(A, -np.inf, ub),
+        integrality=integrality,
+        bounds=Bounds(0.0, 1.0),
+        options=_highs_options(time_limit_s, mip_rel_gap),
+    )
+    out: dict[str, Any] = {
+        "status_code": int(res.status),
+        "message": str(res.message),
+        "seconds": time.perf_counter() - t0,
+        "x": None,
+        "dual_bound": None,
+        "mip_gap": getattr(res, "mip_gap", None),
+    }
+    if res.x is not None:
+        out["x"] = np.flatnonzero(res.x[:m] > 0.5)
+    db = getattr(res, "mip_dual_bound", None)
+    if db is not None and np.isfinite(db):
+        out["dual_bound"] = -float(db)
+    return out
+
+
+def _mclp_lp_bound(
+    B: sp.csr_array, wg: np.ndarray, p: int, time_limit_s: float
+) -> tuple[float | None, np.ndarray | None]:
+    """Upper bound (persons) from the LP relaxation and the LP's x; (None, None) when HiGHS does not finish."""
+    m, g, link = _mclp_parts(B, wg)
+    card = sp.csr_array(np.concatenate([np.ones(m), np.zeros(g)])[None, :])
+    A = sp.vstack([link, card], format="csr")
+    ub = np.concatenate([np.zeros(g), [float(p)]])
+    c = np.concatenate([np.zeros(m), -wg])
+    res = linprog(
+        c,
+        A_ub=A,
+        b_ub=ub,
+        bounds=(0.0, 1.0),
+        method="highs-ipm" if g > _IPM_MIN_GROUPS else "highs",
+        options={"time_limit": max(float(time_limit_s), 0.01), "disp": False},
+    )
+    if res.status != 0 or res.ineqlin is None:
+        return None, None
+    # A rigorous bound from HiGHS's duals (valid for any multipliers, so
+    # solver tolerances cannot make it too small): lambda_g on the link rows.
+    lam = np.clip(-np.asarray(res.ineqlin.marginals[:g], dtype=np.float64), 0.0, wg)
+    return _lagrangian_bound(B, wg, p, lam), np.asarray(res.x[:m])
+
+
+def _minsites_lp_bound(B: sp.csr_array, wg: np.ndarray, need: float, time_limit_s: float) -> float | None:
+    """
+    Lower bound (sites, not rounded) on the fewest sites covering ``need`` persons, from the LP relaxation.
+
+    Solved by HiGHS (interior point on large models); the bound is recomputed
+    from the LP duals as a Lagrangian bound, valid for any multipliers, so
+    solver tolerances cannot make it too large: with ``lam_g >= 0`` on
+    ``y_g <= sum_j a_gj x_j`` and ``mu >= 0`` on ``sum_g w_g y_g >= need``,
+    ``sum_j min(0, 1 - (B lam)_j) + sum_g min(0, lam_g - mu w_g) + mu need``.
+    None when HiGHS does not finish in time.
+    """
+    m, g, link = _mclp_parts(B, wg)
+    cover = sp.csr_array(np.concatenate([np.zeros(m), -wg])[None, :])
+    A = sp.vstack([link, cover], format="csr")
+    b = np.concatenate([np.zeros(g), [-float(need)]])
+    c = np.concatenate([np.ones(m), np.zeros(g)])
+    res = linprog(
+        c, A_ub=A, b_ub=b, bounds=(0.0, 1.0),
+        method="highs-ipm" if g > _IPM_MIN_GROUPS else "highs",
+        options={"time_limit": max(float(time_limit_s), 0.01), "disp": False},
+    )
+    if res.status != 0 or res.ineqlin is None:
+        return None
+    duals = -np.asarray(res.ineqlin.marginals, dtype=np.float64)
+    lam, mu = np.maximum(duals[:g], 0.0), max(float(duals[g]), 0.0)
+    reduced = 1.0 - sp.csr_array(B, dtype=np.float64) @ lam
+    return float(np.minimum(reduced, 0.0).sum() + np.minimum(lam - mu * wg, 0.0).sum() + mu * float(need))
+
+
+def _kernel_milp(
+    B: sp.csr_array, wg: np.ndarray, p: int, support: np.ndarray, time_limit_s: float
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """
+    MILP restricted to the candidates in ``support`` (LP support + incumbent).
+
+    The restricted model is usually far smaller than the full one (demand
+    groups are re-merged over the kept candidates), so HiGHS often solves it
+    to optimality in seconds. Its optimum is a feasible solution of the full
+    problem, not a bound. Returns (picked reduced-candidate indices, details).
+    """
+    support = np.unique(np.asarray(support, dtype=np.int64))
+    sub = sp.csr_array(B[support])
+    G, wsub, _ = _merge_groups(sp.csr_array(sub.T), wg)
+    nonempty = np.diff(G.indptr) > 0
+    G, wsub = sp.csr_array(G[nonempty]), wsub[nonempty]
+    Bk = sp.csr_array(G.T, dtype=bool)
+    Bk.sort_indices()
+    sol = _mclp_milp(Bk, wsub, p, time_limit_s, 0.0)
+    details = {k: v for k, v in sol.items() if k not in ("x", "dual_bound")}
+    details.update(n_candidates=int(support.size), n_groups=int(wsub.size))
+    if sol["x"] is None:
+        return None, details
+    return support[sol["x"]], details
+
+
+def _minsites_milp(
+    B: sp.csr_array, wg: np.ndarray, need: float, max_sites: int, time_limit_s: float
+) -> dict[str, Any]:
+    m, g, link = _mclp_parts(B, wg)
+    cover_row = sp.csr_array(np.concatenate([np.zeros(m), wg])[None, :])
+    card = sp.csr_array(np.concatenate([np.ones(m), np.zeros(g)])[None, :])
+    A = sp.vstack([link, cover_row, card], format="csr")
+    lb = np.concatenate([np.full(g, -np.inf), [need], [-np.inf]])
+    ub = np.concatenate([np.zeros(g), [np.inf], [float(max_sites)]])
+    c = np.concatenate([np.ones(m), np.zeros(g)])
+    integrality = np.concatenate([np.ones(m), np.zeros(g)])
+    t0 = time.perf_counter()
+    res = milp(
+        c,
+        constraints=LinearConstraint(A, lb, ub),
+        integrality=integrality,
+        bounds=Bounds(0.0, 1.0),
+        options=_highs_options(time_limit_s, 0.0),
+    )
+    out: dict[str, Any] = {
+        "status_code": int(res.status),
+        "message": str(res.message),
+        "seconds": time.perf_counter() - t0,
+        "x": None,
+        "dual_bound": None,
+        "fun": None if res.fun is None else float(res.fun),
+    }
+    if res.x is not None:
+        out["x"] = np.flatnonzero(res.x[:m] > 0.5)
+    db = getattr(res, "mip_dual_bound", None)
+    if db is not None and np.isfinite(db):
+        out["dual_bound"] = float(db)
+    return out
