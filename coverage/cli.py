@@ -141,7 +141,7 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_site(args) -> int:
-    from coverage import proposals
+    from coverage import docx_report, proposal_outputs, proposals
     from coverage.config import load_study
 
     if not args.three_tier and args.add is None and args.target is None:
@@ -150,6 +150,7 @@ def _cmd_site(args) -> int:
     if args.three_tier:
         plan = proposals.three_tier_plan(config, village_target_share=args.target if args.target else 1.0,
                                          village_minutes=args.village_minutes, echo=print)
+        files = proposal_outputs.write_three_tier_plan(plan, config)
         labels = {1: "县级养老机构 / county institution", 2: "乡镇敬老院 / township nursing home",
                   3: "村互助幸福院 / village mutual-aid home"}
         for tier, group in plan.groupby("tier"):
@@ -159,26 +160,35 @@ def _cmd_site(args) -> int:
                 where = f" at {record['site']}" if record["site"] and record["site"] != record["name"] else ""
                 parent = f"{record['parent_name']}·" if record["parent_name"] else ""
                 print(f"   build 建议新建: {parent}{record['name']}{where}")
-        print(f"\n   table: {Path(config.output_dir) / 'three_tier_plan.csv'}")
+        print(f"\n   table: {files['three_tier_plan.csv']}")
         return 0
     if args.villages:
         if args.target is None:
             raise SystemExit("--villages needs --target (share of villages, e.g. 0.6)")
         table = proposals.propose_village_sites(config, kind=args.kind, target_share=args.target,
                                                 minutes=args.village_minutes, echo=print)
+        files = proposal_outputs.write_village_siting(table, config)
         info = table.attrs
-        print(f"\n== villages covered by {info['kind']}: {info['share_before']:.1%} now → {info['share_after']:.1%} "
-              f"with {info['new_sites']} new ({info['method']}, {info['status']}); target {info['target_share']:.0%}")
+        units = "villages" if info["rural_only"] else "villages and communities 村(社区)"
+        print(f"\n== {units} covered by {info['kind']}: {info['share_before']:.1%} now → {info['share_after']:.1%} "
+              f"with {info['new_sites']} new ({proposal_outputs.method_words(info['method'], info['status'])}); "
+              f"target {info['target_share']:.0%}")
         for record in table[table["build"]].to_dict("records"):
             print(f"   build in 建议新建: {record['town_name']}·{record['name']} ({record['code']})")
-        print(f"   table: {info.get('output')}")
+        csv_name = f"village_siting_{info['kind']}.csv"
+        print(f"   table: {files[csv_name]}")
         return 0
-    result = proposals.propose_sites(
+    proposal = proposals.propose_sites(
         config, kind=args.kind, add=args.add, target_share=args.target, minutes=args.minutes,
         candidate_spacing_m=args.spacing, candidates_file=args.candidates,
-        candidates_crs=args.candidates_crs, write=True, echo=print,
+        candidates_crs=args.candidates_crs, only_candidates=args.only_candidates, echo=print,
     )
-    print("\n".join(proposals.summary_lines(result)))
+    files = proposal_outputs.write_proposal(proposal)
+    # the run's Word report gains the proposal's section when the run wrote one
+    report_path = Path(config.output_dir) / docx_report.report_file_name_for(config)
+    if report_path.exists():
+        files["report.docx"] = docx_report.add_siting_section(report_path, proposal)
+    print("\n".join(proposal_outputs.summary_lines(proposal, files)))
     return 0
 
 
@@ -239,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="optional table of candidate buildings (名称, 经度, 纬度 …), e.g. vacant schools")
     site.add_argument("--candidates-crs", default="gcj02",
                       help="coordinate system of that table: gcj02 (default, 高德/腾讯), bd09, wgs84, cgcs2000")
+    site.add_argument("--only-candidates", action="store_true",
+                      help="choose among the buildings of --candidates only (no street nodes or village centres) "
+                           "/ 仅在候选表中的建筑里选址")
     site.add_argument("--out", default=None, help="output root folder (default ./outputs)")
     site.add_argument("--villages", action="store_true",
                       help="village-count target: fewest villages to build in so --target of villages are covered")

@@ -341,7 +341,12 @@ def add_siting_section(document_path_or_doc, proposal, *, lang: str | None = Non
 
 def report_file_name(results) -> str:
     """The report's file name: ``<study>_评估报告.docx``."""
-    return f"{results.config.name}_评估报告.docx"
+    return report_file_name_for(results.config)
+
+
+def report_file_name_for(config) -> str:
+    """The report file name of a study: ``<study>_评估报告.docx``."""
+    return f"{config.name}_评估报告.docx"
 
 
 # =============================================================================================

@@ -1,4 +1,4 @@
-"""Where to build next: candidate sites, coverage matrices and explained proposals for one study."""
+"""Where to build next: candidate sites, coverage matrices and explained proposals for one study (values only; proposal_outputs writes them)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from coverage import pipeline, reach, report, siting
+from scipy import sparse
+from scipy.spatial import cKDTree
+
+from coverage import exclusions, ingest, metrics, pipeline, reach, siting, targets
 from coverage._errors import ConfigError, InputDataError
 from coverage.config import KINDS, StudyConfig, load_study
-from coverage.report import KIND_ZH
+from coverage.results import StudyInputs
 
 
 def _check_kind(kind: str) -> None:
@@ -66,8 +69,8 @@ class Proposal:
         Coverage after 1, 2, … k new sites.
     candidates
         All candidate sites considered (WGS-84).
-    output_files
-        Written files by name.
+
+    A value: :func:`coverage.proposal_outputs.write_proposal` writes it.
     """
 
     config: StudyConfig
@@ -77,7 +80,6 @@ class Proposal:
     sites: gpd.GeoDataFrame
     marginal: pd.DataFrame
     candidates: gpd.GeoDataFrame
-    output_files: dict[str, Path]
     existing: gpd.GeoDataFrame | None = None
     units_layer: gpd.GeoDataFrame | None = None
     excluded_candidates: pd.DataFrame | None = None
@@ -117,8 +119,6 @@ def network_candidates(
         exclusion areas. Nodes there are dropped before thinning, so a grid
         square with a bridge node still gets a node on land.
     """
-    from scipy.spatial import cKDTree
-
     walk_nodes = np.unique(np.concatenate([net.edge_u[~net.edge_ferry], net.edge_v[~net.edge_ferry]]))
     xy = np.column_stack([net.node_x[walk_nodes], net.node_y[walk_nodes]])
     populated = demand[demand["elderly"] > 0]
@@ -168,8 +168,6 @@ def table_candidates(path: str | Path, crs: str, working_crs) -> gpd.GeoDataFram
     Read with the facility reader's header and coordinate handling; the type
     column is not required. Rows the reader rejects are in ``.attrs["rejects"]``.
     """
-    from coverage import ingest
-
     table = ingest.read_point_table(path, crs=crs)
     candidates = gpd.GeoDataFrame(
         {"candidate_id": [f"table:{i}" for i in table["source_row"]], "source": "candidate table",
@@ -183,11 +181,12 @@ def table_candidates(path: str | Path, crs: str, working_crs) -> gpd.GeoDataFram
 
 def screened_candidates(
     config: StudyConfig,
-    inputs: pipeline.StudyInputs,
+    inputs: StudyInputs,
     *,
     spacing_m: float = 200.0,
     candidates_file: str | Path | None = None,
     candidates_crs: str = "gcj02",
+    only_candidates: bool = False,
 ) -> tuple[gpd.GeoDataFrame, reach.Snap, pd.DataFrame]:
     """
     All candidate sites of a study, screened: street nodes, village centres and an optional user table.
@@ -210,6 +209,8 @@ def screened_candidates(
         Spacing of street-node candidates (metres).
     candidates_file, candidates_crs
         Optional user table of candidate buildings and its coordinate system.
+    only_candidates
+        Choose among the table's buildings only (no street nodes or village centres).
 
     Returns
     -------
@@ -220,8 +221,6 @@ def screened_candidates(
     excluded : pandas.DataFrame
         Columns :data:`coverage.exclusions.EXCLUDED_COLUMNS`.
     """
-    from coverage import exclusions
-
     params = config.parameters
     working_crs = inputs.working_crs
     study_area = inputs.study_area.to_crs(working_crs).iloc[0] if inputs.study_area is not None else None
@@ -230,10 +229,15 @@ def screened_candidates(
     areas = exclusions.read_exclusion_layers(config.exclusions).to_crs(working_crs) if config.exclusions else None
     no_build = [layer.geometry for layer in (water, areas) if layer is not None and len(layer)]
     # street nodes are generated here, not given: those outside or in no-build areas are simply not made
-    parts = [network_candidates(inputs.net, inputs.demand, spacing_m=spacing_m, study_area=study_area,
-                                no_build=gpd.GeoSeries(pd.concat(no_build, ignore_index=True), crs=working_crs)
-                                if no_build else None),
-             unit_centre_candidates(inputs.units, working_crs)]
+    if only_candidates and candidates_file is None:
+        raise ConfigError("--only-candidates / only_candidates=: give the table of candidate buildings with "
+                          "--candidates FILE / 仅用候选表时须提供候选点表")
+    parts = [] if only_candidates else [
+        network_candidates(inputs.net, inputs.demand, spacing_m=spacing_m, study_area=study_area,
+                           no_build=gpd.GeoSeries(pd.concat(no_build, ignore_index=True), crs=working_crs)
+                           if no_build else None),
+        unit_centre_candidates(inputs.units, working_crs),
+    ]
     table_rejects = pd.DataFrame(columns=exclusions.EXCLUDED_COLUMNS)
     if candidates_file is not None:
         table = table_candidates(candidates_file, candidates_crs, working_crs)
@@ -259,8 +263,9 @@ def propose_sites(
     candidates_file: str | Path | None = None,
     candidates_crs: str = "gcj02",
     time_limit_s: float = 60.0,
-    write: bool = True,
+    only_candidates: bool = False,
     echo: Callable[[str], None] | None = None,
+    inputs: StudyInputs | None = None,
 ) -> Proposal:
     """
     Propose new sites of one kind: a fixed number (``add``) or as few as reach ``target_share``.
@@ -289,10 +294,18 @@ def propose_sites(
         Coordinate system of that table.
     time_limit_s
         Solver time limit (seconds); past it the greedy answer with its gap is reported.
-    write
-        Write the 选址建议 table, GeoPackage layer and marginal curve to the output folder.
+    only_candidates
+        Choose among the buildings of ``candidates_file`` only.
     echo
         Called with progress lines.
+    inputs
+        Inputs already loaded by :func:`coverage.pipeline.prepare_inputs` (e.g. those of a
+        ``run``), so a study is prepared once for coverage and siting.
+
+    Returns
+    -------
+    Proposal
+        Nothing is written: :func:`coverage.proposal_outputs.write_proposal` writes it.
     """
     if (add is None) == (target_share is None):
         raise ConfigError("site: give exactly one of --add N / add= (number of new sites) or --target SHARE / "
@@ -310,7 +323,8 @@ def propose_sites(
     params = config.parameters
     timer = pipeline.StageTimer(echo=echo)
     notes: list[str] = []
-    inputs = pipeline.prepare_inputs(config, timer, notes)
+    if inputs is None:
+        inputs = pipeline.prepare_inputs(config, timer, notes)
     speed = params.speed_for(kind)
     limit_s = minutes * 60.0
     demand = inputs.demand
@@ -318,7 +332,8 @@ def propose_sites(
 
     with timer.stage("candidates"):
         candidates, candidate_snap, excluded = screened_candidates(
-            config, inputs, spacing_m=candidate_spacing_m, candidates_file=candidates_file, candidates_crs=candidates_crs)
+            config, inputs, spacing_m=candidate_spacing_m, candidates_file=candidates_file, candidates_crs=candidates_crs,
+            only_candidates=only_candidates)
         if len(excluded):
             notes.append(f"{len(excluded)} candidate sites excluded (see the 候选点剔除 sheet) / 候选点剔除 {len(excluded)} 处")
 
@@ -347,15 +362,12 @@ def propose_sites(
     sites = _site_layer(explained, candidates, inputs, existing_mask, kind)
     marginal = marginal.assign(kind=kind, minutes=minutes)
     units_layer = _units_after(inputs, result, kind)
-    proposal = Proposal(config, kind, minutes, result, sites, marginal, candidates.to_crs("EPSG:4326"), {},
-                        existing=inputs.facilities[existing_mask], units_layer=units_layer,
-                        excluded_candidates=excluded, population_method=_population_method(inputs))
-    if write:
-        proposal.output_files.update(write_proposal(proposal))
-    return proposal
+    return Proposal(config, kind, minutes, result, sites, marginal, candidates.to_crs("EPSG:4326"),
+                    existing=inputs.facilities[existing_mask], units_layer=units_layer,
+                    excluded_candidates=excluded, population_method=_population_method(inputs))
 
 
-def _population_method(inputs: pipeline.StudyInputs) -> str:
+def _population_method(inputs: StudyInputs) -> str:
     """``raster`` or ``census totals over …`` (the words of :func:`coverage.pipeline.population_method`)."""
     methods = set(inputs.demand.get("method", pd.Series(["raster"])).astype(str))
     if methods <= {"raster"}:
@@ -369,11 +381,10 @@ def propose_village_sites(
     kind: str = "mutual_aid",
     target_share: float = 0.6,
     minutes: float | None = None,
-    rural_only: bool = True,
+    rural_only: bool | None = None,
     time_limit_s: float = 60.0,
-    write: bool = True,
     echo: Callable[[str], None] | None = None,
-    inputs: pipeline.StudyInputs | None = None,
+    inputs: StudyInputs | None = None,
 ) -> pd.DataFrame:
     """
     The fewest villages in which to build so that ``target_share`` of villages are covered.
@@ -397,11 +408,11 @@ def propose_village_sites(
         Also count a village covered when its centre reaches a facility within
         this walk (minutes); ``None`` for presence only, as the documents count.
     rural_only
-        Count administrative villages only (not urban communities).
+        Count administrative villages only (not urban communities); by default only for
+        ``mutual_aid`` (互助幸福院 are rural), while canteens, day care and the rest count
+        villages and communities alike ("助餐服务覆盖村(社区)").
     time_limit_s
         Solver time limit (seconds).
-    write
-        Write ``village_siting_<kind>.csv`` and an Excel sheet.
     echo
         Called with progress lines.
     inputs
@@ -412,10 +423,9 @@ def propose_village_sites(
     -------
     pandas.DataFrame
         One row per village: code, name, town, elderly, covered_now, build
-        (proposed), covered_after; ``.attrs`` holds the result summary.
+        (proposed), covered_after; ``.attrs`` holds the result summary. Nothing is
+        written: :func:`coverage.proposal_outputs.write_village_siting` writes it.
     """
-    from coverage import metrics
-
     if not isinstance(config, StudyConfig):
         config = load_study(config)
     params = config.parameters
@@ -426,6 +436,8 @@ def propose_village_sites(
     if inputs is None:
         inputs = pipeline.prepare_inputs(config, pipeline.StageTimer(echo=echo), [])
     villages = inputs.units[(inputs.units["level"] == "village") & inputs.units.geometry.notna()]
+    if rural_only is None:
+        rural_only = kind == "mutual_aid"
     if rural_only:
         villages = villages[villages["urban"].astype("boolean").fillna(False) == False]
     villages = villages.sort_values("code").reset_index(drop=True)
@@ -446,12 +458,9 @@ def propose_village_sites(
         existing = reach.nearest_facility(inputs.net, inputs.facility_snap.subset(np.flatnonzero(mask)), centre_snap,
                                           walk_speed_mps=speed, limit=limit, ferry=params.ferry)
         covered_now = has_one | (existing["cost"].to_numpy() <= limit)
-    from scipy import sparse
-
     result = siting.unit_set_cover(sparse.csr_matrix(unit_candidates), target_share,
                                    units_already_covered=covered_now, time_limit_s=time_limit_s)
-    elderly = metrics.unit_reach_table(inputs.demand, {kind: np.zeros(len(inputs.demand))}, 1.0) \
-        if "village_code" in inputs.demand else pd.DataFrame(columns=["code", "elderly"])
+    elderly = _elderly_by_village(inputs.demand)
     names = inputs.units.set_index("code")["name"].to_dict()
     table = pd.DataFrame({
         "code": villages["code"].to_numpy(), "name": villages["name"].to_numpy(),
@@ -460,15 +469,10 @@ def propose_village_sites(
         "covered_after": np.asarray(result.covered, bool),
     })
     table = table.merge(elderly[["code", "elderly"]], on="code", how="left")
-    table.attrs.update({"kind": kind, "target_share": target_share, "share_before": result.share_before,
-                        "share_after": result.share_after, "new_sites": len(result.selected),
+    table.attrs.update({"kind": kind, "target_share": target_share, "rural_only": rural_only,
+                        "share_before": result.share_before, "share_after": result.share_after,
+                        "new_sites": len(result.selected),
                         "method": result.method, "status": result.status, "villages": n})
-    if write:
-        out = Path(config.output_dir)
-        stem = f"village_siting_{kind}"
-        report.write_csv(table, out / f"{stem}.csv", synthetic=config.synthetic)
-        report.write_excel({"选址建议": table}, out / f"{stem}.xlsx", synthetic=config.synthetic, title=config.title)
-        table.attrs["output"] = str(out / f"{stem}.csv")
     return table
 
 
@@ -477,8 +481,8 @@ def three_tier_plan(
     *,
     village_target_share: float = 1.0,
     village_minutes: float | None = None,
-    write: bool = True,
     echo: Callable[[str], None] | None = None,
+    inputs: StudyInputs | None = None,
 ) -> pd.DataFrame:
     """
     The Ordos three-tier network: a care institution per county, a 敬老院 per township, 互助幸福院 in villages.
@@ -499,10 +503,10 @@ def three_tier_plan(
         Share of administrative villages to cover at tier 3 (Ordos: 100 %).
     village_minutes
         As in :func:`propose_village_sites`.
-    write
-        Write ``three_tier_plan.csv`` and ``.xlsx``.
     echo
         Called with progress lines.
+    inputs
+        Inputs already loaded by :func:`coverage.pipeline.prepare_inputs`.
 
     Returns
     -------
@@ -510,14 +514,13 @@ def three_tier_plan(
         One row per unit of each tier: tier, level, code, name, parent_name,
         has_now, build (proposed here), site (where, for tier 2).
     """
-    from coverage import metrics, targets
-
     village_target_share = _check_share(village_target_share, "--target / village_target_share=")
     if not isinstance(config, StudyConfig):
         config = load_study(config)
     _needs_units(config.units, config, "the three-tier plan (site --three-tier)")  # before the long stages
     # loaded once: the village tier below reuses the same inputs
-    inputs = pipeline.prepare_inputs(config, pipeline.StageTimer(echo=echo), [])
+    if inputs is None:
+        inputs = pipeline.prepare_inputs(config, pipeline.StageTimer(echo=echo), [])
     units, facilities = inputs.units, inputs.facilities
     names = units.set_index("code")["name"].to_dict()
     rows = []
@@ -546,34 +549,42 @@ def three_tier_plan(
                      "site": site})
 
     village_plan = propose_village_sites(config, kind="mutual_aid", target_share=village_target_share,
-                                         minutes=village_minutes, write=False, inputs=inputs)
+                                         minutes=village_minutes, inputs=inputs)
     for record in village_plan.to_dict("records"):
         rows.append({"tier": 3, "level": "village", "code": record["code"], "name": record["name"],
                      "parent_name": record["town_name"], "has_now": bool(record["covered_now"]),
                      "build": bool(record["build"]), "site": record["name"] if record["build"] else None})
-    plan = pd.DataFrame(rows)
-    if write:
-        out = Path(config.output_dir)
-        report.write_csv(plan, out / "three_tier_plan.csv", synthetic=config.synthetic)
-        report.write_excel({"三级网络": plan}, out / "three_tier_plan.xlsx", synthetic=config.synthetic,
-                           title=config.title)
-    return plan
+    return pd.DataFrame(rows)
+
+
+def _elderly_by_village(demand: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Elderly persons per village/community code of the demand points (``code``, ``elderly``)."""
+    if "village_code" not in demand:
+        return pd.DataFrame(columns=["code", "elderly"])
+    frame = pd.DataFrame({"code": demand["village_code"].astype("string").to_numpy(),
+                          "elderly": demand["elderly"].to_numpy(float)})
+    grouped = frame.dropna(subset=["code"]).groupby("code", sort=True)["elderly"].sum()
+    return pd.DataFrame({"code": grouped.index.astype(str), "elderly": grouped.to_numpy()})
 
 
 def _units_after(inputs, result: siting.SitingResult, kind: str) -> gpd.GeoDataFrame | None:
     """Village/community polygons with the share of their elderly covered after the proposal (WGS-84)."""
-    from coverage import metrics
-
     units = inputs.units
     if units is None or "village_code" not in inputs.demand:
         return None
     villages = units[(units["level"] == "village") & units.geom_type.isin(["Polygon", "MultiPolygon"])]
     if villages.empty:
         return None
-    covered_seconds = np.where(result.covered, 0.0, np.inf)
-    shares = metrics.unit_reach_table(inputs.demand, {kind: covered_seconds}, 1.0)
-    layer = villages[["code", "name", "level", "geometry"]].merge(shares, on="code", how="left")
-    layer["share"] = layer[f"share_{kind}"]
+    demand = inputs.demand
+    elderly = demand["elderly"].to_numpy(float)
+    covered = pd.DataFrame({"code": demand["village_code"].astype("string").to_numpy(), "elderly": elderly,
+                            "covered": np.where(np.asarray(result.covered, bool), elderly, 0.0)})
+    by_village = covered.dropna(subset=["code"]).groupby("code", sort=True)[["elderly", "covered"]].sum()
+    by_village["share"] = by_village["covered"] / by_village["elderly"].where(by_village["elderly"] > 0)
+    by_village.index = by_village.index.astype(str)
+    layer = villages[["code", "name", "level", "geometry"]].merge(
+        by_village[["elderly", "share"]].rename_axis("code").reset_index(), on="code", how="left")
+    layer[f"share_{kind}"] = layer["share"]
     return gpd.GeoDataFrame(layer, geometry="geometry", crs=units.crs)
 
 
@@ -618,118 +629,3 @@ def _add_location_names(sites: gpd.GeoDataFrame, units: gpd.GeoDataFrame | None)
         sites["village_name"] = joined["name"].to_numpy()
         sites["town_name"] = joined["parent_code"].map(names).to_numpy()
     return sites
-
-
-def _proposal_map(proposal: Proposal, path: Path) -> Path:
-    """HTML map of the proposal: villages shaded by the kind's coverage after the new sites, existing and new sites."""
-    from coverage import maps
-
-    config = proposal.config
-    excluded = proposal.excluded_candidates
-    located = None
-    if excluded is not None and len(excluded):
-        with_position = excluded[excluded["lon"].notna() & excluded["lat"].notna()]
-        located = gpd.GeoDataFrame(with_position, crs="EPSG:4326",
-                                   geometry=gpd.points_from_xy(with_position["lon"], with_position["lat"]))
-    return maps.save_map(
-        maps.coverage_map(
-            proposal.units_layer, proposal.existing, proposed_sites=proposal.sites, excluded_candidates=located,
-            title=f"{config.title} — {KIND_ZH.get(proposal.kind, proposal.kind)}选址建议",
-            subtitle_lines=[
-                f"{proposal.minutes:g} 分钟步行，步速 {config.parameters.speed_for(proposal.kind):g} 米/秒；"
-                f"现状覆盖 {proposal.result.share_before:.1%} → 新增 {len(proposal.result.selected)} 处后 "
-                f"{proposal.result.share_after:.1%}",
-                "村(社区)着色为新增后的覆盖率 / villages shaded by coverage after the new sites",
-            ],
-            attribution_lines=list(maps.data_attribution_lines(proposal.population_method)),
-            synthetic=config.synthetic, basemap=config.basemap, threshold_minutes=proposal.minutes,
-        ),
-        path,
-    )
-
-
-def write_proposal(proposal: Proposal) -> dict[str, Path]:
-    """Write the 选址建议 table (CSV + Excel), the marginal curve and a GeoPackage layer."""
-    config = proposal.config
-    out = Path(config.output_dir)
-    stem = f"siting_{proposal.kind}_{proposal.minutes:g}min"
-    table = pd.DataFrame(proposal.sites.drop(columns="geometry"))
-    excluded = proposal.excluded_candidates
-    if excluded is None:
-        excluded = pd.DataFrame(columns=["candidate_id", "source", "name", "reason", "detail", "lon", "lat"])
-    files = {
-        f"{stem}.csv": report.write_csv(table, out / f"{stem}.csv", synthetic=config.synthetic),
-        f"{stem}_excluded_candidates.csv": report.write_csv(excluded, out / f"{stem}_excluded_candidates.csv",
-                                                            synthetic=config.synthetic),
-        f"{stem}_marginal.csv": report.write_csv(proposal.marginal, out / f"{stem}_marginal.csv",
-                                                 synthetic=config.synthetic),
-        f"{stem}.xlsx": report.write_excel(
-            {"选址建议": table, "边际曲线": proposal.marginal, "候选点剔除": excluded,
-             "参数": _siting_parameters(proposal)},
-            out / f"{stem}.xlsx", synthetic=config.synthetic, title=config.title,
-        ),
-        f"{stem}.gpkg": report.write_geopackage({"proposed_sites": proposal.sites}, out / f"{stem}.gpkg"),
-    }
-    if proposal.units_layer is not None:
-        files[f"{stem}_map.html"] = _proposal_map(proposal, out / f"{stem}_map.html")
-    return files
-
-
-def _siting_parameters(proposal: Proposal) -> pd.DataFrame:
-    result = proposal.result
-    rows = [
-        ("kind / 设施类型", f"{KIND_ZH.get(proposal.kind, proposal.kind)} ({proposal.kind})"),
-        ("walking minutes / 步行分钟", proposal.minutes),
-        ("walking speed / 步速 (m/s)", proposal.config.parameters.speed_for(proposal.kind)),
-        ("candidates / 候选点数", len(proposal.candidates)),
-        ("candidates excluded / 剔除候选点", 0 if proposal.excluded_candidates is None
-         else len(proposal.excluded_candidates)),
-        ("method / 方法", result.method),
-        ("status / 求解状态", result.status),
-        ("share before / 现状覆盖率", round(result.share_before, 6)),
-        ("share after / 新增后覆盖率", round(result.share_after, 6)),
-        ("new sites / 新增数量", len(result.selected)),
-        ("upper bound / 上界", result.bound),
-        ("gap / 最优性差距", result.gap),
-    ]
-    return pd.DataFrame(rows, columns=["parameter", "value"]).astype({"value": str})
-
-
-def _nearest_text(record: dict, kind: str) -> str:
-    """'nearest existing 120 m', or that there is no existing facility of the kind (all are new)."""
-    distance = record.get("nearest_existing_m")
-    if distance is None or not np.isfinite(distance):
-        return f"no existing {kind} yet 现无{KIND_ZH.get(kind, kind)}"
-    return f"nearest existing {distance:.0f} m"
-
-
-def summary_lines(proposal: Proposal) -> list[str]:
-    """One screen for the ``site`` command."""
-    result = proposal.result
-    lines = [
-        "",
-        f"== {KIND_ZH.get(proposal.kind, proposal.kind)} ({proposal.kind}), {proposal.minutes:g} min walk"
-        + ("" if proposal.existing is None or len(proposal.existing)
-           else f"; none exists yet 无设施 (现无{KIND_ZH.get(proposal.kind, proposal.kind)})"),
-        f"   covered now 现状覆盖: {result.share_before:.1%}; with {len(result.selected)} new sites 新增后: "
-        f"{result.share_after:.1%} ({result.method}, {result.status}"
-        + (f", gap {result.gap:.2%}" if result.gap else "") + ")",
-    ]
-    excluded = proposal.excluded_candidates
-    if excluded is not None and len(excluded):
-        counts = excluded["reason"].value_counts()
-        lines.append(f"   {len(proposal.candidates)} candidate sites used, {len(excluded)} excluded 剔除: "
-                     + "; ".join(f"{reason} {n}" for reason, n in counts.items()))
-    for record in proposal.sites.head(20).to_dict("records"):
-        units = f", {record['n_new_units']} new villages/communities" if "n_new_units" in record else ""
-        place = "·".join(str(record[k]) for k in ("town_name", "village_name") if isinstance(record.get(k), str))
-        lines.append(f"   #{record['rank']:>2} {place or record['candidate_id']} ({record['lon']:.5f}, {record['lat']:.5f})"
-                     f" +{record['new_persons']:,.0f} persons"
-                     f"{units} ({record['source']}; {_nearest_text(record, proposal.kind)})")
-    for name, path in proposal.output_files.items():
-        lines.append(f"   {name}: {path}")
-    if proposal.config.synthetic:
-        lines.append("   合成示例数据 / synthetic demo data")
-    return lines
-
-

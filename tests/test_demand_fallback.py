@@ -235,6 +235,7 @@ def test_a_census_level_the_units_do_not_have_is_named_with_the_levels_they_have
 
 
 def test_worldpop_is_credited_only_when_a_raster_gave_the_population(tmp_path):
+    from coverage.proposal_outputs import write_proposal
     from coverage.proposals import propose_sites
 
     assert any("WorldPop" in line for line in maps.data_attribution_lines("raster, calibrated to census"))
@@ -248,6 +249,6 @@ def test_worldpop_is_credited_only_when_a_raster_gave_the_population(tmp_path):
     pages = {}
     for name, study in (("census", no_raster), ("raster", raster)):
         proposal = propose_sites(load_study(study, output_root=tmp_path / name), kind="canteen", add=1)
-        pages[name] = Path(proposal.output_files["siting_canteen_15min_map.html"]).read_text(encoding="utf-8")
+        pages[name] = Path(write_proposal(proposal)["siting_canteen_15min_map.html"]).read_text(encoding="utf-8")
     assert "WorldPop" not in pages["census"] and "普查数" in pages["census"]
     assert "WorldPop" in pages["raster"]

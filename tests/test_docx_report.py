@@ -42,7 +42,7 @@ def report_en(demo_run) -> Path:
 
 @pytest.fixture(scope="module")
 def canteens(demo_run):
-    return propose_sites(demo_run.config, kind="canteen", add=3, write=False)
+    return propose_sites(demo_run.config, kind="canteen", add=3)
 
 
 def _headings(document) -> list[str]:

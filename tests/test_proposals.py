@@ -7,6 +7,7 @@ import pytest
 
 from coverage import ingest, pipeline, reach, siting
 from coverage.config import load_study
+from coverage.proposal_outputs import write_proposal
 from coverage.proposals import network_candidates, propose_sites, propose_village_sites
 from tests.conftest import REPO_ROOT
 
@@ -20,10 +21,15 @@ def config(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def five_canteens(config):
-    return propose_sites(config, kind="canteen", add=5, write=True)
+    return propose_sites(config, kind="canteen", add=5)
 
 
-def test_five_new_canteens_cover_more_elderly_and_say_where(five_canteens):
+@pytest.fixture(scope="module")
+def five_canteens_written(five_canteens):
+    return write_proposal(five_canteens)
+
+
+def test_five_new_canteens_cover_more_elderly_and_say_where(five_canteens, five_canteens_written):
     result = five_canteens.result
     assert len(five_canteens.sites) == 5
     assert result.share_after > result.share_before
@@ -31,7 +37,7 @@ def test_five_new_canteens_cover_more_elderly_and_say_where(five_canteens):
     assert five_canteens.sites["new_persons"].sum() == pytest.approx(result.objective)
     assert (five_canteens.sites["new_persons"] <= five_canteens.sites["persons_in_reach"] + 1e-6).all()
     assert five_canteens.sites["village_name"].notna().all()
-    assert {"siting_canteen_15min.xlsx", "siting_canteen_15min_map.html"} <= set(five_canteens.output_files)
+    assert {"siting_canteen_15min.xlsx", "siting_canteen_15min_map.html"} <= set(five_canteens_written)
 
 
 def test_coverage_after_the_proposal_is_what_a_recount_with_the_new_sites_gives(config, five_canteens):
@@ -49,7 +55,7 @@ def test_coverage_after_the_proposal_is_what_a_recount_with_the_new_sites_gives(
 
 
 def test_the_number_of_sites_for_a_target_is_the_minimum(config):
-    proposal = propose_sites(config, kind="day_care", target_share=0.55, write=False)
+    proposal = propose_sites(config, kind="day_care", target_share=0.55)
     result = proposal.result
     assert result.share_after >= 0.55
     k = len(result.selected)
@@ -72,7 +78,7 @@ def test_the_number_of_sites_for_a_target_is_the_minimum(config):
 
 
 def test_panjin_60_percent_of_villages_needs_one_more_mutual_aid_home(config):
-    table = propose_village_sites(config, kind="mutual_aid", target_share=0.6, write=False)
+    table = propose_village_sites(config, kind="mutual_aid", target_share=0.6)
     info = table.attrs
     assert info["share_before"] < 0.6 <= info["share_after"]
     # 27 of 46 villages have one: 28 of 46 reach 60 %
@@ -84,7 +90,7 @@ def test_panjin_60_percent_of_villages_needs_one_more_mutual_aid_home(config):
 def test_ordos_three_tier_plan_finds_the_township_without_a_nursing_home(config):
     from coverage.proposals import three_tier_plan
 
-    plan = three_tier_plan(config, village_target_share=1.0, write=False)
+    plan = three_tier_plan(config, village_target_share=1.0)
     assert (plan["build"] == ~plan["has_now"]).all()
     townships = plan[plan["tier"] == 2]
     # streets (街道) are not townships; the demo's 石岭乡 has no 敬老院 and gets one at its seat
@@ -150,7 +156,8 @@ def test_a_planners_list_of_vacant_buildings_is_screened_and_every_row_accounted
     path = tmp_path / "候选建筑.xlsx"
     table.to_excel(path, index=False)
 
-    proposal = propose_sites(config, kind="canteen", add=2, candidates_file=path, candidates_crs="gcj02", write=True)
+    proposal = propose_sites(config, kind="canteen", add=2, candidates_file=path, candidates_crs="gcj02")
+    written_files = write_proposal(proposal)
 
     excluded = proposal.excluded_candidates
     from_table = excluded[excluded["source"] == "candidate table"]
@@ -162,12 +169,12 @@ def test_a_planners_list_of_vacant_buildings_is_screened_and_every_row_accounted
     unreadable = from_table[from_table["reason"] == exclusions.REASON_TABLE]
     assert len(unreadable) == 1 and "候选建筑.xlsx row 6" in unreadable["detail"].iloc[0]
     assert set(kept_from_table["name"]) == {"闲置小学", "村委会旧址"}
-    written = pd.read_excel(proposal.output_files["siting_canteen_15min.xlsx"], sheet_name="候选点剔除", header=None)
+    written = pd.read_excel(written_files["siting_canteen_15min.xlsx"], sheet_name="候选点剔除", header=None)
     assert written.astype(str).apply(lambda col: col.str.contains("河心码头")).any().any()
     # and on the proposal map, as a layer a planner can switch on
     import json
 
-    page = proposal.output_files["siting_canteen_15min_map.html"].read_text(encoding="utf-8")
+    page = written_files["siting_canteen_15min_map.html"].read_text(encoding="utf-8")
     located = int(excluded["lon"].notna().sum())
     assert located >= 2
 
@@ -195,7 +202,7 @@ def test_sites_stay_out_of_an_exclusion_layer(config, five_canteens, tmp_path):
     area.to_file(path)
     ruled_out = dataclasses.replace(config, exclusions=(ExclusionSource(path=path, label="生态保护红线"),))
 
-    proposal = propose_sites(ruled_out, kind="canteen", add=5, write=False)
+    proposal = propose_sites(ruled_out, kind="canteen", add=5)
 
     zone = area.geometry.iloc[0]
     assert len(proposal.sites) == 5
@@ -203,3 +210,55 @@ def test_sites_stay_out_of_an_exclusion_layer(config, five_canteens, tmp_path):
     assert not proposal.sites.within(zone).any()
     assert not proposal.candidates.within(zone).any()
     assert proposal.result.objective <= five_canteens.result.objective + 1e-6
+
+
+def test_a_proposal_is_a_value_and_writes_nothing_until_asked(tmp_path):
+    config = load_study(DEMO, output_root=tmp_path)
+    inputs = pipeline.prepare_inputs(config)
+    proposal = propose_sites(config, kind="canteen", add=2, inputs=inputs)
+    out = config.output_dir
+    assert not out.exists() or not any(out.iterdir()), "propose_sites must not write"
+    # the same study prepared once for a run and its siting gives the same answer as loading it again
+    again = propose_sites(config, kind="canteen", add=2)
+    assert np.array_equal(proposal.result.selected, again.result.selected)
+    assert proposal.result.objective == pytest.approx(again.result.objective)
+    files = write_proposal(proposal)
+    assert all(path.exists() and path.parent == out for path in files.values())
+
+
+def test_a_canteen_village_target_counts_communities_too_and_mutual_aid_only_villages(config):
+    """助餐服务覆盖村(社区): urban communities count for canteens; 互助幸福院 targets count administrative villages."""
+    inputs = pipeline.prepare_inputs(config)
+    units = inputs.units[(inputs.units["level"] == "village") & inputs.units.geometry.notna()]
+    rural = units["urban"].astype("boolean").fillna(False) == False  # noqa: E712
+    canteens = propose_village_sites(config, kind="canteen", target_share=0.9, inputs=inputs)
+    assert canteens.attrs["rural_only"] is False and canteens.attrs["villages"] == len(units)
+    assert canteens.attrs["share_before"] > 0  # communities with a canteen count (it was 0.0 % before)
+    homes = propose_village_sites(config, kind="mutual_aid", target_share=0.6, inputs=inputs)
+    assert homes.attrs["rural_only"] is True and homes.attrs["villages"] == int(rural.sum())
+
+
+def test_only_the_planners_own_buildings_are_chosen_with_only_candidates(config, tmp_path):
+    import pandas as pd
+
+    from coverage import coords
+
+    inputs = pipeline.prepare_inputs(config)
+    villages = inputs.units[inputs.units["level"] == "village"].sort_values("code")
+    points = villages.geometry.representative_point().iloc[:6]
+    lon, lat = coords.from_wgs84(points.x.to_numpy(), points.y.to_numpy(), "gcj02")
+    path = tmp_path / "闲置建筑.csv"
+    pd.DataFrame({"名称": [f"闲置建筑{i}" for i in range(6)], "经度": np.round(lon, 6),
+                  "纬度": np.round(lat, 6)}).to_csv(path, index=False, encoding="utf-8-sig")
+    proposal = propose_sites(config, kind="canteen", add=2, candidates_file=path, only_candidates=True,
+                             inputs=inputs)
+    assert set(proposal.candidates["source"]) == {"candidate table"}
+    assert set(proposal.sites["source"]) == {"candidate table"} and len(proposal.sites) == 2
+
+
+def test_the_method_is_said_in_plain_words():
+    from coverage.proposal_outputs import method_words
+
+    assert method_words("exact", "optimal", 0.0, lang="zh") == "精确求解（整数规划），已证明最优"
+    assert "1.50% from the bound" in method_words("greedy+swap", "time_limit", 0.015, lang="en")
+    assert "greedy" not in method_words("greedy", "heuristic", lang="zh")
