@@ -23,6 +23,10 @@ from folium.utilities import JsCode
 #: display tolerance of each kind of geometry (metres in a local projected CRS): about one screen pixel
 #: at the zoom the layer is read at (units and streets at street zoom 16-17, isochrones at 14-15)
 DISPLAY_TOLERANCE_M: Mapping[str, float] = {"units": 2.0, "streets": 3.0, "isochrones": 5.0}
+#: most coordinates a layer group sends to the browser (about 22 bytes each in the page): past it the
+#: tolerance doubles until the group fits, so a county map stays a few megabytes (streets drop their
+#: footpaths, then their minor streets, when even 12 m simplification leaves too many)
+VERTEX_BUDGET: Mapping[str, int] = {"units": 60_000, "streets": 120_000, "isochrones": 140_000}
 #: decimals kept for lines and polygons (5 decimals ≈ 1 m, what the eye sees at street zoom)
 LINE_DECIMALS = 5
 #: decimals kept for points (6 decimals ≈ 0.1 m: a facility stays on its doorstep)
@@ -114,6 +118,23 @@ def simplify_display(geoms: np.ndarray, tolerance_m: float, metric_crs, *, decim
     return out
 
 
+def simplify_to_budget(geoms: np.ndarray, tolerance_m: float, metric_crs, budget: int, *,
+                       decimals: int = LINE_DECIMALS, max_tolerance_m: float = 80.0) -> tuple[np.ndarray, float]:
+    """
+    :func:`simplify_display` at ``tolerance_m``, doubled until the geometries hold at most ``budget`` coordinates.
+
+    Returns
+    -------
+    (numpy.ndarray, float)
+        The geometries and the tolerance used (metres; at most ``max_tolerance_m``).
+    """
+    out = simplify_display(geoms, tolerance_m, metric_crs, decimals=decimals)
+    while tolerance_m > 0 and shapely.get_num_coordinates(out).sum() > budget and tolerance_m * 2 <= max_tolerance_m:
+        tolerance_m *= 2
+        out = simplify_display(geoms, tolerance_m, metric_crs, decimals=decimals)
+    return out, tolerance_m
+
+
 def _polygonal_part(geom):
     """The polygons of a repaired geometry (make_valid may return a collection with stray lines)."""
     if shapely.get_type_id(geom) != 7:
@@ -134,8 +155,8 @@ def union_isochrones(isochrones: gpd.GeoDataFrame, minutes: float) -> gpd.GeoDat
 # --------------------------------------------------------------------------- streets
 
 
-def street_layer(net, *, tolerance_m: float = DISPLAY_TOLERANCE_M["streets"], names: Sequence[Any] | None = None
-                 ) -> gpd.GeoDataFrame:
+def street_layer(net, *, tolerance_m: float = DISPLAY_TOLERANCE_M["streets"], names: Sequence[Any] | None = None,
+                 budget: int = VERTEX_BUDGET["streets"]) -> gpd.GeoDataFrame:
     """
     The study's own network as a street layer: one multiline per street class (and name), simplified, WGS-84.
 
@@ -149,6 +170,10 @@ def street_layer(net, *, tolerance_m: float = DISPLAY_TOLERANCE_M["streets"], na
         Optional street name of each edge. The arrays do not keep OSM
         ``name`` tags; when given, major streets are dissolved per name so
         the map can show it.
+    budget
+        Most coordinates sent (:data:`VERTEX_BUDGET`): past it the tolerance
+        grows to 12 m, then footpaths and then minor streets are left out
+        (``attrs["omitted_classes"]`` says which).
 
     Returns
     -------
@@ -179,10 +204,26 @@ def street_layer(net, *, tolerance_m: float = DISPLAY_TOLERANCE_M["streets"], na
         rows.append({"street_class": cls, "name": name})
         geoms.append(simple)
     order = {"ferry": 0, "path": 1, "minor": 2, "major": 3}
-    layer = gpd.GeoDataFrame(rows, geometry=geoms, crs=net.crs).to_crs("EPSG:4326")
+    layer = gpd.GeoDataFrame(rows, geometry=geoms, crs=net.crs)
+    # a county's streets: coarser, then without footpaths, then without minor streets, to stay in budget
+    omitted: list[str] = []
+    while shapely.get_num_coordinates(np.asarray(layer.geometry.values)).sum() > budget:
+        if tolerance_m < 12.0:
+            tolerance_m = min(tolerance_m * 2, 12.0)
+            layer["geometry"] = shapely.simplify(np.asarray(layer.geometry.values), tolerance_m, preserve_topology=False)
+            continue
+        drop = next((c for c in ("path", "minor") if (layer["street_class"] == c).any()), None)
+        if drop is None:
+            break
+        omitted.append(drop)
+        layer = layer[layer["street_class"] != drop]
+    layer = layer.to_crs("EPSG:4326")
     layer["geometry"] = shapely.transform(np.asarray(layer.geometry.values), lambda xy: np.round(xy, LINE_DECIMALS))
     layer = layer[~layer.geometry.is_empty]
-    return layer.sort_values("street_class", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+    layer = layer.sort_values("street_class", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+    layer.attrs["omitted_classes"] = omitted
+    layer.attrs["tolerance_m"] = tolerance_m
+    return layer
 
 
 # --------------------------------------------------------------------------- uncovered elderly as one image
@@ -654,7 +695,7 @@ def legend_html(
     *,
     has_sites: bool,
     threshold_minutes: int,
-    has_streets: bool = False,
+    has_streets: Sequence[str] | bool = (),
     outline_fail: bool = False,
     kind_labels: Mapping[str, str] | None = None,
     kind_colours: Mapping[str, str] | None = None,
@@ -706,7 +747,10 @@ def legend_html(
                          f'border-color:{colour}"></span>{html.escape(label)}（每格）</div>')
     if has_streets:
         parts.append(f"<h4>{text['streets']}</h4>")
+        drawn = set(STREET_STYLE) if has_streets is True else set(has_streets)
         for cls, text in (("major", "主干道（国道、省道、主次干路）"), ("minor", "一般道路"), ("path", "步行道")):
+            if cls not in drawn:
+                continue
             colour, weight = STREET_STYLE[cls]
             parts.append(f'<div><span class="ln" style="border-top:{max(weight, 1):g}px solid {colour}"></span>'
                          f"{text}</div>")

@@ -279,14 +279,14 @@ def coverage_map(
     classes = share_classes(target_share)
     metric = map_layers.local_metric_crs(units if len(units) else facilities)
     tol = map_layers.DISPLAY_TOLERANCE_M
-    units_d = _for_display(units, display_crs, metric, tol["units"])
+    units_d = _for_display(units, display_crs, metric, tol["units"], budget=map_layers.VERTEX_BUDGET["units"])
     facilities_d = _for_display(facilities, display_crs, metric, 0.0)
     isochrones_d = None
     if isochrones is not None and len(isochrones):
         with_any = pd.concat([map_layers.union_isochrones(isochrones.to_crs("EPSG:4326"), threshold_minutes)
                               .to_crs("EPSG:4326"), isochrones.to_crs("EPSG:4326")], ignore_index=True)
         isochrones_d = _for_display(gpd.GeoDataFrame(with_any, crs="EPSG:4326"), display_crs, metric,
-                                    tol["isochrones"])
+                                    tol["isochrones"], budget=map_layers.VERTEX_BUDGET["isochrones"])
     streets_d = _for_display(streets, display_crs, metric, 0.0) if streets is not None and len(streets) else None
     sites_d = _for_display(proposed_sites, display_crs, metric, 0.0) if proposed_sites is not None else None
     excluded_d = _for_display(excluded_candidates, display_crs, metric, 0.0) \
@@ -332,7 +332,7 @@ def coverage_map(
                 uncovered_classes,
                 has_sites=sites_d is not None and len(sites_d) > 0,
                 threshold_minutes=threshold_minutes,
-                has_streets=streets_d is not None,
+                has_streets=tuple(streets_d["street_class"].unique()) if streets_d is not None else (),
                 outline_fail=any(c.meets_target is not None for c in classes) or "meets_target" in units_d,
                 kind_labels=KIND_LABELS,
                 kind_colours=KIND_COLOURS,
@@ -471,8 +471,13 @@ def classify_share(share: Any, classes: Sequence[ShareClass]) -> ShareClass | No
     return classes[-1]
 
 
-def _for_display(gdf: gpd.GeoDataFrame, display_crs: str, metric_crs, tolerance_m: float) -> gpd.GeoDataFrame:
-    """Copy of a layer in the display CRS, simplified (``tolerance_m`` metres) and rounded, empty rows dropped."""
+def _for_display(gdf: gpd.GeoDataFrame, display_crs: str, metric_crs, tolerance_m: float,
+                 budget: int | None = None) -> gpd.GeoDataFrame:
+    """
+    Copy of a layer in the display CRS, simplified (``tolerance_m`` metres) and rounded, empty rows dropped.
+
+    With ``budget`` the tolerance doubles until the layer holds at most that many coordinates.
+    """
     if gdf.crs is not None and not gdf.crs.equals("EPSG:4326"):
         gdf = gdf.to_crs("EPSG:4326")
     raw = np.asarray(gdf.geometry.values)
@@ -485,7 +490,9 @@ def _for_display(gdf: gpd.GeoDataFrame, display_crs: str, metric_crs, tolerance_
     points = shapely.get_type_id(values) == 0
     values = values.copy()
     values[points] = shapely.transform(values[points], lambda xy: np.round(xy, map_layers.POINT_DECIMALS))
-    if (~points).any():
+    if (~points).any() and budget is not None:
+        values[~points], _ = map_layers.simplify_to_budget(values[~points], tolerance_m, metric_crs, budget)
+    elif (~points).any():
         values[~points] = map_layers.simplify_display(values[~points], tolerance_m, metric_crs)
     return out.set_geometry(gpd.GeoSeries(values, index=out.index, crs="EPSG:4326"))
 

@@ -663,3 +663,32 @@ def test_demo_map_opens_offline_in_a_browser_with_every_layer(browser, tmp_path)
         "var p = document.querySelector('.leaflet-popup'); return p && getComputedStyle(p).opacity === '1';"))
     DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(DOCS_IMAGES / "demo_map.png"))
+
+
+def test_a_county_sized_map_keeps_its_streets_and_areas_within_the_vertex_budget():
+    """Major streets always stay; footpaths, then minor streets, go first; areas coarsen to fit."""
+    import numpy as np
+    import shapely
+
+    from coverage import map_layers
+    from coverage.network import load_walk_arrays
+    from tests.conftest import shared_data
+
+    net = load_walk_arrays(shared_data("osm/shanghai_center/shanghai_center.osm.pbf"))
+    full = map_layers.street_layer(net, budget=10**9)
+    tight = map_layers.street_layer(net, budget=int(shapely.get_num_coordinates(
+        np.asarray(full[full["street_class"] == "major"].geometry.values)).sum() * 1.2))
+    assert "major" in set(tight["street_class"]) and tight.attrs["omitted_classes"]
+    assert shapely.get_num_coordinates(np.asarray(tight.geometry.values)).sum() < \
+        shapely.get_num_coordinates(np.asarray(full.geometry.values)).sum()
+    # areas: the tolerance doubles until the budget holds, and never beyond 80 m
+    # an isochrone-like area: buffered streets of the first 1,500 edges, in WGS-84
+    from pyproj import Transformer
+
+    to_wgs = Transformer.from_crs(net.crs, "EPSG:4326", always_xy=True)
+    area = shapely.union_all(shapely.buffer(net.edge_geometry[:1500], 40.0, quad_segs=4))
+    areas = np.array([shapely.transform(area, lambda xy: np.column_stack(to_wgs.transform(xy[:, 0], xy[:, 1])))])
+    metric = map_layers.local_metric_crs(full)
+    fitted, tolerance = map_layers.simplify_to_budget(areas, 5.0, metric, budget=2_000)
+    assert tolerance > 5.0 and (shapely.get_num_coordinates(fitted).sum() <= 2_000 or tolerance == 80.0)
+    assert shapely.is_valid(fitted).all()
