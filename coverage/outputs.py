@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from coverage import docx_report, gridded, report
 from coverage.profiles import kind_modes
 from coverage.result_tables import (
@@ -106,11 +108,16 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
     served = results.facility_table.set_index("facility_id")[f"elderly_within_{max(config.parameters.thresholds_min):g}min"]
     facilities["served_elderly"] = facilities["facility_id"].map(served)
     with stage("write layers"):
-        layers = {"facilities": facilities, "villages": villages, "uncovered_cells": uncovered,
+        layers = {"facilities": facilities, "villages": villages,
                   "isochrones": results.isochrones, "isochrones_per_facility": results.facility_isochrones}
+        if gridded.demand_grid(results.demand_projected) is None:
+            # points demand: the uncovered points themselves (a raster run has them as a band of the COG)
+            layers["uncovered_cells"] = uncovered
         if results.units is not None:
             layers["units"] = results.units[results.units.geometry.notna()]
         for kind in results.seconds_by_kind:
+            if kind != ANY_KIND and not np.isfinite(results.seconds_by_kind[kind]).any():
+                continue  # no facility of the kind reaches anyone: the tables say 0 %, the gap is everywhere
             for threshold in config.parameters.thresholds_for(kind):
                 # dissolved areas; one polygon per 100 m cell only on request (parameters.gap_cells)
                 layers[f"gap_{kind}_{threshold:g}min"] = gridded.gap_areas(results, kind, threshold)
