@@ -14,8 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from coverage import coords, workbook
 from coverage import kinds as kinds_registry
 from coverage._io import atomic_path
+from coverage.ingest import FLAG_CODES, REJECT_REASONS
+from coverage.labels import COORDINATE_DECIMALS, COORDINATE_PAIRS, LEVEL_EN, LEVEL_ZH, coordinate_columns
 
 #: the label every table made from the demo carries
 SYNTHETIC_LABEL = "合成示例数据 / synthetic demo data"
@@ -172,20 +175,6 @@ SCOPE_ZH = {"study": "全域", "town": "乡镇街道", "urban_rural": "城乡", 
             "all": "全部", "urban": "城镇", "rural": "乡村"}
 
 
-#: coordinate pairs (WGS-84 longitude, latitude columns) that get GCJ-02 columns beside them
-COORDINATE_PAIRS: tuple[tuple[str, str], ...] = (("lon", "lat"), ("unit_lon", "unit_lat"))
-#: decimals of every coordinate column (1e-6 degree ≈ 0.1 m)
-COORDINATE_DECIMALS = 6
-
-
-def coordinate_columns() -> set[str]:
-    """Names of every WGS-84 and GCJ-02 coordinate column the writers know."""
-    names = set()
-    for lon, lat in COORDINATE_PAIRS:
-        names |= {lon, lat, f"{lon}_gcj02", f"{lat}_gcj02"}
-    return names
-
-
 def with_gcj02(table: pd.DataFrame) -> pd.DataFrame:
     """
     Add GCJ-02 (Amap/Tencent/Tianditu-web) coordinates right after each WGS-84 pair of a table.
@@ -193,8 +182,6 @@ def with_gcj02(table: pd.DataFrame) -> pd.DataFrame:
     Points outside China keep their WGS-84 values (GCJ-02 has no offset there);
     empty coordinates stay empty.
     """
-    from coverage import coords
-
     out = table
     for lon, lat in COORDINATE_PAIRS:
         if lon not in out.columns or lat not in out.columns or f"{lon}_gcj02" in out.columns:
@@ -238,10 +225,6 @@ def localise(table: pd.DataFrame, lang: str, *, cells: bool = False) -> pd.DataF
 
 
 #: administrative level → Chinese / English
-LEVEL_ZH: dict[str, str] = {"county": "县（区）", "town": "乡镇（街道）", "street": "街道", "village": "村（社区）",
-                            "facility": "设施", "study": "全域"}
-LEVEL_EN: dict[str, str] = {"county": "county", "town": "town/street", "street": "street", "village": "village/community",
-                            "facility": "facility", "study": "whole study"}
 #: threshold unit → (Chinese, English)
 UNIT_NAMES: dict[str, tuple[str, str]] = {"min": ("分钟", "minutes"), "m": ("米", "metres")}
 #: how a facility was placed in its unit → (Chinese, English)
@@ -267,8 +250,6 @@ def _is_boolean(column: pd.Series) -> bool:
 
 def _localise_cells(out: pd.DataFrame, lang: str) -> pd.DataFrame:
     """Show the workbook's coded values in ``lang``: 是/否, 分钟/米, levels, reasons, flags (codes in ``en``)."""
-    from coverage.ingest import FLAG_CODES, REJECT_REASONS
-
     pick = 0 if lang == "zh" else 1
     yes_no = ("是", "否") if lang == "zh" else ("yes", "no")
     for column in out.columns:
@@ -439,8 +420,6 @@ def write_excel(
 
     from openpyxl import Workbook
 
-    from coverage import workbook
-
     path = Path(path)
     heading = title or ""
     if synthetic and SYNTHETIC_LABEL not in heading:
@@ -490,8 +469,6 @@ def sheet_title(name: str, lang: str) -> str:
 
 
 def _sheet_spec(name, table, lang, synthetic, *, status=None, row_formats=None):
-    from coverage import workbook
-
     prepared = _rounded(with_gcj02(_labelled(table, synthetic)))
     columns = [str(c) for c in prepared.columns]
     frame = localise(prepared, lang, cells=True)

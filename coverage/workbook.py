@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from coverage.catalogue import METRICS
+from coverage.labels import LEVEL_EN, LEVEL_ZH, coordinate_columns
+
 #: fills of a target's result: green met, red missed, grey no data
 STATUS_FILLS: Mapping[str, str] = {"pass": "C6EFCE", "fail": "FFC7CE", "no data": "D9D9D9"}
 #: font colours matching :data:`STATUS_FILLS`
@@ -56,7 +59,6 @@ def column_format(column: str) -> str | None:
     Shares as percentages, persons and beds as whole numbers, coordinates with
     6 decimals (≈ 0.1 m).
     """
-    from coverage.report import coordinate_columns
 
     if column in coordinate_columns():
         return "0.000000"
@@ -99,8 +101,6 @@ _NEED = re.compile(r"距目标还差约\s*([\d,.]+)\s*([^；;，,。]+)")
 
 def _gap_text(row: Mapping, lang: str) -> str:
     """What would close a target's gap, in words: persons to reach, units or facilities to add."""
-    from coverage.catalogue import METRICS
-    from coverage.report import LEVEL_EN, LEVEL_ZH
 
     status, gap = row["status"], row["gap"]
     if status == "pass":
@@ -135,7 +135,6 @@ def _gap_text(row: Mapping, lang: str) -> str:
 
 def _row_formats(row: Mapping, lang: str) -> dict[str, str]:
     """Number formats of required / actual / gap for one target: % for shares, the unit spelled out otherwise."""
-    from coverage.catalogue import METRICS
 
     spec = METRICS.get(row["metric"])
     unit = _unit_text(row.get("gap_unit", ""), lang)
