@@ -283,10 +283,17 @@ def coverage_map(
     facilities_d = _for_display(facilities, display_crs, metric, 0.0)
     isochrones_d = None
     if isochrones is not None and len(isochrones):
-        with_any = pd.concat([map_layers.union_isochrones(isochrones.to_crs("EPSG:4326"), threshold_minutes)
-                              .to_crs("EPSG:4326"), isochrones.to_crs("EPSG:4326")], ignore_index=True)
+        isochrones = isochrones.to_crs("EPSG:4326")
+        budget = map_layers.VERTEX_BUDGET["isochrones"]
+        as_images = shapely.get_num_coordinates(np.asarray(isochrones.geometry.values)).sum() > 4 * budget
+        if as_images:
+            # a county: each kind's area at the headline threshold only (the GeoPackage has them all), drawn as
+            # images (ISOCHRONE_VECTOR_MAX_COORDS), so no coarse simplification is needed
+            isochrones = isochrones[pd.to_numeric(isochrones["minutes"], errors="coerce") == threshold_minutes]
+        with_any = pd.concat([map_layers.union_isochrones(isochrones, threshold_minutes).to_crs("EPSG:4326"),
+                              isochrones], ignore_index=True)
         isochrones_d = _for_display(gpd.GeoDataFrame(with_any, crs="EPSG:4326"), display_crs, metric,
-                                    tol["isochrones"], budget=map_layers.VERTEX_BUDGET["isochrones"])
+                                    tol["isochrones"], budget=None if as_images else budget)
     streets_d = _for_display(streets, display_crs, metric, 0.0) if streets is not None and len(streets) else None
     sites_d = _for_display(proposed_sites, display_crs, metric, 0.0) if proposed_sites is not None else None
     excluded_d = _for_display(excluded_candidates, display_crs, metric, 0.0) \
@@ -621,9 +628,18 @@ def _add_units(m: folium.Map, units: gpd.GeoDataFrame, classes: list[ShareClass]
     group.add_to(m)
 
 
-def _isochrone_layer(part: gpd.GeoDataFrame, kind: str, minutes: float, label: str, *, show: bool) -> folium.GeoJson:
+#: an area with more coordinates than this is drawn as one PNG (a county's 15-minute areas), not as vectors
+ISOCHRONE_VECTOR_MAX_COORDS = 15_000
+
+
+def _isochrone_layer(part: gpd.GeoDataFrame, kind: str, minutes: float, label: str, *, show: bool):
     colour = KIND_COLOURS.get(kind, "#08306b")
     weight = 2.2 if kind == "any" else 1.2  # the any-kind edge must read over the units' shading
+    if shapely.get_num_coordinates(np.asarray(part.geometry.values)).sum() > ISOCHRONE_VECTOR_MAX_COORDS:
+        image = map_layers.class_image(part, np.zeros(len(part), int), [colour], opacity=0.3, cell_m=25.0)
+        if image is not None:
+            return folium.raster_layers.ImageOverlay(image.data_uri, bounds=image.bounds, name=label, show=show,
+                                                     interactive=False, zindex=2)
     return folium.GeoJson(
         _feature_collection(part, [{} for _ in range(len(part))]),
         name=label,
