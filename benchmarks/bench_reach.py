@@ -211,7 +211,7 @@ def _drop_caches(net) -> None:
 def worker_stages(args: dict) -> dict:
     import shapely
 
-    from coverage import reach
+    from coverage import reach, snapping
 
     rec = Recorder(args.get("tracemalloc", False))
     spec = args["network"]
@@ -263,9 +263,8 @@ def worker_stages(args: dict) -> dict:
     out["demand"] = len(demand_xy)
 
     _drop_caches(net)
-    if hasattr(reach, "_segment_index"):
-        with rec.stage("snap index"):
-            reach._segment_index(net)
+    with rec.stage("snap index"):
+        snapping._segment_index(net)
     with rec.stage("snap demand"):
         demand = reach.snap_points(net, demand_xy)
     out["demand_on_network"] = int(demand.on_network.sum())

@@ -20,7 +20,7 @@ from coverage._errors import InputDataError
 from coverage._io import atomic_path, file_sha256
 from coverage.coords import utm_crs_for
 from coverage.lengths import ground_lengths
-from coverage.reach import NetworkArrays, highway_code, network_arrays, node_components
+from coverage.network_arrays import NetworkArrays, highway_code, network_arrays, node_components
 
 #: bump when the filter or the graph build changes, so cached graphs are rebuilt
 NETWORK_BUILD_VERSION = "5"  # 5: ground lengths (coverage.lengths)
