@@ -360,7 +360,12 @@ def propose_sites(
     explained = siting.explain_sites(result, matrix, weights, candidate_ids=candidates["candidate_id"].to_numpy(),
                                      demand_unit_codes=village_codes)
     sites = _site_layer(explained, candidates, inputs, existing_mask, kind)
-    marginal = marginal.assign(kind=kind, minutes=minutes)
+    # the curve names its sites as the 选址建议 table does, and says which of them the proposal holds
+    # (the curve adds one best site at a time; an exact proposal may choose a different set)
+    rows = marginal["candidate"].to_numpy(dtype=np.int64)
+    marginal.insert(int(marginal.columns.get_loc("candidate")) + 1, "candidate_id",
+                    candidates["candidate_id"].to_numpy()[rows])
+    marginal = marginal.assign(in_proposal=np.isin(rows, np.asarray(result.selected)), kind=kind, minutes=minutes)
     units_layer = _units_after(inputs, result, kind)
     return Proposal(config, kind, minutes, result, sites, marginal, candidates.to_crs("EPSG:4326"),
                     existing=inputs.facilities[existing_mask], units_layer=units_layer,

@@ -127,6 +127,7 @@ HEADERS_ZH: dict[str, str] = {
     "n_new_units": "新覆盖村社区数",
     "candidate": "候选点序号",
     "candidate_id": "候选点",
+    "in_proposal": "在选址建议中",
     "source": "候选来源",
     "nearest_existing": "最近现有设施",
     "minutes": "步行分钟",

@@ -262,3 +262,10 @@ def test_the_method_is_said_in_plain_words():
     assert method_words("exact", "optimal", 0.0, lang="zh") == "精确求解（整数规划），已证明最优"
     assert "1.50% from the bound" in method_words("greedy+swap", "time_limit", 0.015, lang="en")
     assert "greedy" not in method_words("greedy", "heuristic", lang="zh")
+
+
+def test_the_marginal_curve_names_its_sites_as_the_proposal_table_does(five_canteens):
+    curve = five_canteens.marginal
+    assert set(curve["candidate_id"]) <= set(five_canteens.candidates["candidate_id"])
+    chosen = set(five_canteens.sites["candidate_id"])
+    assert curve["in_proposal"].to_numpy().tolist() == [c in chosen for c in curve["candidate_id"]]
