@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: bump when the filter or the graph build changes, so cached graphs are rebuilt
-NETWORK_BUILD_VERSION = "5"  # 5: ground lengths (coverage.lengths)
+NETWORK_BUILD_VERSION = "6"  # 5: ground lengths (coverage.lengths); 6: street names on the arrays
 
 def _graph_from_ways(node_lonlat: dict, ways: list[tuple[int, list[int], dict]]) -> nx.MultiDiGraph:
     """Unsimplified osmnx-style MultiDiGraph, every way added in both directions (walking)."""
@@ -156,6 +156,7 @@ class _WalkSegments:
     edge_highway: np.ndarray
     edge_oneway: np.ndarray
     crs: object
+    edge_name: np.ndarray | None = None
 
 
 def _walk_segments(
@@ -261,6 +262,7 @@ def _walk_segments(
     ferry_way = np.fromiter((bool(tags.get("ferry", False)) for _, _, tags in ways), bool, len(ways))
     highway_way = np.fromiter((highway_code(tags.get("highway")) for _, _, tags in ways), np.int8, len(ways))
     oneway_way = np.fromiter((tags.get("_oneway", 0) for _, _, tags in ways), np.int8, len(ways))
+    name_way = np.array([str(tags.get("name", "")) for _, _, tags in ways], dtype=object)
     return _WalkSegments(
         node_ids=node_ids[ends],
         node_x=np.asarray(x, dtype=float)[ends],
@@ -276,6 +278,7 @@ def _walk_segments(
         edge_highway=highway_way[edge_way],
         edge_oneway=oneway_way[edge_way] * direction,
         crs=crs,
+        edge_name=name_way[edge_way],
     )
 
 
@@ -537,6 +540,7 @@ def _arrays_from_segments(segments: _WalkSegments) -> NetworkArrays:
         crs=segments.crs,
         edge_highway=segments.edge_highway[order],
         edge_oneway=segments.edge_oneway[order],
+        edge_name=None if segments.edge_name is None else segments.edge_name[order],
     )
 
 

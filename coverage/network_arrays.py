@@ -63,6 +63,8 @@ class NetworkArrays:
         One-way rule of each edge as the OSM way sets it (for vehicles):
         0 both ways, 1 only u → v, -1 only v → u; ``None`` when unknown (all 0).
         Walking ignores it; profiles that honour one-way streets read it.
+    edge_name : numpy.ndarray or None
+        OSM ``name`` of each edge's way ("" when it has none); ``None`` when unknown.
     """
 
     node_ids: np.ndarray
@@ -76,6 +78,7 @@ class NetworkArrays:
     crs: object
     edge_highway: np.ndarray | None = None
     edge_oneway: np.ndarray | None = None
+    edge_name: np.ndarray | None = None
 
     @property
     def n_nodes(self) -> int:
@@ -139,7 +142,7 @@ def network_arrays(graph: nx.MultiDiGraph) -> NetworkArrays:
     node_y = np.array([graph.nodes[n]["y"] for n in node_ids.tolist()], dtype=float)
 
     seen: dict = {}
-    edge_u, edge_v, lengths, ferries, geometries, highways, oneways = [], [], [], [], [], [], []
+    edge_u, edge_v, lengths, ferries, geometries, highways, oneways, names = [], [], [], [], [], [], [], []
     for u, v, data in graph.edges(data=True):
         pu, pv = position[u], position[v]
         geometry = data.get("geometry")
@@ -157,6 +160,8 @@ def network_arrays(graph: nx.MultiDiGraph) -> NetworkArrays:
         # only this direction seen so far (a reciprocal edge makes it two-way above)
         oneways.append(0 if pu == pv else 1)
         highways.append(highway_code(data.get("highway")))
+        name = data.get("name", "")
+        names.append(str(name[0] if isinstance(name, list) and name else name or ""))
         edge_u.append(pu)
         edge_v.append(pv)
         lengths.append(length)
@@ -175,6 +180,7 @@ def network_arrays(graph: nx.MultiDiGraph) -> NetworkArrays:
         crs=graph.graph.get("crs"),
         edge_highway=np.array(highways, dtype=np.int8),
         edge_oneway=np.array(oneways, dtype=np.int8),
+        edge_name=np.array(names, dtype=object),
     )
 
 

@@ -172,7 +172,7 @@ def _write_map(results, villages, facilities, uncovered, minutes, out: Path, lan
         uncovered = uncovered.merge(cells, on="demand_id", how="left")
     # the study's own streets: the map reads without a tile server
     walk_network = getattr(results, "network", None)
-    streets = map_layers.street_layer(walk_network) if walk_network is not None else None
+    streets = map_layers.street_layer(walk_network, names=walk_network.edge_name) if walk_network is not None else None
     dates = [f"{config.population.age_group} 人口 {config.population.year}"]
     for source in config.facilities:
         if Path(source.path).exists():

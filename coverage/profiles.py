@@ -279,7 +279,7 @@ def usable_network(net: NetworkArrays, profile: str | TravelProfile, *,
         return net
     rows = np.flatnonzero(keep)
     optional = {name: None if getattr(net, name) is None else getattr(net, name)[rows]
-                for name in ("edge_highway", "edge_oneway")}
+                for name in ("edge_highway", "edge_oneway", "edge_name")}
     return NetworkArrays(
         node_ids=net.node_ids, node_x=net.node_x, node_y=net.node_y,
         edge_u=net.edge_u[rows], edge_v=net.edge_v[rows], edge_length_m=net.edge_length_m[rows],

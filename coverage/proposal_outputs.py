@@ -156,7 +156,8 @@ def summary_lines(proposal: Proposal, files: dict[str, Path] | None = None) -> l
                      + "; ".join(f"{reason} {n}" for reason, n in counts.items()))
     for record in proposal.sites.head(20).to_dict("records"):
         units = f", {record['n_new_units']} new villages/communities" if "n_new_units" in record else ""
-        place = "·".join(str(record[k]) for k in ("town_name", "village_name") if isinstance(record.get(k), str))
+        place = "·".join(str(record[k]) for k in ("town_name", "village_name", "street")
+                         if isinstance(record.get(k), str) and record.get(k))
         lines.append(f"   #{record['rank']:>2} {place or record['candidate_id']} ({record['lon']:.5f}, {record['lat']:.5f})"
                      f" +{record['new_persons']:,.0f} persons"
                      f"{units} ({record['source']}; {_nearest_text(record, proposal.kind)})")

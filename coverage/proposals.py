@@ -610,6 +610,8 @@ def _site_layer(explained: pd.DataFrame, candidates, inputs, existing_mask, kind
     else:
         sites["nearest_existing"] = "无 / none"
         sites["nearest_existing_m"] = np.nan
+    # the street a planner finds it on (OSM name of the nearest named street within 300 m)
+    sites["street"] = reach.nearest_named_street(inputs.net, sites.geometry)
     sites = sites.to_crs("EPSG:4326")
     sites = _add_location_names(sites, inputs.units)
     sites["lon"] = sites.geometry.x.round(6)

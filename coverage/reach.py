@@ -32,7 +32,8 @@ from coverage.network_arrays import (
     point_components,
 )
 from coverage.snapping import (
-    STRAY_FRAGMENT_MAX_NODES, _points_xy, attach_off_fragments, snap_points, stray_fragment_edges,
+    STRAY_FRAGMENT_MAX_NODES, _points_xy, attach_off_fragments, nearest_named_street, snap_points,
+    stray_fragment_edges,
 )
 
 #: the arrays (coverage.network_arrays) and snapping (coverage.snapping) stay reachable here
@@ -40,7 +41,7 @@ __all__ = [
     "HIGHWAY_CLASSES", "NetworkArrays", "Snap", "STRAY_FRAGMENT_MAX_NODES", "attach_off_fragments", "catchment_matrix",
     "edge_costs", "highway_code", "isochrone_polygon", "nearest_facility", "network_arrays",
     "network_arrays_from_edges", "network_csgraph", "node_components", "point_components", "reached_segments",
-    "snap_points", "stray_fragment_edges", "_points_xy",
+    "nearest_named_street", "snap_points", "stray_fragment_edges", "_points_xy",
 ]
 
 # scipy's csgraph treats a stored 0 as "no edge" in some paths; give zero-cost

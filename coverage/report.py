@@ -128,6 +128,7 @@ HEADERS_ZH: dict[str, str] = {
     "candidate": "候选点序号",
     "candidate_id": "候选点",
     "in_proposal": "在选址建议中",
+    "street": "最近道路",
     "source": "候选来源",
     "nearest_existing": "最近现有设施",
     "minutes": "步行分钟",

@@ -138,6 +138,7 @@ def attach_off_fragments(net: NetworkArrays, points, snap: Snap, *, max_access_m
         edge_geometry=net.edge_geometry[main_edges],
         edge_highway=None if net.edge_highway is None else net.edge_highway[main_edges],
         edge_oneway=None if net.edge_oneway is None else net.edge_oneway[main_edges],
+        edge_name=None if net.edge_name is None else net.edge_name[main_edges],
     )
     which = np.flatnonzero(on_stray)
     again = snap_points(main, _points_xy(points)[which], max_access_m=max_access_m)
@@ -428,3 +429,40 @@ def _locate_on_edges(index: _SegmentIndex, edges: np.ndarray, px: np.ndarray, py
         k += 1
     with np.errstate(divide="ignore", invalid="ignore"):
         return measure / start_measure
+
+
+def nearest_named_street(net: NetworkArrays, points, *, max_m: float = 300.0) -> np.ndarray:
+    """
+    Name of the nearest street that has one (OSM ``name``), within ``max_m`` metres, for planners to find a place.
+
+    Parameters
+    ----------
+    net
+        The network arrays (with ``edge_name``).
+    points
+        Points in the network's CRS (as for :func:`snap_points`).
+    max_m
+        Farthest a named street may be (metres).
+
+    Returns
+    -------
+    numpy.ndarray
+        One name per point; "" where no named street is that close or the arrays keep no names.
+    """
+    xy = _points_xy(points)
+    names = np.full(len(xy), "", dtype=object)
+    if net.edge_name is None or len(xy) == 0:
+        return names
+    named = np.flatnonzero(np.array([bool(n) for n in net.edge_name]) & ~np.asarray(net.edge_ferry, bool))
+    if len(named) == 0:
+        return names
+    sub = dataclasses.replace(
+        net, edge_u=net.edge_u[named], edge_v=net.edge_v[named], edge_length_m=net.edge_length_m[named],
+        edge_ferry=net.edge_ferry[named], edge_geometry=net.edge_geometry[named],
+        edge_highway=None if net.edge_highway is None else net.edge_highway[named],
+        edge_oneway=None if net.edge_oneway is None else net.edge_oneway[named], edge_name=net.edge_name[named],
+    )
+    snap = snap_points(sub, xy, max_access_m=max_m)
+    on = snap.on_network
+    names[on] = net.edge_name[named[snap.edge[on]]]
+    return names

@@ -319,3 +319,19 @@ def test_arrays_from_an_unknown_or_missing_file_name_the_file(tmp_path):
         load_walk_arrays(bad, use_cache=False)
     with pytest.raises(InputDataError, match="missing.osm.pbf"):
         load_walk_arrays(tmp_path / "missing.osm.pbf", use_cache=False)
+
+
+@pytest.mark.parametrize("extract", ["demo", "osm/beijing_haidian_thu_pku/map.osm"])
+def test_the_arrays_keep_each_streets_osm_name_as_the_graph_does(extract):
+    path = _network_file(extract)
+    direct = load_walk_arrays(path, use_cache=False)
+    via_graph = reach.network_arrays(load_walk_network(path, use_cache=False))
+    assert direct.edge_name is not None and any(direct.edge_name)
+    # the same names on the same stretches (rows keyed by ends and length, as _rows does)
+    def named(net):
+        return {(min(u, v), max(u, v), round(float(length), 6)): name for u, v, length, name in
+                zip(net.edge_u.tolist(), net.edge_v.tolist(), net.edge_length_m.tolist(), net.edge_name.tolist())}
+    a, b = named(direct), named(via_graph)
+    shared = set(a) & set(b)
+    assert len(shared) > 0.95 * len(b)
+    assert all(a[k] == b[k] for k in shared)

@@ -269,3 +269,13 @@ def test_the_marginal_curve_names_its_sites_as_the_proposal_table_does(five_cant
     assert set(curve["candidate_id"]) <= set(five_canteens.candidates["candidate_id"])
     chosen = set(five_canteens.sites["candidate_id"])
     assert curve["in_proposal"].to_numpy().tolist() == [c in chosen for c in curve["candidate_id"]]
+
+
+def test_each_proposed_site_names_the_street_a_planner_finds_it_on(five_canteens):
+    from coverage.network import load_walk_arrays
+
+    net = load_walk_arrays(five_canteens.config.network)
+    names = {str(n) for n in net.edge_name if n}
+    assert names, "the demo's streets carry OSM names"
+    streets = five_canteens.sites["street"].tolist()
+    assert all(s in names for s in streets if s) and sum(bool(s) for s in streets) >= 3
