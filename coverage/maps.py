@@ -314,9 +314,9 @@ def coverage_map(
     if streets_d is not None:
         map_layers.add_streets(m, streets_d)
     if isochrones_d is not None:
-        _add_isochrones(m, isochrones_d[isochrones_d["kind"] == "any"], threshold_minutes)
-    uncovered_classes = _add_uncovered(m, uncovered_d, threshold_minutes) if uncovered_d is not None else []
-    kinds_present = _add_facilities(m, facilities_d, threshold_minutes, isochrones_d)
+        _add_isochrones(m, isochrones_d[isochrones_d["kind"] == "any"], threshold_minutes, lang)
+    uncovered_classes = _add_uncovered(m, uncovered_d, threshold_minutes, lang) if uncovered_d is not None else []
+    kinds_present = _add_facilities(m, facilities_d, threshold_minutes, isochrones_d, lang)
     if excluded_d is not None:
         _add_excluded_candidates(m, excluded_d)
     if sites_d is not None:
@@ -657,11 +657,23 @@ def _isochrone_layer(part: gpd.GeoDataFrame, kind: str, minutes: float, label: s
     )
 
 
-def _add_isochrones(m: folium.Map, isochrones: gpd.GeoDataFrame, threshold_minutes: int) -> None:
+#: how an area's travel mode reads in a layer name (zh, en), by the start of the profile id
+_MODE_WORDS = {"walk": ("步行", "walk"), "drive": ("驾车", "drive"), "ebike": ("电动车", "e-bike")}
+
+
+def _area_label(kind_label: str, minutes: float, mode: str | None, lang: str) -> str:
+    """'敬老院 30分钟驾车范围' / 'nursing home, 30 min drive': the kind, the minutes and the mode of an area."""
+    words = next((w for key, w in _MODE_WORDS.items() if str(mode or "walk").startswith(key)), _MODE_WORDS["walk"])
+    if lang == "en":
+        return f"{kind_label}, {minutes:g} min {words[1]}"
+    return f"{kind_label} {minutes:g}分钟{words[0]}范围"
+
+
+def _add_isochrones(m: folium.Map, isochrones: gpd.GeoDataFrame, threshold_minutes: int, lang: str = "zh") -> None:
     """The any-kind walking area at the headline threshold (per-kind areas sit with their kind's facilities)."""
     if isochrones.empty:
         return
-    label = f"任一类设施 {threshold_minutes:g}分钟步行范围"
+    label = _area_label("任一类设施" if lang == "zh" else "any kind", threshold_minutes, "walk", lang)
     name = f'<span data-cov-group="任一类设施 / any kind">{label}</span>'
     _isochrone_layer(isochrones, "any", threshold_minutes, name, show=True).add_to(m)
 
@@ -684,7 +696,8 @@ def _grade(values: np.ndarray, breaks: Sequence[float]) -> np.ndarray:
     return np.minimum(idx, len(breaks) - 1)
 
 
-def _add_uncovered(m: folium.Map, uncovered: gpd.GeoDataFrame, threshold_minutes: int) -> list[tuple[str, str]]:
+def _add_uncovered(m: folium.Map, uncovered: gpd.GeoDataFrame, threshold_minutes: int,
+                   lang: str = "zh") -> list[tuple[str, str]]:
     """The elderly beyond the threshold as ONE image (classes of persons per cell), hidden at first."""
     if uncovered.empty:
         return []
@@ -700,7 +713,8 @@ def _add_uncovered(m: folium.Map, uncovered: gpd.GeoDataFrame, threshold_minutes
     image = map_layers.class_image(uncovered, grade, colours, opacity=UNCOVERED_OPACITY)
     if image is None:
         return []
-    label = f"{threshold_minutes:g}分钟外的60岁以上老人（未覆盖）"
+    label = (f"{threshold_minutes:g}分钟外的60岁以上老人（未覆盖）" if lang == "zh"
+             else f"60+ beyond {threshold_minutes:g} min (not covered)")
     folium.raster_layers.ImageOverlay(
         image.data_uri,
         bounds=image.bounds,
@@ -715,7 +729,7 @@ def _add_uncovered(m: folium.Map, uncovered: gpd.GeoDataFrame, threshold_minutes
 
 
 def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minutes: int,
-                    isochrones: gpd.GeoDataFrame | None = None) -> list[str]:
+                    isochrones: gpd.GeoDataFrame | None = None, lang: str = "zh") -> list[str]:
     """One group per kind in the layer control: its sites (rows are sites), then its walking areas, hidden at first."""
     if facilities.empty:
         return []
@@ -744,7 +758,9 @@ def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minut
             )
         colour = KIND_COLOURS[kind]
         group_tag = f'data-cov-group="{KIND_LABELS[kind]}"'
-        group = folium.FeatureGroup(name=f"<span {group_tag}>{KIND_LABELS[kind]}（{len(rows)}处）</span>", show=True)
+        kind_label = kinds_registry.label(kind, lang)
+        count = f"（{len(rows)}处）" if lang == "zh" else f" ({len(rows)} sites)"
+        group = folium.FeatureGroup(name=f"<span {group_tag}>{kind_label}{count}</span>", show=True)
         folium.GeoJson(
             _feature_collection(part, props),
             name=KIND_LABELS[kind],
@@ -768,7 +784,8 @@ def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minut
             continue
         for mins in sorted(minutes[isochrones["kind"] == kind].dropna().unique()):
             part = isochrones[(isochrones["kind"] == kind) & (minutes == mins)]
-            label = f"<span {group_tag}>{KIND_LABELS[kind]} {mins:g}分钟步行范围</span>"
+            mode = part["mode"].iloc[0] if "mode" in part and len(part) else None
+            label = f"<span {group_tag}>{_area_label(kind_label, mins, mode, lang)}</span>"
             _isochrone_layer(part, kind, mins, label, show=False).add_to(m)
     return present
 

@@ -698,3 +698,10 @@ def test_a_county_sized_map_keeps_its_streets_and_areas_within_the_vertex_budget
     in_metres = [shapely.transform(g, lambda xy: np.column_stack(to_metric.transform(xy[:, 0], xy[:, 1])))
                  for g in (areas[0], fitted[0])]
     assert shapely.hausdorff_distance(*in_metres) <= 2 * tolerance + 2.0
+
+
+def test_each_area_says_its_minutes_and_travel_mode_in_the_map_language():
+    assert maps._area_label("敬老院", 30, "drive", "zh") == "敬老院 30分钟驾车范围"
+    assert maps._area_label("日间照料中心", 15, "walk_elderly", "zh") == "日间照料中心 15分钟步行范围"
+    assert maps._area_label("township nursing home", 20, "ebike", "en") == "township nursing home, 20 min e-bike"
+    assert maps._area_label("any kind", 15, None, "en") == "any kind, 15 min walk"
