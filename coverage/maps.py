@@ -610,6 +610,8 @@ def _add_units(m: folium.Map, units: gpd.GeoDataFrame, classes: list[ShareClass]
     fields = ["名称", "覆盖率", "60岁以上人口"]
     popup_fields = ["名称", "代码", "级别", "覆盖率", "60岁以上人口", "是否达标"]
     if own_targets is not None:
+        if target_share is None and "meets_target" not in units:
+            popup_fields.remove("是否达标")  # no single threshold to judge against: the unit's own targets say it
         popup_fields.append("本单元指标")
     name = _units_layer_name(units)
     group = folium.FeatureGroup(name=name, show=True)
