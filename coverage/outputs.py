@@ -10,15 +10,14 @@ from coverage import docx_report, gridded, report
 from coverage.profiles import kind_modes
 from coverage.result_tables import (
     ATTRIBUTION_LINES, PRESENCE_COLUMNS, attribution_lines, gap_cells, gap_hexagons, headline_minutes,
-    parameters_table, presence_only_table, reject_points, uncovered_cells, village_layer, with_unit_points,
-    workbook_sheets,
+    parameters_table, place_tables, presence_only_table, uncovered_cells, village_layer, workbook_sheets,
 )
 from coverage.results import ANY_KIND, population_method
 
 #: the tables' makers live in coverage.result_tables; these names stay reachable here
 __all__ = [
     "ATTRIBUTION_LINES", "PRESENCE_COLUMNS", "attribution_lines", "gap_cells", "gap_hexagons", "headline_minutes",
-    "parameters_table", "presence_only_table", "uncovered_cells", "village_layer", "workbook_sheets",
+    "parameters_table", "place_tables", "presence_only_table", "uncovered_cells", "village_layer", "workbook_sheets",
     "write_study_outputs", "writing_notes",
 ]
 
@@ -73,21 +72,21 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
     files: dict[str, Path] = {}
 
     with stage("write tables"):
+        places = place_tables(results)  # points and coordinates of the place tables: once, for CSV and workbook
         csv_tables = {
             "coverage_by_area.csv": results.coverage_wide,
             "coverage_long.csv": results.coverage_long,
             "villages.csv": results.villages,
             "facilities.csv": results.facility_table,
-            "uncovered_units.csv": with_unit_points(results.uncovered_units, results, "code"),
+            "uncovered_units.csv": places["uncovered_units"],
             "sensitivity.csv": results.sensitivity,
             "components.csv": results.components,
             "calibration.csv": results.calibration,
-            "rejects.csv": reject_points(results.rejects, results),
+            "rejects.csv": places["rejects"],
             "parameters.csv": parameters_table(results),
         }
-        presence = presence_only_table(results)
-        if len(presence):
-            csv_tables["presence_only.csv"] = with_unit_points(presence, results, "village_code", fallback="town_code")
+        if "presence_only" in places:
+            csv_tables["presence_only.csv"] = places["presence_only"]
         if getattr(results, "merge_log", None) is not None and len(results.merge_log):
             csv_tables["merged_records.csv"] = results.merge_log
         if getattr(results, "fallback_points", None) is not None and len(results.fallback_points):
@@ -97,7 +96,7 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
         for name, table in csv_tables.items():
             files[name] = report.write_csv(table, out / name, lang=lang, synthetic=synthetic)
         files["coverage.xlsx"] = report.write_excel(
-            workbook_sheets(results), out / f"{config.name}_coverage.xlsx", lang=lang, synthetic=synthetic,
+            workbook_sheets(results, places), out / f"{config.name}_coverage.xlsx", lang=lang, synthetic=synthetic,
             title=config.title,
         )
 

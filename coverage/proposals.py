@@ -318,6 +318,9 @@ def propose_sites(
     if not minutes or minutes <= 0:
         raise ConfigError(f"--minutes / minutes=: must be more than 0, got {minutes!r} / 步行分钟数应大于 0")
     _check_kind(kind)
+    if only_candidates and candidates_file is None:  # said before the long stages
+        raise ConfigError("--only-candidates / only_candidates=: give the table of candidate buildings with "
+                          "--candidates FILE / 仅用候选表时须提供候选点表")
     if not isinstance(config, StudyConfig):
         config = load_study(config)
     params = config.parameters

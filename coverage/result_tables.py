@@ -212,7 +212,24 @@ def gap_hexagons(results, kind: str, minutes: float, resolution: int) -> gpd.Geo
                              "minutes": minutes}, geometry=polygons, crs="EPSG:4326")
 
 
-def workbook_sheets(results) -> dict[str, pd.DataFrame]:
+def place_tables(results) -> dict[str, pd.DataFrame]:
+    """
+    The run's tables that list places, with their WGS-84 points (the writers add GCJ-02 beside them).
+
+    Made once per run for both the CSV files and the workbook: ``uncovered_units``,
+    ``rejects`` and, when there are such rows, ``presence_only``.
+    """
+    places = {"uncovered_units": with_unit_points(results.uncovered_units, results, "code"),
+              "rejects": reject_points(results.rejects, results)}
+    presence = presence_only_table(results)
+    if len(presence):
+        places["presence_only"] = with_unit_points(presence, results, "village_code", fallback="town_code")
+    return places
+
+
+def workbook_sheets(results, places: dict[str, pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
+    """The workbook's sheets, answer first; ``places`` as from :func:`place_tables` (made here when not given)."""
+    places = place_tables(results) if places is None else places
     wide = results.coverage_wide
     if len(results.targets):
         overview = results.targets.copy()
@@ -227,16 +244,15 @@ def workbook_sheets(results) -> dict[str, pd.DataFrame]:
         "乡镇街道": wide[wide["scope"] == "town"],
         "村社区": results.villages,
         "设施": results.facility_table,
-        "未覆盖": with_unit_points(results.uncovered_units, results, "code"),
+        "未覆盖": places["uncovered_units"],
         "敏感性": results.sensitivity,
         "连通性": results.components,
         "人口校准": results.calibration,
-        "剔除记录": reject_points(results.rejects, results),
+        "剔除记录": places["rejects"],
         "参数": parameters_table(results),
     }
-    presence = presence_only_table(results)
-    if len(presence):
-        sheets["仅计存在"] = with_unit_points(presence, results, "village_code", fallback="town_code")
+    if "presence_only" in places:
+        sheets["仅计存在"] = places["presence_only"]
     merge_log = getattr(results, "merge_log", None)
     if merge_log is not None and len(merge_log):
         sheets["合并记录"] = merge_log
