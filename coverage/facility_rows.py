@@ -12,7 +12,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from coverage import coords
+from coverage import coords, timeline
 from coverage.kind_matching import _KindPatterns, _kinds_in_text, _kinds_of_type
 from coverage.poi import _SUB_POI_RE
 from coverage.tables import _bilingual, _is_empty, _nfkc, _normalise_crs, _parse_degrees
@@ -78,6 +78,9 @@ class _RowResult:
     coordinate_column: str = ""
     capacities: dict[str, float] = field(default_factory=dict)
     crs: str | None = None
+    opened: float = math.nan  # opening year (coverage.timeline), NaN = not given
+    closed: float = math.nan  # closing year, NaN = not given
+    status: str = ""  # coverage.timeline status code, "" = not given
 
 
 def _raw_text(headers: Sequence[str], cells: Sequence[str]) -> str:
@@ -203,6 +206,7 @@ def _check_row(position: int, source_row: int, cells: list[str], headers: list[s
                 _bilingual(f"数值为负：{values[source_field]}", f"negative value {values[source_field]}"),
             ))
         result.capacities[output_field] = value
+    _read_time_fields(result, values)
 
     if geometry is not None and not (isinstance(geometry, float) or geometry.is_empty):
         point = geometry
@@ -251,6 +255,21 @@ def _check_row(position: int, source_row: int, cells: list[str], headers: list[s
         result.lon = result.lat = math.nan
         result.flags.append("presence_only")
     return result
+
+
+def _read_time_fields(result: _RowResult, values: Mapping[str, str]) -> None:
+    """Opening / closing year and status of a row (:mod:`coverage.timeline`); unreadable cells are flagged, never rejected."""
+    for name in ("opened", "closed"):
+        year, readable = timeline.parse_year(values.get(name, ""))
+        if not readable:
+            result.flags.append(f"unreadable_{name}")
+        setattr(result, name, year)
+    status, readable = timeline.parse_status(values.get("status", ""))
+    if not readable:
+        result.flags.append("unreadable_status")
+    if status == timeline.STATUS_UNKNOWN and not math.isnan(result.closed):
+        status = timeline.STATUS_CLOSED  # a closing year says it closed (or will)
+    result.status = status
 
 
 def _has_place_text(values: Mapping[str, str]) -> bool:

@@ -196,6 +196,97 @@ def coverage_figure(
     return path
 
 
+def trajectory_figure(
+    years: Sequence[int],
+    shares: dict[str, Sequence[float]],
+    targets: dict[str, Sequence[float]],
+    *,
+    title: str,
+    synthetic: bool = False,
+    path: str | os.PathLike,
+    minutes: float = 15,
+    unit_targets: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    dpi: int = 150,
+) -> Path:
+    """
+    Draw coverage by year against the target lines (the trajectory of a plan) as a PNG.
+
+    Parameters
+    ----------
+    years
+        Calendar years (x axis).
+    shares
+        Kind → share of the 60+ within ``minutes`` in each year (0..1): the left panel.
+    targets
+        Service-circle target label → required share of the 60+ in each year
+        (NaN = not due), dashed steps on the left panel.
+    title
+        Figure title.
+    synthetic
+        Label the figure as synthetic demo data (合成示例数据) on the image and in the PNG metadata.
+    path
+        Output ``.png``, written atomically.
+    minutes
+        The walking threshold the shares use (for the axis label).
+    unit_targets
+        Other share targets (units with a facility …): label → (actual, required) per
+        year, solid against dashed in one colour on the right panel; omitted when empty.
+    dpi
+        Resolution.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
+    family = cjk_font_family()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+    with matplotlib.rc_context({"font.family": [family, "DejaVu Sans"], "axes.unicode_minus": False}):
+        panels = 2 if unit_targets else 1
+        fig = Figure(figsize=(7.5 * panels, 6.4))
+        FigureCanvasAgg(fig)
+        x = np.asarray(list(years), dtype=float)
+        ax = fig.add_subplot(1, panels, 1)
+        for kind, values in shares.items():
+            label = KIND_LABELS.get(kind, kind) if kind != "any" else "任一设施 / any"
+            ax.plot(x, np.asarray(values, float) * 100, marker="o", linewidth=2.4 if kind == "any" else 1.6,
+                    color=KIND_COLOURS.get(kind, "#333333"), label=label)
+        for i, (label, values) in enumerate(targets.items()):
+            ax.step(x, np.asarray(values, float) * 100, where="post", linestyle="--", linewidth=1.4,
+                    color=("#c0392b", "#8e44ad", "#d35400")[i % 3], label=f"目标 / target: {label}")
+        ax.set_ylabel(f"{minutes:g} 分钟步行可达的老年人占比 (%) / share of 60+ within {minutes:g} min")
+        ax.set_title("老年人步行覆盖率 / elderly within reach", fontsize=10)
+        axes = [ax]
+        if unit_targets:
+            right = fig.add_subplot(1, 2, 2)
+            for i, (label, (actual, required)) in enumerate(unit_targets.items()):
+                colour = palette[i % len(palette)]
+                right.plot(x, np.asarray(actual, float) * 100, marker="o", linewidth=1.6, color=colour, label=label)
+                right.step(x, np.asarray(required, float) * 100, where="post", linestyle="--", linewidth=1.2,
+                           color=colour)
+            right.set_ylabel("实际值 (%)，虚线为目标值 / actual (%), dashed: required")
+            right.set_title("指标逐年进展 / targets by year", fontsize=10)
+            axes.append(right)
+        for axis in axes:
+            axis.set_xticks(x)
+            axis.set_xticklabels([str(int(y)) for y in x])
+            axis.set_ylim(0, 105)
+            axis.set_xlabel("年份 / year")
+            axis.grid(True, alpha=0.3)
+            axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
+        fig.suptitle(title, fontsize=11)
+        if synthetic:
+            fig.text(0.5, 0.005, "合成示例数据 / synthetic demo data", ha="center", va="bottom", fontsize=10,
+                     color="#c0392b", fontweight="bold")
+        fig.tight_layout(rect=(0, 0.03, 1, 0.96))
+        metadata = {"Title": title, "Software": "eldercare-coverage (coverage.figures)",
+                    "Description": "合成示例数据 / synthetic demo data" if synthetic else "coverage by year"}
+        _save_atomic(fig, path, dpi=dpi, metadata=metadata)
+    return path
+
+
 # --------------------------------------------------------------------------- helpers
 
 

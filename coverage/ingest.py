@@ -46,7 +46,8 @@ __all__ = [
 #: columns of the facilities GeoDataFrame, in order (see docs/architecture.md)
 FACILITY_COLUMNS: tuple[str, ...] = (
     "facility_id", "name", "kinds", "type_raw", "beds", "nursing_beds", "floor_area_m2", "caregivers",
-    "address", "town_name", "village_name", "unit_code", "source_file", "source_row", "flags", "geometry",
+    "address", "town_name", "village_name", "unit_code", "source_file", "source_row", "flags",
+    "opened", "closed", "status", "geometry",
 )
 #: columns of the rejects DataFrame
 REJECT_COLUMNS: tuple[str, ...] = ("source_file", "source_row", "column", "reason", "detail", "raw")
@@ -89,6 +90,10 @@ FLAG_CODES: Mapping[str, tuple[str, str]] = MappingProxyType({
                        "the file's is used"),
     "geocoder_fallback": ("坐标疑为地理编码失败的默认点，不计步行覆盖",
                           "coordinates look like a geocoder fallback point; not used for walking reach"),
+    "unreadable_opened": ("建成/开业年份无法识别，按未填处理（各年均计入）",
+                          "the opening year could not be read and is treated as not given (open in every year)"),
+    "unreadable_closed": ("停业年份无法识别，按未填处理", "the closing year could not be read and is treated as not given"),
+    "unreadable_status": ("状态无法识别，按已建成处理", "the status could not be read and is taken as open"),
 })
 
 #: facilities of the same kind closer than this (metres) with similar names are near duplicates
@@ -127,6 +132,14 @@ _FACILITY_ALIASES: Mapping[str, tuple[str, ...]] = MappingProxyType({
                 "社区", "village", "village_name"),
     "code": ("区划代码", "统计用区划代码", "行政区划代码", "code", "unit_code"),
     "seq": ("序号", "序", "no", "no.", "编号序号"),
+    # facilities in time (coverage.timeline): opening / closing year and construction status
+    "opened": ("建成年份", "建成时间", "建成日期", "开业时间", "开业年份", "开业日期", "投用时间", "投用年份",
+               "投入使用时间", "投入使用年份", "运营时间", "开始运营时间", "成立时间", "成立年份", "建设年份",
+               "计划建成年份", "计划投用时间", "opening_year", "opened", "year_opened", "open_year", "opening_date"),
+    "closed": ("停业时间", "停业年份", "关闭时间", "关闭年份", "停运年份", "停运时间", "撤销时间", "注销时间",
+               "closing_year", "closed", "year_closed", "close_year"),
+    "status": ("状态", "建设状态", "运营状态", "项目状态", "设施状态", "建设情况", "运营情况", "status",
+               "construction_status"),
 })
 
 
@@ -135,7 +148,7 @@ _FACILITY_ALIASES: Mapping[str, tuple[str, ...]] = MappingProxyType({
 
 def _empty_facilities() -> gpd.GeoDataFrame:
     data = {c: pd.Series([], dtype=object) for c in FACILITY_COLUMNS if c != "geometry"}
-    for c in ("beds", "nursing_beds", "floor_area_m2", "caregivers"):
+    for c in ("beds", "nursing_beds", "floor_area_m2", "caregivers", "opened", "closed"):
         data[c] = pd.Series([], dtype=float)
     data["source_row"] = pd.Series([], dtype="int64")
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries([], crs=4326), crs=4326)
@@ -449,8 +462,12 @@ def _facilities_frame(accepted: list[_RowResult], crs: str, *, stem: str, source
         "source_file": [source_file] * len(accepted),
         "source_row": np.array([r.source_row for r in accepted], dtype="int64"),
         "flags": flags,
+        "opened": [r.opened for r in accepted],
+        "closed": [r.closed for r in accepted],
+        "status": [r.status for r in accepted],
     }
     frame = pd.DataFrame(data)
+    frame[["opened", "closed"]] = frame[["opened", "closed"]].astype(float)
     for column in ("beds", "nursing_beds", "floor_area_m2", "caregivers"):
         frame[column] = frame[column].astype(float)
     located = np.isfinite(out_lon) & np.isfinite(out_lat)

@@ -21,7 +21,7 @@ def _reason_label(reason: str, lang: str) -> str:
 
 
 def _flag_label(flag: str, lang: str) -> str:
-    key = "unreadable_capacity" if flag.startswith("unreadable_") else flag
+    key = flag if flag in FLAG_CODES else ("unreadable_capacity" if flag.startswith("unreadable_") else flag)
     zh, en = FLAG_CODES.get(key, (flag, flag))
     return {"zh": f"{flag} {zh}", "en": f"{flag} ({en})"}.get(lang, f"{flag} {zh} / {en}")
 

@@ -300,12 +300,17 @@ def facility_rows(generated) -> list[tuple]:
     sheet = openpyxl.load_workbook(generated["facilities"])["设施名录"]
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0][0] == demo.FACILITY_TITLE
-    assert "A1:N1" in {str(r) for r in sheet.merged_cells.ranges}
+    assert "A1:Q1" in {str(r) for r in sheet.merged_cells.ranges}
     assert list(rows[1]) == list(demo.FACILITY_COLUMNS)
     return rows[2:]
 
 
 def test_facility_list_has_the_kinds_gaps_and_bad_rows(facility_rows, units):
+    # the 在建 / 规划 / 停业 rows come last (coverage.timeline); the gaps are those of the facilities in service
+    assert [row[15] for row in facility_rows[-9:]].count("规划") == 5
+    assert all(row[15] in ("在建", "规划", "停业") for row in facility_rows[-9:])
+    facility_rows = facility_rows[:-9]
+    assert all(row[15] in ("已建成", "正常运营", None) for row in facility_rows)
     types = [row[2] for row in facility_rows]
     assert set(types) == {"日间照料中心", "日间照料中心（含助餐）", "幸福食堂", "互助幸福院", "敬老院",
                           "民生服务综合体", "社会福利院", "老年大学"}

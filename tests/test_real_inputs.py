@@ -307,7 +307,10 @@ def _demo_study_with(tmp_path: Path, facility_block: str, extra_parameters: str 
 
 def _gcj02_list_without_its_crs_column(tmp_path: Path) -> Path:
     bureau, _, _ = ingest.read_facilities(REPO_ROOT / "data" / "facilities" / "demo_facilities.xlsx", crs="gcj02")
-    located = bureau[bureau.geometry.notna()]
+    # the facilities in service (the demo list ends with 在建 / 规划 / 停业 rows, coverage.timeline)
+    from coverage import timeline
+
+    located = bureau[bureau.geometry.notna().to_numpy() & timeline.open_mask(bureau)]
     lon, lat = coords.wgs84_to_gcj02(located.geometry.x.to_numpy(), located.geometry.y.to_numpy())
     rows = [["名称", "类型", "经度", "纬度"]] + [
         [name, kind, f"{x:.6f}", f"{y:.6f}"] for name, kind, x, y in zip(located["name"], located["type_raw"], lon, lat)]

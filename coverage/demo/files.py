@@ -30,6 +30,8 @@ from coverage.demo.registries import (
     FacilityRow,
     _facility_table,
     _make_facilities,
+    add_opening_years,
+    planned_rows,
     write_facilities_gbk_csv,
     write_facilities_xlsx,
 )
@@ -194,7 +196,7 @@ pattern: county 429901000000, streets 429901001000–004000, towns
 | `data/demo/demo_walk.osm` | OSM XML 0.6, {summary['nodes']} nodes, {summary['ways']} ways ({summary['walkable_ways']} walkable, {summary['buildings']} buildings): jittered urban grid (primary/secondary/residential/living_street/pedestrian/footway), village roads (tertiary/unclassified/track/path), the river 清溪河 (`waterway=river`, its water surface a `natural=water` multipolygon with the island as a hole: no site is proposed on water) crossed on foot only at 3 bridges (`bridge=yes`: 西河桥, 滨江大桥, 东河桥), the island 江心洲 reached only by a ferry (`route=ferry`). Ways a walking filter must drop: the motorway S99 (with its own river bridge and two `motorway_link` interchanges), a bridge under construction (`highway=construction`), `building=yes` and `landuse=residential` areas. |
 | `data/demo/population/pop_{{60,65,70,75,80}}_{{f,m}}_demo.tif` | WorldPop-style rasters: EPSG:4326, 0.000833333° cells, float32, nodata −3.4028234663852886e+38 outside the county and on the river; persons per cell by 5-year age band (80 = 80+) and sex. 60+ total {summary['raster_60plus']:,.0f} (65+: {summary['raster_65plus']:,.0f}). |
 | `data/demo/demo_census_60plus.csv` | UTF-8-BOM census table (区划代码, 名称, 60岁及以上人口, 65岁及以上人口, 备注) for the county ({summary['census_60plus']:,} aged 60+) and each town/street: 18–25 % above the raster sums in streets and 10–16 % in towns, like WorldPop's urban undercount. |
-| `data/facilities/demo_facilities.xlsx` | sheet 设施名录: merged title row, header row, {summary['facility_rows']} rows ({summary['facilities']} facilities + 3 bad rows). Coordinates in **GCJ-02** (column 坐标系). |
+| `data/facilities/demo_facilities.xlsx` | sheet 设施名录: merged title row, header row, {summary['facility_rows']} rows ({summary['facilities']} facilities + 3 bad rows + {summary['facility_rows'] - summary['facilities'] - 3} 在建 / 规划 / 停业 rows at the end). Coordinates in **GCJ-02** (column 坐标系); 建成年份 as lists write it (2016, "2018年", "2019-06"), 状态, 停业年份. |
 | `data/facilities/demo_facilities_gbk.csv` | the same table as a GBK-encoded CSV. |
 | `studies/demo.yaml` | the study configuration (`synthetic: true`). |
 
@@ -215,6 +217,12 @@ Facilities by type (good rows):
   just short of Panjin's 60 % target.
 * Some day-care centres are under the 200 m² tier; capacity cells are blank
   where real lists usually are.
+* Facilities in time: the listed facilities opened 2008–2024 (建成年份); after
+  them come 3 在建 and 5 规划 rows that fill the gaps in 2025–2027 (西城街道
+  day care 2026, 东城街道 综合体 2025, 石岭乡 敬老院 2027, three 互助幸福院,
+  a village canteen; one 规划 canteen says 待定 and never counts) and one canteen
+  停业 in 2022. A plain run counts none of them; `eldercov run --years 2020-2027`
+  shows the trajectory.
 * Three rows the loader must reject: one without coordinates (滨江街道 助餐点),
   an exact duplicate of an earlier row, and an unknown type (老年大学).
 * The census totals exceed the raster sums, so census calibration changes
@@ -255,7 +263,12 @@ def make_demo(root: Path) -> dict[str, Path]:
     osm, state = _make_network(rng, land, units)
     grid = _make_population(rng, frame, land, units)
     rows, bad = _make_facilities(rng, frame, land, units, osm, state)
+    # facilities in time (own random streams): opening years and status on the listed rows, then the
+    # 在建 / 规划 / 停业 rows appended after them
+    add_opening_years(rows)
     body = _facility_table(rng, rows, bad)
+    extra = planned_rows(frame, land, units, osm, state, rows)
+    body += [row.cells(number) for number, row in enumerate(extra, start=max(int(c[0]) for c in body) + 1)]
 
     written: dict[str, Path] = {}
     written["units"] = write_units_geojson(units, frame, root / "data" / "boundaries" / "demo_units.geojson")

@@ -39,8 +39,11 @@ from coverage.demo.streets import OsmData, _NetworkState
 #: column headers of the facility table, in order
 FACILITY_COLUMNS: tuple[str, ...] = (
     "序号", "名称", "类型", "地址", "经度", "纬度", "坐标系", "床位数", "护理型床位", "建筑面积(㎡)",
-    "持证护理员人数", "所属乡镇(街道)", "所属村(社区)", "区划代码",
+    "持证护理员人数", "所属乡镇(街道)", "所属村(社区)", "区划代码", "建成年份", "状态", "停业年份",
 )
+#: seed of the opening years and of the planned / closed rows, apart from the main stream so the
+#: facilities, their places and capacities stay those of the list without years
+TIME_SEED = 20240602
 FACILITY_TITLE = f"示例县养老服务设施名录（{LABEL}）"
 
 
@@ -60,13 +63,16 @@ class FacilityRow:
     town_name: str
     village_name: str | None
     code: str
+    opened: int | str | None = None  # 建成年份 as bureau lists write it: 2016, "2018年", "2019-06"
+    status: str | None = None  # 状态: 已建成 / 正常运营 / 在建 / 规划 / 停业, None = blank
+    closed: int | None = None  # 停业年份
 
     def cells(self, number: int) -> list:
         """The row as table cells, with its 序号."""
         return [
             number, self.name, self.type_text, self.address, self.lon, self.lat, "GCJ-02",
             self.beds, self.nursing_beds, self.floor_area,
-            self.caregivers, self.town_name, self.village_name, self.code,
+            self.caregivers, self.town_name, self.village_name, self.code, self.opened, self.status, self.closed,
         ]
 
 
@@ -281,6 +287,81 @@ def _address(rng: np.random.Generator, host: Unit, by_code: dict[str, Unit], str
     return f"{COUNTY_SHORT_NAME}{town.name}{host.name}{int(rng.integers(1, 9))}组"
 
 
+#: opening years by type (first, last): homes long-standing, canteens and 综合体 recent
+_OPENING_YEARS = {"社会福利院": (2008, 2012), "敬老院": (2009, 2016), "民生服务综合体": (2019, 2023),
+                  "日间照料中心": (2013, 2022), "日间照料中心（含助餐）": (2015, 2020), "幸福食堂": (2019, 2024),
+                  "互助幸福院": (2013, 2022)}
+
+
+def add_opening_years(rows: list[FacilityRow]) -> None:
+    """
+    Give every listed facility a 建成年份 and a 状态 as bureau lists write them (its own random stream).
+
+    Years are mostly plain numbers, some "2018年" or "2019-06"; 状态 is
+    已建成, 正常运营 or blank. Places, names and capacities do not change.
+    """
+    rng = np.random.default_rng(TIME_SEED)
+    for row in rows:
+        first, last = _OPENING_YEARS[row.type_text]
+        year = int(rng.integers(first, last + 1))
+        shape = rng.random()
+        row.opened = f"{year}年" if shape < 0.2 else (f"{year}-{int(rng.integers(1, 13)):02d}" if shape < 0.3 else year)
+        pick = rng.random()
+        row.status = "已建成" if pick < 0.7 else ("正常运营" if pick < 0.8 else None)
+
+
+def planned_rows(frame: _Frame, land: Landscape, units: list[Unit], osm: OsmData, state: _NetworkState,
+                 rows: list[FacilityRow]) -> list[FacilityRow]:
+    """
+    Facilities under construction (在建) and planned (规划), one closed (停业) and one plan without a year.
+
+    They fill the deliberate gaps in the years 2025–2027: a day-care
+    centre in 西城街道 (2026), the 民生服务综合体 of 东城街道 (2025), the
+    敬老院 of 石岭乡 (2027), three 互助幸福院 (2025–2026), a village canteen
+    (2025); one canteen closed in 2022; one 规划 canteen says 待定 (never counted).
+    Appended after the listed rows, so the plain (as listed) run is unchanged.
+    """
+    rng = np.random.default_rng(TIME_SEED + 1)
+    by_code = {u.code: u for u in units}
+    by_name = {u.name: u for u in units}
+    placement = _placement_index(osm, state)
+    out: list[FacilityRow] = []
+
+    def add(host: Unit, owner: Unit, type_text: str, opened, status: str, closed: int | None = None,
+            rank: int = 5) -> None:
+        point, street_name = _place_near_street(rng, placement, land, host, rank)
+        beds, nursing, area, caregivers = _capacity(rng, type_text)
+        row = _row(frame, point, _facility_name(owner, type_text, by_code), type_text,
+                   _address(rng, host, by_code, street_name), (beds, nursing, area, caregivers),
+                   by_code[host.parent_code].name, owner.name if owner.level == "village" else None, owner.code)
+        row.opened, row.status, row.closed = opened, status, closed
+        out.append(row)
+
+    west = by_name[STREET_WITHOUT_DAY_CARE]
+    west_community = min((u for u in units if u.parent_code == west.code and u.role == "community"),
+                         key=lambda u: u.code)
+    add(west_community, west_community, "日间照料中心", 2026, "规划")
+    east = by_name[STREET_WITHOUT_COMPREHENSIVE]
+    east_community = min((u for u in units if u.parent_code == east.code and u.role == "community"),
+                         key=lambda u: u.code)
+    add(east_community, east, "民生服务综合体", "2025年6月", "在建")
+    town = by_name[TOWN_WITHOUT_NURSING_HOME]
+    seat = next(u for u in units if u.role == "seat" and u.parent_code == town.code)
+    add(seat, town, "敬老院", "2027年", "规划")
+    with_mutual_aid = {r.code for r in rows if r.type_text == "互助幸福院"}
+    with_canteen = {r.code for r in rows if r.type_text == "幸福食堂"}
+    villages = sorted((u for u in units if u.role == "village" and u.code not in with_mutual_aid), key=lambda u: u.code)
+    for village, (opened, status) in zip(villages[::3], [(2025, "在建"), ("2026年", "规划"), (2026, "规划")]):
+        add(village, village, "互助幸福院", opened, status)
+    no_canteen = [u for u in units if u.role == "village" and u.code not in with_canteen and u.code not in
+                  with_mutual_aid]
+    add(no_canteen[-1], no_canteen[-1], "幸福食堂", "2025-03", "在建")
+    community = max((u for u in units if u.role == "community" and u.code not in with_canteen), key=lambda u: u.code)
+    add(community, community, "幸福食堂", 2016, "停业", closed=2022)
+    add(no_canteen[len(no_canteen) // 2], no_canteen[len(no_canteen) // 2], "幸福食堂", "待定", "规划")
+    return out
+
+
 def _facility_table(rng: np.random.Generator, rows: list[FacilityRow], bad: list[FacilityRow]) -> list[list]:
     """
     Table body in file order, numbered by 序号.
@@ -346,7 +427,7 @@ def write_facilities_xlsx(body: list[list], path: Path) -> Path:
         row_cells[lon_col - 1].number_format = "0.000000"
         row_cells[lat_col - 1].number_format = "0.000000"
         row_cells[code_col - 1].number_format = "@"
-    widths = [6, 34, 20, 40, 12, 12, 8, 8, 10, 12, 14, 14, 14, 16]
+    widths = [6, 34, 20, 40, 12, 12, 8, 8, 10, 12, 14, 14, 14, 16, 10, 10, 10]
     for index, width in enumerate(widths, start=1):
         sheet.column_dimensions[chr(64 + index)].width = width
     sheet.freeze_panes = "A3"
