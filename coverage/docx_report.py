@@ -92,6 +92,7 @@ def write_report(
     _town_section(doc, results, text, lang)
     _uncovered_section(doc, results, text, lang, worst_n)
     _capacity_section(doc, results, text, lang)
+    _access_section(doc, results, lang, Path(path).parent)
     for proposal in proposals:
         _siting(doc, proposal, lang, worst_n)
     _method_section(doc, results, text)
@@ -447,6 +448,38 @@ def _capacity_section(doc, results, text: dict, lang: str) -> None:
     _table(doc, [text["col_target"], text["col_required"], text["col_actual"], text["col_unit"],
                  text["col_status"], text["col_detail"]], rows, numeric=(1, 2), font_size=8,
            widths_cm=[4.0, 1.8, 1.8, 2.4, 1.6, 5.4])
+
+
+def _access_section(doc, results, lang: str, folder: Path) -> None:
+    """可达性与公平性: capacity-aware coverage and the Gini per kind (coverage.access_tables), one Lorenz figure."""
+    acc = getattr(results, "accessibility", None)
+    if acc is None or not acc.kinds:
+        return
+    zh = lang == "zh"
+    doc.add_heading("可达性与公平性" if zh else "Accessibility and equity", level=1)
+    doc.add_paragraph(
+        f"容量约束覆盖率：每位老人只能占用步行{acc.minutes:g}分钟内尚有余量的设施的一个名额（按床位、每日餐数或面积换算的服务能力）。"
+        "基尼系数衡量两步移动搜索法（2SFCA）可达性在老人之间的差距（0 为完全均衡）；乡镇间份额为泰尔指数中乡镇之间差距所占比例。"
+        if zh else
+        f"Capacity-aware coverage: each older person can take one place at a facility within {acc.minutes:g} minutes "
+        "that still has room. The Gini coefficient measures how unequally 2SFCA accessibility is spread (0 = equal); "
+        "the between-town share is the part of Theil's index that lies between towns.")
+    rows = []
+    for record in acc.equity.to_dict("records"):
+        theil = record["theil"]
+        between = record["theil_between_town"] / theil if theil > 0 else 0.0
+        rows.append([KIND_ZH.get(record["kind"], record["kind"]) if zh else record["kind"],
+                     format_share(record["share_served"]), format_persons(record["served"]),
+                     format_persons(record["unmet"]), f"{record['gini']:.3f}", format_share(between)])
+    header = (["设施类型", "容量约束覆盖率", "可服务(人)", "未满足(人)", "基尼系数", "乡镇间份额"] if zh else
+              ["kind", "capacity-aware share", "served", "unmet", "Gini", "between towns"])
+    _table(doc, header, rows, numeric=(1, 2, 3, 4, 5), font_size=8.5)
+    kinds = list(acc.kinds)
+    kind = "canteen" if "canteen" in kinds else kinds[0]
+    figure = folder / f"{results.config.name}_lorenz_{kind}.png"
+    if figure.exists():
+        _add_figure(doc, figure, (f"{KIND_ZH.get(kind, kind)}可达性洛伦兹曲线" if zh else
+                                  f"Lorenz curve of {kind} accessibility"))
 
 
 def _method_section(doc, results, text: dict) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coverage import docx_report, gridded, report
+from coverage import access_outputs, docx_report, gridded, report
 from coverage.profiles import kind_modes
 from coverage.result_tables import (
     ATTRIBUTION_LINES, PRESENCE_COLUMNS, attribution_lines, gap_cells, gap_hexagons, headline_minutes,
@@ -93,10 +93,12 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
             csv_tables["geocoder_fallbacks.csv"] = results.fallback_points
         if len(results.targets):
             csv_tables["targets.csv"] = results.targets
+        csv_tables.update(access_outputs.csv_tables(results))  # accessibility, equity, facility load
         for name, table in csv_tables.items():
             files[name] = report.write_csv(table, out / name, lang=lang, synthetic=synthetic)
         files["coverage.xlsx"] = report.write_excel(
-            workbook_sheets(results, places), out / f"{config.name}_coverage.xlsx", lang=lang, synthetic=synthetic,
+            {**workbook_sheets(results, places), **access_outputs.access_sheets(results)},
+            out / f"{config.name}_coverage.xlsx", lang=lang, synthetic=synthetic,
             title=config.title,
         )
 
@@ -106,6 +108,7 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
     minutes = headline_minutes(results)
     served = results.facility_table.set_index("facility_id")[f"elderly_within_{max(config.parameters.thresholds_min):g}min"]
     facilities["served_elderly"] = facilities["facility_id"].map(served)
+    facilities = access_outputs.with_facility_load(results, facilities)  # crowding per kind, for popups and layers
     with stage("write layers"):
         layers = {"facilities": facilities, "villages": villages,
                   "isochrones": results.isochrones, "isochrones_per_facility": results.facility_isochrones}
@@ -114,6 +117,7 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
             layers["uncovered_cells"] = uncovered
         if results.units is not None:
             layers["units"] = results.units[results.units.geometry.notna()]
+        layers.update(access_outputs.access_layers(results))  # 2SFCA and unmet demand on the demand grid
         for kind in results.seconds_by_kind:
             if kind != ANY_KIND and not np.isfinite(results.seconds_by_kind[kind]).any():
                 continue  # no facility of the kind reaches anyone: the tables say 0 %, the gap is everywhere
@@ -130,6 +134,8 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
                                             attribution=attribution_lines(results))
         if raster.written:
             files["walk_minutes.tif"] = raster.path
+        # 2SFCA raster; Lorenz PNGs with the figures (not with --no-map)
+        files.update(access_outputs.write_access_files(results, out, lang=lang, figures=make_map))
 
     if make_map:
         with stage("map"):

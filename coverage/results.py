@@ -80,6 +80,11 @@ class StudyResults:
     access_summary: dict = field(default_factory=dict)
     #: the walking network arrays the run searched (working CRS), for maps and notebooks
     network: reach.NetworkArrays | None = None
+    #: 2SFCA, capacity-aware coverage, crowding and equity (:class:`coverage.access_tables.StudyAccess`);
+    #: None when ``parameters.accessibility.enabled`` is false
+    accessibility: object | None = None
+    #: the year-by-year figures of ``run --years`` (:class:`coverage.year_tables.Trajectory`); None without years
+    trajectory: object | None = None
 
 
 def population_method(results: StudyResults) -> str:
