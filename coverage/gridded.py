@@ -280,8 +280,6 @@ def gap_areas(results, kind: str, minutes: float) -> gpd.GeoDataFrame:
         ``elderly`` (persons uncovered), ``cells`` (grid cells), ``area_m2``
         (in the working CRS), ``kind``, ``minutes``; polygons or points.
     """
-    import rasterio.features
-    import shapely.geometry
     from scipy import ndimage
 
     demand = results.demand_projected
@@ -300,12 +298,7 @@ def gap_areas(results, kind: str, minutes: float) -> gpd.GeoDataFrame:
     columns = ["elderly", "cells", "area_m2", "kind", "minutes"]
     if n_regions == 0:
         return gpd.GeoDataFrame(columns=[*columns, "geometry"], geometry="geometry", crs="EPSG:4326")
-    geometries, values = [], []
-    for geometry, value in rasterio.features.shapes(labels.astype(np.int32), mask=mask, connectivity=4,
-                                                    transform=grid.transform):
-        geometries.append(shapely.geometry.shape(geometry))
-        values.append(int(value))
-    values = np.asarray(values, dtype=np.int64)
+    geometries, values = _region_polygons(labels, mask, grid.transform)
     elderly_by_region = np.bincount(labels.ravel(), weights=persons.ravel(), minlength=n_regions + 1)
     cells_by_region = np.bincount(labels.ravel(), minlength=n_regions + 1)
     frame = gpd.GeoDataFrame({"region": values}, geometry=np.asarray(geometries, dtype=object), crs=grid.crs)
@@ -317,3 +310,36 @@ def gap_areas(results, kind: str, minutes: float) -> gpd.GeoDataFrame:
     frame = frame.to_crs("EPSG:4326").assign(kind=kind, minutes=minutes)
     return frame[[*columns, "geometry"]].sort_values("elderly", ascending=False).reset_index(drop=True)
 
+
+def _region_polygons(labels: np.ndarray, mask: np.ndarray, transform) -> tuple[np.ndarray, np.ndarray]:
+    """
+    The polygons of the labelled regions (GDAL polygonize, 4-connected), built in one vectorised call.
+
+    ``rasterio.features.shapes`` gives each region's rings as coordinate
+    lists; the rings are gathered into one array and made into polygons by
+    ``shapely.linearrings`` / ``shapely.polygons`` (first ring of a region
+    its shell, the others its holes) rather than one ``shape()`` per region.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Polygons (CRS of ``transform``) and the label of each.
+    """
+    import rasterio.features
+    import shapely
+
+    xy, ring_of, polygon_of, values = [], [], [], []
+    n_rings = 0
+    for geometry, value in rasterio.features.shapes(labels.astype(np.int32), mask=mask, connectivity=4,
+                                                    transform=transform):
+        for ring in geometry["coordinates"]:
+            xy.extend(ring)
+            ring_of.append(len(ring))
+            polygon_of.append(len(values))
+            n_rings += 1
+        values.append(int(value))
+    if not values:
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    rings = shapely.linearrings(np.asarray(xy, dtype=float), indices=np.repeat(np.arange(n_rings), ring_of))
+    polygons = shapely.polygons(rings, indices=np.asarray(polygon_of, dtype=np.int64))
+    return polygons, np.asarray(values, dtype=np.int64)

@@ -168,7 +168,9 @@ def buffered_union(lines: np.ndarray, buffer_m: float, *, group: np.ndarray | No
     The pieces are buffered in one vectorised call, gathered by group and by
     a coarse grid cell (``cell_m`` metres, by the piece's midpoint), unioned
     per cell, and the cells of a group are then unioned: many small unions
-    of neighbours instead of one union over the whole study.
+    of neighbours instead of one union over the whole study; the cells are
+    joined by a disjoint-subset union (:func:`_union`: separate villages
+    are unioned apart).
 
     Returns
     -------
@@ -192,8 +194,21 @@ def buffered_union(lines: np.ndarray, buffer_m: float, *, group: np.ndarray | No
     tile_group = key[np.r_[0, bounds]] // (n_x * n_y)
     tile_bounds = np.flatnonzero(np.diff(tile_group)) + 1
     for label, part in zip(tile_group[np.r_[0, tile_bounds]], np.split(np.asarray(tiles, dtype=object), tile_bounds)):
-        out[label] = part[0] if len(part) == 1 else shapely.union_all(part)
+        out[label] = part[0] if len(part) == 1 else _union(part)
     return out
+
+
+def _union(parts: np.ndarray):
+    """
+    Union of polygons that fall into groups apart from each other (the villages of a county, the tiles of a town).
+
+    GEOS's disjoint-subset union (shapely >= 2.1) unions each group of
+    overlapping envelopes on its own: the same area as ``union_all``; joining
+    the cells of a quarter of Huangpi's isochrones this way makes the whole
+    buffered union about 1.25 times faster. Plain ``union_all`` on older shapely.
+    """
+    union = getattr(shapely, "disjoint_subset_union_all", None)
+    return union(parts) if union is not None else shapely.union_all(parts)
 
 
 def _lines(net: reach.NetworkArrays, edge: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:

@@ -10,8 +10,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-#: candidate dominance is checked only when the pair count stays below this
-_DOMINANCE_MAX_PAIRS = 30_000_000
+#: candidate dominance is checked only when the pair count (sum over groups of candidates²) stays below this;
+#: a county (44k candidates, 86k groups, 48M pairs) takes about half a second
+_DOMINANCE_MAX_PAIRS = 500_000_000
+#: candidate pairs formed at once (memory: about 16 bytes each)
+_DOMINANCE_CHUNK_PAIRS = 8_000_000
 
 _METHODS = ("auto", "exact", "greedy")
 
@@ -115,24 +118,35 @@ def _dominated_candidates(B: sp.csr_array) -> np.ndarray | None:
     Candidates whose remaining coverage is a subset of another candidate's.
 
     Returns a boolean mask (True = dominated, drop) or None when the check
-    would be too large. Identical candidates keep the lowest index.
+    would be too large. Identical candidates keep the lowest index. The
+    overlaps ``B @ B.T`` are formed for a chunk of candidates at a time (at
+    most about ``_DOMINANCE_CHUNK_PAIRS`` pairs), so memory stays bounded on
+    a county.
     """
     Bt = sp.csc_array(B)  # columns = groups
-    deg = np.diff(Bt.indptr)
-    pairs = int(np.sum(deg.astype(np.int64) ** 2))
+    deg = np.diff(Bt.indptr).astype(np.int64)
+    pairs = int(np.sum(deg ** 2))
     if pairs > _DOMINANCE_MAX_PAIRS:
         return None
     Bf = sp.csr_array(B, dtype=np.int32)
-    O = sp.coo_array(Bf @ Bf.T)
+    BfT = sp.csr_array(Bf.T)
     size = np.diff(B.indptr)
-    j, k, v = O.row, O.col, O.data
-    off = j != k
-    j, k, v = j[off], k[off], v[off]
-    sub = v == size[j]  # cover(j) is a subset of cover(k)
-    strict = size[k] > size[j]
-    tie = (size[k] == size[j]) & (k < j)
+    # pairs each candidate forms: the candidates of each of its groups
+    done_before = np.concatenate([[0], np.cumsum(Bf @ deg)])  # pairs of the candidates before each one
     dom = np.zeros(B.shape[0], dtype=bool)
-    dom[j[sub & (strict | tie)]] = True
+    start = 0
+    while start < B.shape[0]:
+        stop = int(np.searchsorted(done_before, done_before[start] + _DOMINANCE_CHUNK_PAIRS, side="right")) - 1
+        stop = min(max(stop, start + 1), B.shape[0])
+        O = sp.coo_array(Bf[start:stop] @ BfT)
+        j, k, v = O.row.astype(np.int64) + start, O.col.astype(np.int64), O.data
+        off = j != k
+        j, k, v = j[off], k[off], v[off]
+        sub = v == size[j]  # cover(j) is a subset of cover(k)
+        strict = size[k] > size[j]
+        tie = (size[k] == size[j]) & (k < j)
+        dom[j[sub & (strict | tie)]] = True
+        start = stop
     return dom
 
 

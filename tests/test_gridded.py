@@ -193,3 +193,27 @@ def test_a_real_worldpop_window_round_trips(demo_run, tmp_path):
     areas = gridded.gap_areas(results, "any", 15)
     assert areas["elderly"].sum() == pytest.approx(demand["elderly"].to_numpy()[~np.isfinite(seconds)].sum())
     assert shapely.area(areas.geometry.values).sum() == pytest.approx(areas["cells"].sum() * abs(raster.transform.a * raster.transform.e))
+
+
+def test_region_polygons_are_the_polygons_gdal_traces_with_their_holes():
+    """The vectorised build gives exactly the rings ``rasterio.features.shapes`` traces, holes and labels kept."""
+    import rasterio.features
+    import shapely.geometry
+    from scipy import ndimage
+
+    rng = np.random.default_rng(14)
+    mask = ndimage.binary_opening(rng.random((120, 160)) > 0.4)
+    mask[40:60, 40:80] = True
+    mask[48:52, 50:54] = False  # a hole
+    labels, n_regions = ndimage.label(mask)
+    transform = Affine(0.001, 0.0, 114.0, 0.0, -0.001, 31.0)
+    polygons, values = gridded._region_polygons(labels, mask, transform)
+    traced = list(rasterio.features.shapes(labels.astype(np.int32), mask=mask, connectivity=4, transform=transform))
+    assert len(polygons) == len(traced) >= n_regions > 20
+    assert list(values) == [int(v) for _, v in traced]
+    assert all(shapely.equals_exact(mine, shapely.geometry.shape(g), 0.0) for mine, (g, _) in zip(polygons, traced))
+    assert shapely.is_valid(polygons).all() and (shapely.get_num_interior_rings(polygons) > 0).any()
+    # every cell of the mask is in exactly one polygon
+    assert shapely.area(polygons).sum() == pytest.approx(mask.sum() * 1e-6)
+    empty, none = gridded._region_polygons(np.zeros((3, 3), int), np.zeros((3, 3), bool), transform)
+    assert len(empty) == 0 and len(none) == 0

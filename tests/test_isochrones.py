@@ -134,3 +134,21 @@ def test_a_kind_with_a_travel_profile_gets_isochrones_on_its_roads(demo):
                                    limit=900.0, buffer_m=params.isochrone_buffer_m, ferry=params.ferry)
     assert area.area > 2 * walk.area
     assert profiles.is_walking(profile) is False
+
+
+def test_the_disjoint_subset_union_of_grid_cells_is_the_plain_union():
+    """Buffered pieces in villages apart and a town across several grid cells: the same area as one union_all."""
+    rng = np.random.default_rng(5)
+    lines = []
+    for cx, cy, n in ((0.0, 0.0, 300), (9000.0, 500.0, 40), (4000.0, 7000.0, 120)):
+        start = rng.uniform(-1500, 1500, (n, 2)) + (cx, cy)
+        step = rng.normal(0, 120, (n, 2))
+        lines += [shapely.LineString([p, p + s]) for p, s in zip(start, step)]
+    lines = np.array(lines, dtype=object)
+    group = rng.integers(0, 3, len(lines))
+    mine = isochrones.buffered_union(lines, 50.0, group=group, cell_m=700.0)
+    for label in range(3):
+        plain = shapely.union_all(shapely.buffer(lines[group == label], 50.0, quad_segs=4))
+        assert shapely.is_valid(mine[label])
+        assert _relative_difference(plain, mine[label]) < 1e-9
+        assert shapely.get_num_geometries(mine[label]) == shapely.get_num_geometries(plain)

@@ -416,6 +416,39 @@ def test_many_uncovered_cells_are_one_image_placed_in_web_mercator():
     assert len(overlay.url) < 60_000
 
 
+def test_a_large_any_kind_area_is_one_image_burnt_from_the_kinds_areas():
+    """Past the vector limit the any-kind area is the kinds' areas burnt in one colour: their union, pixel for pixel."""
+    import base64
+    import io
+
+    import shapely
+    from PIL import Image
+
+    utm = coords.utm_crs_for(LON0, LAT0)
+    centre = gpd.GeoSeries([Point(LON0 + 0.02, LAT0 + 0.02)], crs="EPSG:4326").to_crs(utm).iloc[0]
+    # two overlapping round areas of 8,000+ coordinates each: together past ISOCHRONE_VECTOR_MAX_COORDS
+    a = shapely.buffer(centre, 600.0, quad_segs=2100)
+    b = shapely.buffer(shapely.Point(centre.x + 900.0, centre.y), 600.0, quad_segs=2100)
+    assert shapely.get_num_coordinates(a) + shapely.get_num_coordinates(b) > maps.ISOCHRONE_VECTOR_MAX_COORDS
+    areas = gpd.GeoDataFrame({"kind": ["day_care", "canteen"], "minutes": [15, 15]}, geometry=[a, b],
+                             crs=utm).to_crs("EPSG:4326")
+    m = maps.coverage_map(_units(), _facilities(), isochrones=areas, title="任一类", basemap="osm")
+    (overlay,) = [layer for layer in _image_overlays(m) if "任一类设施" in layer.layer_name]
+    burnt = np.asarray(Image.open(io.BytesIO(base64.b64decode(overlay.url.split(",", 1)[1]))))
+    (south, west), (north, east) = overlay.bounds
+    union = gpd.GeoSeries([shapely.union(a, b)], crs=utm).to_crs("EPSG:4326").iloc[0]
+    # sample pixel centres: burnt exactly where the union is (1 pixel of slack at its edge)
+    rows, cols = np.indices(burnt.shape)
+    y = lambda phi: np.log(np.tan(np.pi / 4 + np.radians(phi) / 2))  # noqa: E731
+    lat = np.degrees(2 * np.arctan(np.exp(y(north) - (rows + 0.5) / burnt.shape[0] * (y(north) - y(south))))
+                     - np.pi / 2)
+    lon = west + (cols + 0.5) / burnt.shape[1] * (east - west)
+    pixel_deg = (east - west) / burnt.shape[1]
+    inside = shapely.contains_xy(shapely.buffer(union, -1.5 * pixel_deg), lon, lat)
+    outside = ~shapely.contains_xy(shapely.buffer(union, 1.5 * pixel_deg), lon, lat)
+    assert inside.sum() > 1000 and (burnt[inside] > 0).all() and (burnt[outside] == 0).all()
+
+
 def test_points_on_the_population_grid_are_summed_onto_its_cells():
     grid = {"transform": (0.001, 0.0, LON0, 0.0, -0.001, LAT0 + 0.01), "crs": "EPSG:4326"}
     points = gpd.GeoDataFrame({"elderly": [2.0, 3.0, 7.0], "row": [0, 0, 5], "col": [0, 0, 3]},

@@ -592,3 +592,27 @@ def test_every_method_and_status_a_result_carries_is_documented(monkeypatch):
     # the instances above do exercise the common paths
     assert {"none", "exact", "greedy", "greedy+swap"} <= {res.method for res in seen}
     assert {"optimal", "heuristic", "already_met", "unreachable"} <= {res.status for res in seen}
+
+
+def test_dominance_in_chunks_is_the_brute_force_subset_check(monkeypatch):
+    """Chunks of candidate pairs give exactly the subset rule checked pair by pair (ties keep the lowest index)."""
+    import coverage.siting_reduce as siting_reduce
+
+    rng = np.random.default_rng(21)
+    n_cand, n_groups = 160, 90
+    dense = rng.random((n_cand, n_groups)) < 0.06
+    dense[10] = dense[3]  # identical pair: 10 is dropped, 3 kept
+    dense[20] = dense[5] & (rng.random(n_groups) < 0.5)  # a subset of 5
+    dense[dense.sum(axis=1) == 0, 0] = True
+    B = sp.csr_array(dense)
+    expected = np.zeros(n_cand, dtype=bool)
+    sizes = dense.sum(axis=1)
+    for j, k in itertools.permutations(range(n_cand), 2):
+        if not (dense[j] & ~dense[k]).any() and (sizes[k] > sizes[j] or (sizes[k] == sizes[j] and k < j)):
+            expected[j] = True
+    assert expected[10] and not expected[3] and expected[20]
+    for chunk in (1, 7, 50, 10**9):  # one candidate a chunk … everything at once
+        monkeypatch.setattr(siting_reduce, "_DOMINANCE_CHUNK_PAIRS", chunk)
+        np.testing.assert_array_equal(siting_reduce._dominated_candidates(B), expected)
+    monkeypatch.setattr(siting_reduce, "_DOMINANCE_MAX_PAIRS", 10)
+    assert siting_reduce._dominated_candidates(B) is None
