@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -113,6 +113,9 @@ METRICS: Mapping[str, MetricSpec] = MappingProxyType(
         "floor_area_per_100_households": MetricSpec(("study", "facility"), False, False, "ratio",
                                                     "平方米/百户 / m² per 100 households"),
         "size_tier": MetricSpec(("facility",), False, True, "units", "个设施 / facilities"),
+        # parameters.accessibility (coverage.access_tables): capacity-aware coverage and 2SFCA equity
+        "capacity_share": MetricSpec(("study",), True, True, "persons", "人 / persons"),
+        "access_gini": MetricSpec(("study",), True, True, "ratio", "基尼系数 / Gini coefficient"),
     }
 )
 
@@ -202,11 +205,37 @@ class Target:
     tiers: tuple[tuple[str, float], ...] = ()
     population_column: str | None = None
     origin: str = ""
+    #: a yearly series ``((year, value), …)`` ascending when ``required`` was given per year
+    #: (``required: {2024: 0.8, 2025: 0.9}``); ``required`` is then the last year's value
+    required_by_year: tuple[tuple[int, float], ...] = ()
 
     @property
     def spec(self) -> MetricSpec:
         """The :class:`MetricSpec` of this target's metric."""
         return METRICS[self.metric]
+
+    def required_in(self, year: int) -> float | None:
+        """
+        The value required in ``year``: the series' value of the latest year up to ``year``.
+
+        A target without a series requires ``required`` in every year (it is
+        due by ``year`` and checked before too); a series requires nothing
+        before its first year (None).
+        """
+        if not self.required_by_year:
+            return self.required
+        value = None
+        for step_year, step_value in self.required_by_year:
+            if step_year <= year:
+                value = step_value
+        return value
+
+    def for_year(self, year: int) -> Target:
+        """This target as checked in ``year``: ``required`` is :meth:`required_in` (the first value before a series starts)."""
+        if not self.required_by_year:
+            return self
+        value = self.required_in(year)
+        return replace(self, required=self.required_by_year[0][1] if value is None else value)
 
 
 @dataclass(frozen=True)
@@ -382,12 +411,12 @@ def parse_target(raw: Mapping[str, Any], *, documents: Mapping[str, Document], w
     comparison = str(raw.get("comparison", ">="))
     if comparison not in COMPARISONS:
         raise ConfigError(f"{where}: comparison must be one of {', '.join(COMPARISONS)}, got '{comparison}'")
-    required = _number(raw["required"], where, "required")
-    if spec.share and not 0.0 <= required <= 1.0:
-        raise ConfigError(f"{where}: required of metric {metric} is a share between 0 and 1 (e.g. 0.9 for 90 %), "
-                          f"got {required:g}")
-    if not spec.share and required < 0:
-        raise ConfigError(f"{where}: required must not be negative, got {required:g}")
+    series = _parse_series(raw["required"], where)
+    required = series[-1][1] if series else _number(raw["required"], where, "required")
+    for value in ([v for _, v in series] or [required]):
+        _check_required(value, spec, metric, where)
+    if series and raw.get("year") is None:
+        raw = {**raw, "year": series[-1][0]}  # due by the series' last year
     threshold, unit = raw.get("threshold"), raw.get("threshold_unit")
     if spec.needs_threshold:
         if threshold is None or unit not in ("min", "m"):
@@ -399,6 +428,40 @@ def parse_target(raw: Mapping[str, Any], *, documents: Mapping[str, Document], w
         raise ConfigError(f"{where}: metric {metric} takes no threshold")
     else:
         unit = None
+    return _target_from(raw, documents=documents, where=where, origin=origin, metric=metric, level=level, area=area,
+                        comparison=comparison, required=required, series=series, threshold=threshold, unit=unit)
+
+
+def _parse_series(value: Any, where: str) -> tuple[tuple[int, float], ...]:
+    """A yearly ``required`` series ``{2024: 0.8, 2025: 0.9}`` as ascending pairs; () for a single value."""
+    if not isinstance(value, Mapping):
+        return ()
+    if not value:
+        raise ConfigError(f"{where}: required is an empty mapping; give a number or {{year: value, …}} "
+                          "such as {2024: 0.8, 2025: 0.9} / 分年度目标应写作 {2024: 0.8, 2025: 0.9}")
+    pairs = []
+    for year, number in value.items():
+        text = str(year).strip()
+        if isinstance(year, bool) or not text.isdigit() or not 1949 <= int(text) <= 2100:
+            raise ConfigError(f"{where}: required series key {year!r} is not a year such as 2024 "
+                              "/ 分年度目标的键应为年份")
+        pairs.append((int(text), _number(number, where, f"required[{text}]")))
+    return tuple(sorted(pairs))
+
+
+def _check_required(required: float, spec: MetricSpec, metric: str, where: str) -> None:
+    if spec.share and not 0.0 <= required <= 1.0:
+        raise ConfigError(f"{where}: required of metric {metric} is a share between 0 and 1 (e.g. 0.9 for 90 %), "
+                          f"got {required:g}")
+    if not spec.share and required < 0:
+        raise ConfigError(f"{where}: required must not be negative, got {required:g}")
+
+
+def _target_from(raw: Mapping[str, Any], *, documents: Mapping[str, Document], where: str, origin: str, metric: str,
+                 level: str, area: str, comparison: str, required: float, series: tuple[tuple[int, float], ...],
+                 threshold: Any, unit: Any) -> Target:
+    """The :class:`Target` of a checked entry (the remaining fields checked here)."""
+    spec = METRICS[metric]
     fraction = _number(raw.get("fraction", 0.5), where, "fraction")
     if not 0.0 < fraction <= 1.0:
         raise ConfigError(f"{where}: fraction must be in (0, 1], got {fraction:g}")
@@ -416,7 +479,7 @@ def parse_target(raw: Mapping[str, Any], *, documents: Mapping[str, Document], w
         confidence=str(raw.get("confidence", "")), note_zh=str(raw.get("note_zh", "")),
         facility_filter=_parse_filter(raw.get("facility_filter"), where), tiers=tiers,
         population_column=str(raw["population_column"]) if raw.get("population_column") else None,
-        origin=origin,
+        origin=origin, required_by_year=series,
     )
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``eldercov run|validate|site|make-demo`` (also ``python -m coverage``)."""
+"""Command line: ``eldercov run|validate|site|region|make-demo`` (also ``python -m coverage``)."""
 
 from __future__ import annotations
 
@@ -93,10 +93,24 @@ def _cmd_run(args) -> int:
         config = load_study(study_file, output_root=args.out)
         if args.kinds:
             config = with_kinds_file(config, args.kinds)
+        if config.scenarios:  # a mistake in the scenarios: block stops here, before the long stages
+            from coverage.scenarios import parse_scenarios
+
+            parse_scenarios(config)
         print(f"running {config.name} ({study_file})", flush=True)
+        from coverage import timeline
+
+        # facilities in time: --as-of evaluates one year, --years adds the trajectory (年度进展)
         results = run_study(config, lang=args.lang, make_map=not args.no_map, progress=not args.quiet,
-                            echo=None if args.quiet else print)
+                            echo=None if args.quiet else print, as_of=args.as_of,
+                            years=timeline.parse_years(args.years))
         print("\n".join(_summary_lines(results)), flush=True)
+        if results.trajectory is not None:
+            from coverage import year_outputs
+
+            print("\n".join(year_outputs.trajectory_lines(results.trajectory)), flush=True)
+        if config.scenarios:
+            _run_scenarios(config, results, args)
         combined.append(results)
     if len(combined) > 1:
         from coverage import report
@@ -113,6 +127,17 @@ def _cmd_run(args) -> int:
                                 lang=args.lang, synthetic=any(r.config.synthetic for r in combined))
         print(f"combined overview of {len(combined)} studies: {path}")
     return 0
+
+
+def _run_scenarios(config, results, args) -> None:
+    """A study with a ``scenarios:`` block: baseline and every scenario compared, 情景对比 written."""
+    from coverage import scenario_outputs, scenarios
+
+    # the run's results are the baseline; the scenarios are evaluated in the same year (--as-of)
+    comparison = scenarios.run_scenarios(config, baseline=results, as_of=getattr(args, "as_of", None),
+                                         echo=None if args.quiet else print)
+    files = scenario_outputs.write_scenarios(comparison, lang=args.lang, make_map=not args.no_map)
+    print("\n".join(scenario_outputs.scenario_summary_lines(comparison, files)), flush=True)
 
 
 def _column_mapping(pairs: list[str]) -> dict[str, str] | None:
@@ -144,6 +169,8 @@ def _cmd_site(args) -> int:
     from coverage import docx_report, proposal_outputs, proposals
     from coverage.config import load_study
 
+    if args.per_year is not None or args.budget is not None:
+        return _cmd_site_phased(args)
     if not args.three_tier and args.add is None and args.target is None:
         raise SystemExit("site: give --add N, --target SHARE, or --three-tier")
     config = load_study(args.study, output_root=args.out)
@@ -178,6 +205,18 @@ def _cmd_site(args) -> int:
         csv_name = f"village_siting_{info['kind']}.csv"
         print(f"   table: {files[csv_name]}")
         return 0
+    if args.capacity is not None or args.objective != "coverage":
+        # new facilities of a given size (capacitated MCLP / fewest sites) or the p-median
+        from coverage import proposals_capacitated
+
+        proposal = proposals_capacitated.propose_capacitated_sites(
+            config, kind=args.kind, capacity=args.capacity, add=args.add, target_share=args.target,
+            objective=args.objective, minutes=args.minutes, candidate_spacing_m=args.spacing,
+            candidates_file=args.candidates, candidates_crs=args.candidates_crs,
+            only_candidates=args.only_candidates, m2_per_place=args.m2_per_place, echo=print)
+        files = proposals_capacitated.write_capacitated_proposal(proposal)
+        print("\n".join(proposals_capacitated.summary_lines(proposal, files)))
+        return 0
     proposal = proposals.propose_sites(
         config, kind=args.kind, add=args.add, target_share=args.target, minutes=args.minutes,
         candidate_spacing_m=args.spacing, candidates_file=args.candidates,
@@ -189,6 +228,62 @@ def _cmd_site(args) -> int:
     if report_path.exists():
         files["report.docx"] = docx_report.add_siting_section(report_path, proposal)
     print("\n".join(proposal_outputs.summary_lines(proposal, files)))
+    return 0
+
+
+def _cmd_site_phased(args) -> int:
+    """``site --per-year N --years 2025-2027`` or ``--budget "2025:2,2026:3"``: which sites open in which year."""
+    from coverage import phased_outputs, phased_plan
+    from coverage.config import load_study
+
+    if args.per_year is not None and args.budget is not None:
+        raise CoverageError("site: give --per-year N with --years, or --budget \"2025:2,2026:3\", not both "
+                            "/ 每年数量与分年预算只能选一种")
+    if args.add is not None or args.three_tier or args.villages:
+        raise CoverageError("site: --per-year / --budget plan several years; leave out --add, --three-tier and "
+                            "--villages / 分年度选址不与 --add 等同用")
+    if args.per_year is not None:
+        if args.years is None:
+            raise CoverageError("site --per-year N needs --years, e.g. --years 2025-2027 / 请用 --years 指定年份")
+        years, budgets = phased_plan.parse_years(args.years), args.per_year
+    else:
+        years, budgets = phased_plan.parse_budget(args.budget, phased_plan.parse_years(args.years)
+                                                  if args.years else None)
+    config = load_study(args.study, output_root=args.out)
+    plan = phased_plan.propose_phased_sites(
+        config, kind=args.kind, years=years, budgets=budgets, total=args.total, target_share=args.target,
+        minutes=args.minutes, candidate_spacing_m=args.spacing, candidates_file=args.candidates,
+        candidates_crs=args.candidates_crs, only_candidates=args.only_candidates, echo=print)
+    files = phased_outputs.write_phased_plan(plan)
+    print("\n".join(phased_outputs.phased_summary_lines(plan, files)))
+    return 0
+
+
+def _cmd_region(args) -> int:
+    """``eldercov region``: every area of a region study, on Dask; exit 3 when an area failed."""
+    from coverage.region import load_region
+    from coverage.region_run import run_region
+
+    region = load_region(args.study, output_root=args.out)
+    print(f"region {region.study.name}: {len(region.areas)} areas ({region.areas_source}) → {region.output_dir}",
+          flush=True)
+    if region.study.synthetic:
+        print("   合成示例数据 / synthetic demo data")
+    results = run_region(region, scheduler=args.scheduler, n_workers=args.workers, force=args.force,
+                         lang=args.lang, make_map=not args.no_map, serial=args.serial, progress=not args.quiet,
+                         echo=print)
+    done = sum(o.status == "done" for o in results.outcomes)
+    print(f"   {done} computed, {len(results.skipped)} skipped (current), {len(results.failed)} failed "
+          f"in {results.seconds:.1f} s / 计算 {done} 个，跳过 {len(results.skipped)} 个，失败 {len(results.failed)} 个")
+    for name in ("region.xlsx", "region_map.html", "region_run.json"):
+        if name in results.output_files:
+            print(f"   {name}: {results.output_files[name]}")
+    if len(results.failed):
+        print("\nfailed areas / 失败区域:", file=sys.stderr)
+        for row in results.failed.itertuples():
+            first = str(row.message).splitlines()[0] if row.message else ""
+            print(f"   {row.code} {row.name} [{row.stage}]: {first}", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -218,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kinds", default=None,
                      help="YAML of extra type names per kind for every facility file without its own "
                           "(inputs.facilities[].kinds) / 类型对照补充文件")
+    run.add_argument("--years", default=None,
+                     help="also the trajectory over these years, e.g. 2020-2026: coverage and targets year by year "
+                          "from the facilities' opening years (建成年份), written as <study>_年度进展.xlsx / 分年度进展")
+    run.add_argument("--as-of", type=int, default=None, dest="as_of",
+                     help="evaluate the facilities open in this year (建成年份 ≤ year, not closed); default: as "
+                          "listed (在建 / 规划 / 停业 not counted) / 按某年已建成设施评估")
     run.set_defaults(func=_cmd_run)
 
     validate = sub.add_parser("validate", help="check a facility table and write its rejects file")
@@ -257,7 +358,40 @@ def build_parser() -> argparse.ArgumentParser:
                       help="village-count target: fewest villages to build in so --target of villages are covered")
     site.add_argument("--village-minutes", type=float, default=None,
                       help="with --villages, also count a village covered when its centre reaches one in this walk")
+    site.add_argument("--capacity", type=float, default=None,
+                      help="size of each new facility in the kind's capacity unit (meals a day, beds, m²): "
+                           "place them so the capacity-aware coverage is largest / 新设施规模（容量约束选址）")
+    site.add_argument("--m2-per-place", type=float, default=35.0,
+                      help="with --capacity for kinds measured by floor area: m² per person served "
+                           "(default 35, GB 50437 m² per bed) / 每服务一人的建筑面积")
+    site.add_argument("--objective", default="coverage", choices=["coverage", "p-median"],
+                      help="coverage (default) or p-median: least total walking time of the 60+ "
+                           "(those beyond --minutes count --minutes) / 平均步行时间最短")
+    site.add_argument("--per-year", type=int, default=None,
+                      help="phased siting: new sites per year over --years (with --target: the share to reach "
+                           "as early as possible) / 分年度选址：每年新增数量")
+    site.add_argument("--years", default=None, help="planning years for --per-year, e.g. 2025-2027 / 规划年份")
+    site.add_argument("--budget", default=None,
+                      help='phased siting with a budget per year, e.g. "2025:2,2026:3" / 分年度新增数量')
+    site.add_argument("--total", type=int, default=None,
+                      help="phased siting: at most this many sites over all years (--per-year is then a yearly cap)")
     site.set_defaults(func=_cmd_site)
+
+    region = sub.add_parser("region", help="run every area (county or town) of a region study on Dask "
+                                           "/ 区域批量运行")
+    region.add_argument("study", help="region study file (a study with a region: block)")
+    region.add_argument("--scheduler", default=None,
+                        help="address of an existing Dask scheduler, e.g. tcp://host:8786 (default: the Dask "
+                             "configuration's scheduler-address, else a local cluster)")
+    region.add_argument("--workers", type=int, default=None,
+                        help="worker processes of the local cluster (default: from cores and memory)")
+    region.add_argument("--serial", action="store_true", help="no Dask: the areas one after the other here")
+    region.add_argument("--force", action="store_true", help="redo areas whose outputs are complete and current")
+    region.add_argument("--out", default=None, help="output root folder (default ./outputs)")
+    region.add_argument("--lang", choices=["zh", "en"], default="zh", help="table headers (default zh)")
+    region.add_argument("--no-map", action="store_true", help="skip the maps")
+    region.add_argument("--quiet", action="store_true", help="no progress bar")
+    region.set_defaults(func=_cmd_region)
 
     demo = sub.add_parser("make-demo", help="regenerate the synthetic demo data (合成示例数据)")
     demo.add_argument("--root", default=".", help="repository root to write data/ and studies/ into")

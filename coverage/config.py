@@ -25,7 +25,8 @@ BASEMAPS: tuple[str, ...] = ("osm", "cartodbpositron", "tianditu", "amap")
 TIANDITU_KEY_ENV = "TIANDITU_KEY"
 
 #: top-level sections of a study file
-STUDY_SECTIONS: tuple[str, ...] = ("study", "inputs", "parameters", "targets", "outputs")
+#: (``region:`` is read by :mod:`coverage.region` for ``eldercov region``; a plain run ignores it)
+STUDY_SECTIONS: tuple[str, ...] = ("study", "inputs", "parameters", "targets", "outputs", "region", "scenarios")
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,50 @@ class PopulationSource:
 
 
 @dataclass(frozen=True)
+class AccessibilitySettings:
+    """
+    ``parameters.accessibility``: the run's 2SFCA, capacity-aware coverage and equity tables.
+
+    ``kinds`` empty = every kind of ``parameters.kinds`` that walks (kinds
+    without a facility are left out with a note); ``minutes`` the catchment
+    (minutes); ``m2_per_place`` the floor area (m²) counted as one place for
+    kinds whose capacity is a floor area (:data:`coverage.access_tables.M2_PER_PLACE`).
+    """
+
+    enabled: bool = True
+    kinds: tuple[str, ...] = ()
+    minutes: float = 15.0
+    m2_per_place: float = 35.0
+
+
+def _accessibility(raw) -> AccessibilitySettings:
+    """Check ``parameters.accessibility`` (``true`` / ``false`` or a mapping)."""
+    if raw is None:
+        return AccessibilitySettings()
+    if isinstance(raw, bool):
+        return AccessibilitySettings(enabled=raw)
+    raw = dict(_mapping(raw, "parameters.accessibility", "{enabled: true, kinds: [canteen], minutes: 15}"))
+    unknown = sorted(set(map(str, raw)) - {"enabled", "kinds", "minutes", "m2_per_place"})
+    if unknown:
+        raise ConfigError(f"parameters.accessibility: unknown field(s) {', '.join(unknown)}; "
+                          "known: enabled, kinds, minutes, m2_per_place")
+    kinds_raw = raw.get("kinds") or ()
+    kinds = (kinds_raw,) if isinstance(kinds_raw, str) else tuple(kinds_raw)
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ConfigError(f"parameters.accessibility.kinds: unknown facility kind '{kind}'; "
+                              f"known: {', '.join(KINDS)}")
+    defaults = AccessibilitySettings()
+    return AccessibilitySettings(
+        enabled=_flag(raw.get("enabled", True), "parameters.accessibility.enabled"),
+        kinds=kinds,
+        minutes=_positive(raw.get("minutes", defaults.minutes), "parameters.accessibility.minutes"),
+        m2_per_place=_positive(raw.get("m2_per_place", defaults.m2_per_place),
+                               "parameters.accessibility.m2_per_place"),
+    )
+
+
+@dataclass(frozen=True)
 class Parameters:
     """
     Walking parameters. Speeds in metres per second, thresholds in minutes or metres.
@@ -110,6 +155,7 @@ class Parameters:
     crs_check: str = "error"
     kind_profiles: dict[str, str] = field(default_factory=dict)
     kind_thresholds_min: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    accessibility: AccessibilitySettings = field(default_factory=AccessibilitySettings)
 
     def speed_for(self, kind: str) -> float:
         """
@@ -167,6 +213,11 @@ class StudyConfig:
     synthetic: bool = False
     facility_source_note: str = ""
     basemap: str = "cartodbpositron"
+    #: the raw ``scenarios:`` block (a list of mappings), parsed and checked by :mod:`coverage.scenarios`
+    scenarios: tuple = ()
+    #: facilities up to this many metres outside the study area are kept (a region run's cross-border
+    #: facilities, :mod:`coverage.region`); 0 = only the study area's own
+    facility_area_buffer_m: float = 0.0
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-friendly dict of the configuration, for the run record."""
@@ -443,6 +494,7 @@ def parse_parameters(raw: dict | None) -> Parameters:
                           ("error", "warn", "off")),
         kind_profiles=kind_profiles,
         kind_thresholds_min=kind_thresholds,
+        accessibility=_accessibility(raw.pop("accessibility", None)),
     )
     if raw:
         known = ", ".join(Parameters.__dataclass_fields__)
@@ -490,6 +542,16 @@ def with_kinds_file(config: StudyConfig, kinds_file: str | Path) -> StudyConfig:
     sources = tuple(source if source.kinds is not None else replace(source, kinds=path)
                     for source in config.facilities)
     return replace(config, facilities=sources)
+
+
+def _scenario_block(value: Any, where: str) -> tuple:
+    """The raw ``scenarios:`` list, kept as it is (each item is checked by :mod:`coverage.scenarios`)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ConfigError(f"{where}: scenarios: expected a list of scenarios, each with a name, e.g. "
+                          "[{name: 新建两处, add_sites: [...]}] / 情景应写成列表")
+    return tuple(value)
 
 
 def load_study(path: str | Path, *, output_root: str | Path | None = None) -> StudyConfig:
@@ -625,4 +687,5 @@ def load_study(path: str | Path, *, output_root: str | Path | None = None) -> St
         synthetic=bool(study.get("synthetic", False)),
         facility_source_note=str(study.get("facility_source", "")),
         basemap=basemap,
+        scenarios=_scenario_block(raw.get("scenarios"), where),
     )

@@ -290,10 +290,26 @@ def coverage_map(
             # a county: each kind's area at the headline threshold only (the GeoPackage has them all), drawn as
             # images (ISOCHRONE_VECTOR_MAX_COORDS), so no coarse simplification is needed
             isochrones = isochrones[pd.to_numeric(isochrones["minutes"], errors="coerce") == threshold_minutes]
-        with_any = pd.concat([map_layers.union_isochrones(isochrones, threshold_minutes).to_crs("EPSG:4326"),
-                              isochrones], ignore_index=True)
-        isochrones_d = _for_display(gpd.GeoDataFrame(with_any, crs="EPSG:4326"), display_crs, metric,
-                                    tol["isochrones"], budget=None if as_images else budget)
+        at_headline = isochrones[pd.to_numeric(isochrones["minutes"], errors="coerce") == threshold_minutes]
+        if shapely.get_num_coordinates(np.asarray(at_headline.geometry.values)).sum() > ISOCHRONE_VECTOR_MAX_COORDS:
+            # too many coordinates for vectors: the any-kind area is one image, and the kinds' areas burnt in one
+            # colour are their union (no polygon union, no simplification before the 25 m pixels)
+            any_d = _for_display(at_headline.assign(kind="any"), display_crs, metric, 0.0)
+            if as_images:
+                # the kinds' areas drawn as images likewise; only the ones drawn as vectors are simplified
+                large = shapely.get_num_coordinates(np.asarray(isochrones.geometry.values)) \
+                    > ISOCHRONE_VECTOR_MAX_COORDS
+                kinds_d = pd.concat([_for_display(isochrones[large], display_crs, metric, 0.0),
+                                     _for_display(isochrones[~large], display_crs, metric, tol["isochrones"])])
+            else:
+                kinds_d = _for_display(isochrones, display_crs, metric, tol["isochrones"], budget=budget)
+            isochrones_d = gpd.GeoDataFrame(pd.concat([any_d, kinds_d.sort_index()], ignore_index=True),
+                                            crs="EPSG:4326")
+        else:
+            with_any = pd.concat([map_layers.union_isochrones(isochrones, threshold_minutes).to_crs("EPSG:4326"),
+                                  isochrones], ignore_index=True)
+            isochrones_d = _for_display(gpd.GeoDataFrame(with_any, crs="EPSG:4326"), display_crs, metric,
+                                        tol["isochrones"], budget=None if as_images else budget)
     streets_d = _for_display(streets, display_crs, metric, 0.0) if streets is not None and len(streets) else None
     sites_d = _for_display(proposed_sites, display_crs, metric, 0.0) if proposed_sites is not None else None
     excluded_d = _for_display(excluded_candidates, display_crs, metric, 0.0) \
@@ -352,6 +368,81 @@ def coverage_map(
     root.html.add_child(_raw(map_layers.PAGE_JS % {"label_zoom": LABEL_ZOOM, "street_zoom": STREET_ZOOM}),
                         name="coverage_js")
     _fit(m, [units_d, facilities_d, sites_d])
+    return m
+
+
+def years_map(
+    units: gpd.GeoDataFrame,
+    facilities_by_year: Mapping[int, gpd.GeoDataFrame],
+    *,
+    shares_by_year: Mapping[int, float] | None = None,
+    title: str,
+    subtitle_lines: Sequence[str] = (),
+    attribution_lines: Sequence[str] = (),
+    synthetic: bool = False,
+    basemap: str = "cartodbpositron",
+    offline: bool = True,
+) -> folium.Map:
+    """
+    Map of the facilities open in each year of a trajectory: one toggleable layer per year.
+
+    Each year's layer holds the facilities open that year (dark), the ones
+    opening that year larger in green; only the last year is shown at
+    first. The layer name gives the count and, with ``shares_by_year``,
+    the share of the elderly within reach of any facility.
+
+    Parameters
+    ----------
+    units
+        EPSG:4326 unit polygons (``name``), drawn as outlines.
+    facilities_by_year
+        Year → EPSG:4326 points with ``facility_id``, ``name``, ``kinds``.
+    shares_by_year
+        Year → share (0..1) for the layer names.
+    title, subtitle_lines, attribution_lines, synthetic, basemap, offline
+        As for :func:`coverage_map`.
+    """
+    display_crs = display_crs_for(basemap)
+    years = sorted(facilities_by_year)
+    every = pd.concat([facilities_by_year[y] for y in years], ignore_index=True) if years else units.iloc[:0]
+    metric = map_layers.local_metric_crs(units if len(units) else every)
+    tol = map_layers.DISPLAY_TOLERANCE_M
+    units_d = _for_display(units, display_crs, metric, tol["units"], budget=map_layers.VERTEX_BUDGET["units"])
+    m = _new_map(units_d, _for_display(gpd.GeoDataFrame(every, geometry="geometry", crs=4326), display_crs, metric,
+                                       0.0), offline=offline, page_title=_page_title(title, synthetic))
+    _check_basemap(basemap)
+    map_layers.add_basemap(m, basemap, tianditu_key=None)
+    if len(units_d):
+        folium.GeoJson(_feature_collection(units_d, [{"名称": _text(n)} for n in units_d["name"]]),
+                       name="行政区划 / units",
+                       style_function=lambda _: {"color": "#555555", "weight": 1, "fillOpacity": 0.0},
+                       tooltip=folium.GeoJsonTooltip(fields=["名称"])).add_to(m)
+    previous: set = set()
+    for year in years:
+        layer = _for_display(facilities_by_year[year], display_crs, metric, 0.0)
+        ids = layer["facility_id"].astype(str)
+        new = ~ids.isin(previous) if previous else pd.Series(False, index=layer.index)
+        share = (shares_by_year or {}).get(year)
+        name = f"{year} 年：{len(layer)} 处设施" + (f"，新增 {int(new.sum())} 处" if new.any() else "") + \
+            (f"，覆盖率 {share:.1%}" if share is not None else "")
+        group = folium.FeatureGroup(name=name, show=bool(year == years[-1]))
+        for part, marker in ((layer[~new.to_numpy()], folium.CircleMarker(radius=4, color="#333333", fill=True,
+                                                                        fill_opacity=0.8)),
+                             (layer[new.to_numpy()], folium.CircleMarker(radius=8, color="#1a9850", weight=3,
+                                                                      fill=True, fill_opacity=0.4))):
+            if len(part):
+                props = [{"年份": str(year), "名称": _text(n), "类型": "、".join(KIND_LABELS.get(k, k) for k in _kinds_of(ks))}
+                         for n, ks in zip(part["name"], part["kinds"])]
+                folium.GeoJson(_feature_collection(part, props), marker=marker,
+                               tooltip=folium.GeoJsonTooltip(fields=["年份", "名称", "类型"])).add_to(group)
+        group.add_to(m)
+        previous = set(ids)
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    root = m.get_root()
+    root.html.add_child(_raw(map_layers.title_html(title, subtitle_lines, _credited(attribution_lines, None),
+                                                   synthetic)), name="coverage_title")
+    root.header.add_child(_raw(map_layers.BASE_CSS + map_layers.PAGE_CSS), name="coverage_css")
+    _fit(m, [units_d])
     return m
 
 
@@ -755,6 +846,8 @@ def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minut
                     "床位数": _number(row.get("beds")),
                     "建筑面积": _number(row.get("floor_area_m2"), " m²"),
                     served_label: _number(served.iloc[i], " 人"),
+                    # facility crowding of coverage.access_tables (column load_<kind>), when the run has it
+                    **({"服务负荷": _text(row.get(f"load_{kind}"))} if f"load_{kind}" in part else {}),
                     "_i": i,
                 }
             )
@@ -778,7 +871,8 @@ def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minut
             marker=folium.CircleMarker(radius=7, fill=True),
             tooltip=folium.GeoJsonTooltip(fields=["名称"], labels=False),
             popup=folium.GeoJsonPopup(
-                fields=["名称", "类型", "床位数", "建筑面积", served_label], localize=False
+                fields=["名称", "类型", "床位数", "建筑面积", served_label]
+                + (["服务负荷"] if f"load_{kind}" in part else []), localize=False
             ),
         ).add_to(group)
         group.add_to(m)
@@ -843,3 +937,100 @@ def _add_proposed_sites(m: folium.Map, sites: gpd.GeoDataFrame) -> None:
     ).add_to(m)
 
 
+
+
+#: colours of the scenario difference layers: coverage gained / lost
+SCENARIO_CHANGE_COLOURS = {"gained": "#1a9850", "lost": "#d73027"}
+
+
+def scenario_map(
+    units: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+    difference: gpd.GeoDataFrame,
+    *,
+    added_sites: gpd.GeoDataFrame | None = None,
+    closed: gpd.GeoDataFrame | None = None,
+    title: str,
+    subtitle_lines: Sequence[str] = (),
+    attribution_lines: Sequence[str] = (),
+    synthetic: bool = False,
+    basemap: str = "cartodbpositron",
+    offline: bool = True,
+    show_kind: str = "any",
+) -> folium.Map:
+    """
+    Map of the scenarios' difference to the baseline: gained and lost coverage, sites added and closed.
+
+    One toggleable layer per scenario, kind and change (gained green, lost
+    red; the first scenario's ``show_kind`` layers shown at first), with the
+    elderly of each area in its tooltip; the baseline facilities, the sites
+    each scenario adds (green markers) and the facilities it closes (red).
+
+    Parameters
+    ----------
+    units
+        EPSG:4326 unit polygons (``name``), drawn as outlines.
+    facilities
+        The baseline facilities (EPSG:4326 points with ``name``, ``kinds``).
+    difference
+        :func:`coverage.scenarios.difference_areas` rows: ``scenario``,
+        ``kind``, ``minutes``, ``change`` (``gained`` / ``lost``), ``elderly``.
+    added_sites, closed
+        Points with ``scenario``, ``name``, ``kinds``.
+    title, subtitle_lines, attribution_lines, synthetic, basemap, offline
+        As for :func:`coverage_map`.
+    show_kind
+        Kind whose layers are shown at first (default ``any``).
+    """
+    display_crs = display_crs_for(basemap)
+    metric = map_layers.local_metric_crs(units if len(units) else facilities)
+    tol = map_layers.DISPLAY_TOLERANCE_M
+    units_d = _for_display(units, display_crs, metric, tol["units"], budget=map_layers.VERTEX_BUDGET["units"])
+    facilities_d = _for_display(facilities, display_crs, metric, 0.0)
+    m = _new_map(units_d, facilities_d, offline=offline, page_title=_page_title(title, synthetic))
+    _check_basemap(basemap)
+    map_layers.add_basemap(m, basemap, tianditu_key=None)
+    if len(units_d):
+        folium.GeoJson(_feature_collection(units_d, [{"名称": _text(n)} for n in units_d["name"]]),
+                       name="行政区划 / units",
+                       style_function=lambda _: {"color": "#555555", "weight": 1, "fillOpacity": 0.0},
+                       tooltip=folium.GeoJsonTooltip(fields=["名称"])).add_to(m)
+    first = difference["scenario"].iloc[0] if len(difference) else None
+    if len(difference):
+        diff_d = _for_display(difference, display_crs, metric, 0.0)
+        for (scenario, kind, change), part in diff_d.groupby(["scenario", "kind", "change"], sort=False):
+            label = "增加覆盖 gained" if change == "gained" else "失去覆盖 lost"
+            colour = SCENARIO_CHANGE_COLOURS.get(change, "#777777")
+            props = [{"情景": _text(scenario), "类型": KIND_LABELS.get(kind, _text(kind)), "变化": label,
+                      "老年人": _number(e, " 人")} for e in part["elderly"]]
+            folium.GeoJson(
+                _feature_collection(part, props),
+                name=f"{scenario}：{KIND_LABELS.get(kind, kind)} {label}（{part['elderly'].sum():,.0f} 人）",
+                show=bool(scenario == first and kind == show_kind),
+                style_function=lambda _, c=colour: {"color": c, "weight": 0.5, "fillColor": c, "fillOpacity": 0.55},
+                marker=folium.CircleMarker(radius=3, fill=True),
+                tooltip=folium.GeoJsonTooltip(fields=["情景", "类型", "变化", "老年人"]),
+            ).add_to(m)
+    if len(facilities_d):
+        props = [{"名称": _text(n), "类型": "、".join(KIND_LABELS.get(k, k) for k in _kinds_of(ks))}
+                 for n, ks in zip(facilities_d["name"], facilities_d["kinds"])]
+        folium.GeoJson(_feature_collection(facilities_d, props), name=f"现有设施（{len(facilities_d)}处）",
+                       marker=folium.CircleMarker(radius=4, color="#333333", fill=True, fill_opacity=0.8),
+                       tooltip=folium.GeoJsonTooltip(fields=["名称", "类型"])).add_to(m)
+    for layer, colour, word in ((added_sites, "#1a9850", "新增"), (closed, "#d73027", "关闭")):
+        if layer is None or not len(layer):
+            continue
+        layer_d = _for_display(layer, display_crs, metric, 0.0)
+        for scenario, part in layer_d.groupby("scenario", sort=False):
+            props = [{"情景": _text(scenario), "名称": _text(n), "变化": word} for n in part["name"]]
+            folium.GeoJson(_feature_collection(part, props), name=f"{scenario}：{word}设施（{len(part)}处）",
+                           show=bool(scenario == first),
+                           marker=folium.CircleMarker(radius=8, color=colour, weight=3, fill=True, fill_opacity=0.3),
+                           tooltip=folium.GeoJsonTooltip(fields=["情景", "名称", "变化"])).add_to(m)
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    root = m.get_root()
+    root.html.add_child(_raw(map_layers.title_html(title, subtitle_lines, _credited(attribution_lines, None),
+                                                   synthetic)), name="coverage_title")
+    root.header.add_child(_raw(map_layers.BASE_CSS + map_layers.PAGE_CSS), name="coverage_css")
+    _fit(m, [units_d, facilities_d])
+    return m

@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from coverage import crs_check, ingest, isochrones, metrics, network, outputs, profiles, reach, report, sites, targets
+from coverage import (
+    access_tables, crs_check, ingest, isochrones, metrics, network, outputs, profiles, reach, report, sites, targets,
+    timeline, year_outputs, year_tables,
+)
 from coverage.config import StudyConfig, load_study
 from coverage.demand import _census_zones, _load_demand, _network_outline, _read_census_totals, _study_area
 from coverage.kind_reach import (
@@ -36,9 +39,10 @@ __all__ = [
 #: kinds reported in tables, plus "any" (a facility of any kind)
 
 
-#: the stages a run times, in order (the progress bar counts them; "crs check" only when facilities have points)
+#: the stages a run times, in order (the progress bar counts them; "crs check" only when facilities have points,
+#: "accessibility" only with parameters.accessibility.enabled)
 COMPUTE_STAGES = ("units", "facilities", "network", "population", "snapping", "reach", "metrics", "sensitivity",
-                  "isochrones", "targets")
+                  "isochrones", "accessibility", "targets")
 #: the stages of writing ("map" only with maps)
 WRITE_STAGES = ("write tables", "write layers", "map", "report")
 
@@ -320,7 +324,8 @@ def check_coordinate_systems(config: StudyConfig, records: gpd.GeoDataFrame, ing
     return notes
 
 
-def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: list[str] | None = None) -> StudyInputs:
+def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: list[str] | None = None, *,
+                   as_of: int | None = None) -> StudyInputs:
     """
     Load units, facilities, the walking network and the demand, and snap points to the network.
 
@@ -332,6 +337,10 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
         Records seconds per stage.
     notes
         Receives plain-language notes for the planner (points off the network, …).
+    as_of
+        Calendar year: only facility records open in that year count
+        (:func:`coverage.timeline.open_mask`); None = as listed (planned,
+        under-construction and closed records do not count).
     """
     params = config.parameters
     timer = timer or StageTimer()
@@ -342,7 +351,10 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
         study_area = _study_area(units)
 
     with timer.stage("facilities"):
-        records, rejects, ingest_summary = _load_facilities(config, study_area)
+        # a region run's area: facilities just across the border stay, for reach only (coverage.region)
+        records, rejects, ingest_summary = _load_facilities(config, _facility_area(config, study_area))
+        # facilities in time: records not open in the evaluation year are set aside (counted, not rejected)
+        records, not_open = timeline.split_open(records, as_of, notes)
         sited = facility_sites(records, units)
         facilities = sited.facilities
         if units is not None:
@@ -356,8 +368,10 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
             "merged_records": len(sited.merge_log), "fallback_records": int(sited.fallback_records),
             "presence_only": len(presence_only), "rejected": ingest_summary["rejected"] + len(unplaced),
             "accepted": ingest_summary["accepted"] - len(unplaced),
+            **timeline.not_open_summary(not_open, as_of),
         }
-        if ingest_summary["rows_in"] != located_records + len(presence_only) + ingest_summary["rejected"]:
+        if ingest_summary["rows_in"] != located_records + len(presence_only) + ingest_summary["rejected"] + \
+                len(not_open):
             raise AssertionError(f"facility rows lost: {ingest_summary}")  # pragma: no cover - an internal bug
         if len(sited.merge_log):
             notes.append(
@@ -431,6 +445,9 @@ def run_study(
     make_map: bool = True,
     progress: bool = False,
     echo: Callable[[str], None] | None = None,
+    inputs: StudyInputs | None = None,
+    as_of: int | None = None,
+    years: tuple[int, ...] = (),
 ) -> StudyResults:
     """
     Run one study end to end.
@@ -449,10 +466,21 @@ def run_study(
         Show progress bars.
     echo
         Called with a line of text per stage (e.g. ``print``).
+    inputs
+        Inputs already prepared by :func:`prepare_inputs` (e.g. a scenario's,
+        :mod:`coverage.scenarios`, which changes only the facilities); default: prepared here.
+    as_of
+        Evaluate the facilities open in this calendar year
+        (:func:`coverage.timeline.open_mask`); None = as listed.
+    years
+        Also the trajectory of every coverage figure and target over these
+        years (:func:`coverage.year_tables.trajectory`: the searches are
+        shared by the years), written as ``<study>_年度进展.xlsx`` and CSV/PNG.
 
     Returns
     -------
     StudyResults
+        With ``years``, ``trajectory`` holds the :class:`coverage.year_tables.Trajectory`.
     """
     if not isinstance(config, StudyConfig):
         config = load_study(config)
@@ -468,12 +496,21 @@ def run_study(
         bar = None
     timer = StageTimer(echo=echo, bar=bar)
     notes: list[str] = []
-    inputs = prepare_inputs(config, timer, notes)
+    if inputs is None:
+        inputs = prepare_inputs(config, timer, notes, as_of=as_of)
     units, facilities, demand = inputs.units, inputs.facilities, inputs.demand
     presence_only = inputs.presence_only if inputs.presence_only is not None else facilities.iloc[:0]
     # presence targets and village counts see every facility placed in a unit, with or without a point
     facilities_in_units = facilities if presence_only.empty else gpd.GeoDataFrame(
         pd.concat([facilities, presence_only], ignore_index=True), geometry="geometry", crs=facilities.crs)
+    if config.facility_area_buffer_m > 0 and inputs.study_area is not None:
+        # a region run's area: facilities across its border serve reach only; presence, capacity and
+        # village counts are the area's own (coverage.region)
+        located = facilities_in_units.geometry.notna().to_numpy()
+        inside = ~located
+        inside[located] = shapely.covers(inputs.study_area.iloc[0],
+                                         np.asarray(facilities_in_units.geometry.values)[located])
+        facilities_in_units = facilities_in_units[inside].reset_index(drop=True)
     net, facility_snap, demand_snap = inputs.net, inputs.facility_snap, inputs.demand_snap
     rejects, ingest_summary, calibration = inputs.rejects, inputs.ingest_summary, inputs.calibration
     graph_summary, working_crs = inputs.graph_summary, inputs.working_crs
@@ -527,9 +564,24 @@ def run_study(
         per_facility = facility_isochrones(net, facilities, facility_snap, config, working_crs) \
             if params.isochrones_per_facility else None
 
+    study_access = None
+    if params.accessibility.enabled:
+        with timer.stage("accessibility"):
+            study_access = _study_accessibility(config, inputs)
+            notes.extend(study_access.notes)
+
     with timer.stage("targets"):
         targets_table = _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units,
-                                          facilities_in_units, villages)
+                                          facilities_in_units, villages, year=as_of,
+                                          accessibility=study_access.values_for_targets() if study_access else None)
+
+    year_trajectory = None
+    if years:
+        with timer.stage("years"):
+            # every record again (the run above kept only the open ones), then one pass over the years
+            year_trajectory = year_tables.trajectory(config, inputs, _load_facilities(config, _facility_area(
+                config, inputs.study_area))[0], tuple(years), facility_sites)
+            notes.extend(year_trajectory.notes)
 
     if write:
         notes.extend(outputs.writing_notes(config, demand, make_map=make_map))
@@ -542,11 +594,14 @@ def run_study(
         components=components, sensitivity=sensitivity, calibration=calibration, targets=targets_table,
         graph_summary=graph_summary, timings=timer.seconds, output_files={}, notes=notes,
         presence_only=presence_only, merge_log=inputs.merge_log, fallback_points=inputs.fallback_points,
-        access_summary=inputs.access_summary, network=net,
+        access_summary=inputs.access_summary, network=net, accessibility=study_access, trajectory=year_trajectory,
     )
     if write:
         # the results are complete before anything is written; the writers only read them
         files = outputs.write_study_outputs(results, lang=lang, make_map=make_map, timer=timer)
+        if year_trajectory is not None:
+            files = {**files, **year_outputs.write_year_outputs(year_trajectory, config, lang=lang, make_map=make_map,
+                                                                units=units)}
         results = dataclasses.replace(results, output_files=files)
         run_json = report.write_json(build_run_record(results), config.output_dir / "run.json")
         results = dataclasses.replace(results, output_files={**files, "run.json": run_json})
@@ -555,11 +610,32 @@ def run_study(
     return results
 
 
-def _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units, facilities, villages) -> pd.DataFrame:
-    """Evaluate the configured target sets (an empty table when none are configured)."""
+def _facility_area(config: StudyConfig, study_area):
+    """The area facilities are kept in: the study area, widened by ``facility_area_buffer_m`` for a region run."""
+    if config.facility_area_buffer_m > 0 and study_area is not None:
+        utm = study_area.estimate_utm_crs()
+        return study_area.to_crs(utm).buffer(config.facility_area_buffer_m).to_crs(study_area.crs)
+    return study_area
+
+
+def _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units, facilities, villages,
+                      year: int | None = None, accessibility=None) -> pd.DataFrame:
+    """Evaluate the configured target sets (an empty table when none are configured); ``year``: a series' value then."""
     if not config.target_sets and not config.target_files:
         return pd.DataFrame()
     return targets.evaluate_study_targets(
         config, demand=demand, seconds_by_kind=seconds_by_kind, metres_by_kind=metres_by_kind,
-        units=units, facilities=facilities, villages=villages,
+        units=units, facilities=facilities, villages=villages, **({"year": year} if year is not None else {}),
+        accessibility=accessibility,
     )
+
+
+def _study_accessibility(config: StudyConfig, inputs: StudyInputs):
+    """2SFCA, capacity-aware coverage, crowding and equity of the walking kinds (``parameters.accessibility``)."""
+    params = config.parameters
+    settings = params.accessibility
+    kinds = [kind for kind in (settings.kinds or params.kinds) if params.travel_profile(kind) is None]
+    return access_tables.study_accessibility(
+        inputs.net, inputs.facility_snap, inputs.demand_snap, inputs.facilities, inputs.demand, kinds=kinds,
+        minutes=settings.minutes, speed_for=params.speed_for, ferry=params.ferry, units=inputs.units,
+        m2_per_place=settings.m2_per_place)

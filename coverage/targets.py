@@ -120,6 +120,9 @@ class TargetInputs:
     villages: pd.DataFrame | None = None
     thresholds_min: tuple[float, ...] = ()
     distance_thresholds_m: tuple[float, ...] = ()
+    #: ``StudyAccess.values_for_targets()``: ``minutes``, ``served`` and ``score`` (kind → per demand point),
+    #: ``gini`` (kind → area → Gini of the score)
+    accessibility: Mapping[str, Any] | None = None
 
 
 def _text(series: pd.Series) -> pd.Series:
@@ -656,6 +659,57 @@ def _eval_size_tier(target: Target, inputs: TargetInputs) -> Measure:
     return measure
 
 
+def _accessibility_values(target: Target, inputs: TargetInputs, key: str):
+    """The per-point values of the target's one kind (``served`` or ``score``), the demand mask, or a reason."""
+    values = inputs.accessibility
+    demand = inputs.demand
+    if demand is None or "elderly" not in demand or len(demand) == 0:
+        return None, None, "没有老年人口数据 / no elderly demand points"
+    if not values:
+        return None, None, ("未计算可达性（parameters.accessibility.enabled 为 false）/ accessibility not computed: "
+                            "set parameters.accessibility.enabled: true")
+    if target.threshold_unit != "min" or not math.isclose(float(target.threshold), float(values["minutes"])):
+        return None, None, (f"可达性按 {values['minutes']:g} 分钟计算；请将 parameters.accessibility.minutes 设为 "
+                            f"{target.threshold:g} / accessibility was computed for {values['minutes']:g} min: set "
+                            f"parameters.accessibility.minutes: {target.threshold:g}")
+    if len(target.kinds) != 1 or target.kinds[0] not in values[key]:
+        return None, None, (f"需为一种已计算可达性的设施类型（{_kinds_zh(target.kinds)}）/ needs one kind with "
+                            "accessibility computed (parameters.accessibility.kinds)")
+    include, reason = _demand_mask(demand, target.area)
+    if include is None:
+        return None, None, reason
+    return np.asarray(values[key][target.kinds[0]], float), include, ""
+
+
+def _eval_capacity_share(target: Target, inputs: TargetInputs) -> Measure:
+    """Share of the older people served within the threshold with every facility's capacity respected."""
+    served, include, reason = _accessibility_values(target, inputs, "served")
+    if served is None:
+        return _no_data(reason)
+    elderly = pd.to_numeric(inputs.demand["elderly"], errors="coerce").fillna(0.0).to_numpy(float)
+    total = float(elderly[include].sum())
+    got = float(served[include].sum())
+    if total <= 0:
+        return _no_data("没有老年人口 / no elderly persons")
+    return Measure(actual=got / total, numerator=got, denominator=total,
+                   detail_zh=f"容量约束下{target.threshold:g}分钟内可获服务 {_fmt(got, 0)} / {_fmt(total, 0)} 人"
+                             f"（{_kinds_zh(target.kinds)}，按设施服务能力分配）")
+
+
+def _eval_access_gini(target: Target, inputs: TargetInputs) -> Measure:
+    """Gini coefficient of the 2SFCA accessibility across the older people (0 = equal)."""
+    score, include, reason = _accessibility_values(target, inputs, "score")
+    if score is None:
+        return _no_data(reason)
+    # computed by coverage.access_tables per kind and area (all / urban / rural)
+    value = inputs.accessibility.get("gini", {}).get(target.kinds[0], {}).get(target.area)
+    if value is None or not np.isfinite(value):
+        return _no_data(f"没有{_AREA_ZH[target.area]}老年人口的可达性 / no accessibility for area {target.area}")
+    return Measure(actual=value, numerator=value, denominator=1.0,
+                   detail_zh=f"{_kinds_zh(target.kinds)} 两步移动搜索法（2SFCA，{target.threshold:g}分钟）可达性的"
+                             f"基尼系数 {value:.3f}（0 为完全均衡）")
+
+
 _EVALUATORS: Mapping[str, Callable[[Target, TargetInputs], Measure]] = MappingProxyType(
     {
         "service_circle": _eval_service_circle,
@@ -670,6 +724,8 @@ _EVALUATORS: Mapping[str, Callable[[Target, TargetInputs], Measure]] = MappingPr
         "floor_area_per_bed": _eval_floor_area_per_bed,
         "floor_area_per_100_households": _eval_floor_area_per_100_households,
         "size_tier": _eval_size_tier,
+        "capacity_share": _eval_capacity_share,
+        "access_gini": _eval_access_gini,
     }
 )
 
@@ -805,9 +861,15 @@ def evaluate_study_targets(
     units: pd.DataFrame | None,
     facilities: pd.DataFrame | None,
     villages: pd.DataFrame | None,
+    year: int | None = None,
+    accessibility: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """
     Evaluate the targets a study selects: its ``targets.sets`` plus every entry of its ``targets.files``.
+
+    A target given per year (``required: {2024: 0.8, 2025: 0.9}``) is checked
+    against its value of ``year`` (:meth:`coverage.catalogue.Target.for_year`);
+    without ``year``, against the last (the value due at the end of the plan).
 
     Parameters
     ----------
@@ -828,10 +890,12 @@ def evaluate_study_targets(
         A target file is malformed or a set name is unknown.
     """
     selected = select_study_targets(config)
+    if year is not None:
+        selected = tuple(target.for_year(year) for target in selected)
     params = config.parameters
     inputs = TargetInputs(
         demand=demand, seconds_by_kind=seconds_by_kind or {}, metres_by_kind=metres_by_kind or {}, units=units,
         facilities=facilities, villages=villages, thresholds_min=tuple(params.thresholds_min),
-        distance_thresholds_m=tuple(params.distance_thresholds_m),
+        distance_thresholds_m=tuple(params.distance_thresholds_m), accessibility=accessibility,
     )
     return evaluate_targets(selected, inputs)

@@ -105,8 +105,9 @@ def test_demo_walking_times_agree_with_osmnx_and_networkx_to_the_second(demo_run
 def test_every_row_of_the_facility_table_is_accounted_for(demo_run):
     record = json.loads((Path(demo_run.config.output_dir) / "run.json").read_text(encoding="utf-8"))
     rows = record["counts"]["facility_rows"]
-    # rows in = located (in sites) + presence-only + rejected
-    assert rows["rows_in"] == rows["located"] + rows["presence_only"] + rows["rejected"] == 61
+    # rows in = located (in sites) + presence-only + rejected + not open today (在建 / 规划 / 停业, coverage.timeline)
+    assert rows["rows_in"] == rows["located"] + rows["presence_only"] + rows["rejected"] + rows["not_open"] == 70
+    assert rows["not_open"] == 9 and rows["evaluation_year"] is None
     assert rows["rejected"] == len(pd.read_csv(Path(demo_run.config.output_dir) / "rejects.csv",
                                                encoding="utf-8-sig")["来源行号"].unique())
     assert rows["located"] == int(demo_run.facilities["n_records"].sum())
