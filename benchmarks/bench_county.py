@@ -340,7 +340,7 @@ def worker_site(study: Path, out: Path, mode: str) -> dict:
         marks.append((line.strip().lstrip("…").strip(), time.perf_counter()))
 
     start = time.perf_counter()
-    kwargs = {"add": 20} if mode == "add" else {"target_share": 0.6}
+    kwargs = {"add": {"add": 20}, "add_gap": {"add": 20, "mip_rel_gap": 0.005}}.get(mode, {"target_share": 0.6})
     proposal = propose_sites(config, kind="mutual_aid", echo=echo, **kwargs)
     end = time.perf_counter()
     stages = {}
@@ -349,6 +349,7 @@ def worker_site(study: Path, out: Path, mode: str) -> dict:
     result = proposal.result
     return {"seconds": end - start, "stages": stages, "peak_mb": _peak_mb(), "selected": len(result.selected),
             "status": getattr(result, "status", None), "method": getattr(result, "method", None),
+            "gap": getattr(result, "gap", None),
             "share_after": getattr(result, "share_after", None), "candidates": len(proposal.candidates)}
 
 
@@ -468,7 +469,8 @@ def render(info: dict, studies: list[dict], runs: list[dict], site: dict, catch:
             continue
         stage_text = ", ".join(f"{k} {v:.1f}" for k, v in result["stages"].items())
         lines.append(f"| site {mode} | {result['seconds']:.1f} | {stage_text} | {result['peak_mb'] / 1024:.2f} GB | "
-                     f"{result['selected']} sites, {result['status']}, share after {result['share_after']:.3f}, "
+                     f"{result['selected']} sites, {result['status']}, gap {result.get('gap') or 0:.2%}, "
+                     f"share after {result['share_after']:.3f}, "
                      f"{result['candidates']:,} candidates |")
     if catch:
         lines += ["", "`catchment_matrix` on the site command's candidates × homes (full window, 900 s at 0.8 m/s):", "",
@@ -527,6 +529,9 @@ def main(argv=None) -> int:
     if not args.no_site:
         site["--add 20"] = run_worker(["site", str(full / "study.yaml"), str(full / "outputs"), "add"])
         print(f"  site --add 20: {json.dumps(site['--add 20'], default=str)[:1500]}", flush=True)
+        site["--add 20 --gap 0.005"] = run_worker(["site", str(full / "study.yaml"), str(full / "outputs"), "add_gap"])
+        print(f"  site --add 20 --gap 0.005: {json.dumps(site['--add 20 --gap 0.005'], default=str)[:1500]}",
+              flush=True)
         site["--target 0.6"] = run_worker(["site", str(full / "study.yaml"), str(full / "outputs"), "target"],
                                           timeout=args.target_budget)
         print(f"  site --target 0.6: {json.dumps(site['--target 0.6'], default=str)[:1500]}", flush=True)

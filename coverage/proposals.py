@@ -266,6 +266,7 @@ def propose_sites(
     only_candidates: bool = False,
     echo: Callable[[str], None] | None = None,
     inputs: StudyInputs | None = None,
+    mip_rel_gap: float = 0.0,
 ) -> Proposal:
     """
     Propose new sites of one kind: a fixed number (``add``) or as few as reach ``target_share``.
@@ -298,6 +299,10 @@ def propose_sites(
         Choose among the buildings of ``candidates_file`` only.
     echo
         Called with progress lines.
+    mip_rel_gap
+        With ``add``: stop once the answer is proved within this share of the
+        optimum (e.g. 0.005 = 0.5 %; status ``gap_limit``); 0 = prove it optimal
+        or stop at ``time_limit_s``.
     inputs
         Inputs already loaded by :func:`coverage.pipeline.prepare_inputs` (e.g. those of a
         ``run``), so a study is prepared once for coverage and siting.
@@ -352,7 +357,8 @@ def propose_sites(
 
     with timer.stage("optimise"):
         if add is not None:
-            result = siting.solve_mclp(matrix, weights, add, already_covered=already, time_limit_s=time_limit_s)
+            result = siting.solve_mclp(matrix, weights, add, already_covered=already, time_limit_s=time_limit_s,
+                                       mip_rel_gap=mip_rel_gap)
         else:
             result = siting.min_sites_for_target(matrix, weights, target_share, already_covered=already,
                                                  time_limit_s=time_limit_s)

@@ -77,3 +77,9 @@ def test_site_with_a_list_of_vacant_buildings_says_how_many_were_excluded(tmp_pa
     assert "excluded 剔除" in done.stdout and "研究区外 / outside the study area 1" in done.stdout
     excluded = pd.read_csv(tmp_path / "demo" / "siting_canteen_15min_excluded_candidates.csv", encoding="utf-8-sig")
     assert "外县仓库" in set(excluded["名称"].astype(str))
+
+
+def test_a_gap_that_is_not_a_share_is_refused_with_what_to_give():
+    result = _run("site", "studies/demo.yaml", "--kind", "canteen", "--add", "2", "--gap", "5")
+    assert result.returncode == 2
+    assert "--gap 5" in result.stderr and "0.005" in result.stderr and "Traceback" not in result.stderr

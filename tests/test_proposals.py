@@ -279,3 +279,16 @@ def test_each_proposed_site_names_the_street_a_planner_finds_it_on(five_canteens
     assert names, "the demo's streets carry OSM names"
     streets = five_canteens.sites["street"].tolist()
     assert all(s in names for s in streets if s) and sum(bool(s) for s in streets) >= 3
+
+
+def test_a_planner_can_accept_a_stated_gap_and_gets_an_answer_within_it(config, five_canteens):
+    # --gap 0.2: any answer proved within 20 % of the best will do; the bound stays honest
+    prepared = pipeline.prepare_inputs(config)
+    loose = propose_sites(config, kind="canteen", add=5, mip_rel_gap=0.2, inputs=prepared)
+    result = loose.result
+    assert result.status in ("optimal", "gap_limit")
+    assert result.gap <= 0.2 + 1e-12
+    assert result.objective <= result.bound + 1e-6
+    # the proved optimum of the same question is no better than the loose answer's bound
+    assert five_canteens.result.objective <= result.bound + 1e-6
+    assert result.objective >= (1 - 0.2) * five_canteens.result.objective - 1e-6
