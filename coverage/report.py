@@ -516,9 +516,17 @@ def _sheet_spec(name, table, lang, synthetic, *, status=None, row_formats=None):
     return workbook.SheetSpec(name=name, frame=frame, columns=columns, status=status, row_formats=row_formats)
 
 
+#: layers with fewer features get no R-tree in the GeoPackage: QGIS scans them at once, and a county's
+#: dissolved gap areas and isochrones (a few thousand features) carried 5 MB of index for nothing
+SPATIAL_INDEX_MIN_FEATURES = 50_000
+
+
 def write_geopackage(layers: Mapping[str, object], path: str | Path) -> Path:
     """
     Write GeoDataFrames as layers of one GeoPackage, atomically (pyogrio).
+
+    Layers of at least :data:`SPATIAL_INDEX_MIN_FEATURES` features get a
+    spatial index (R-tree); smaller ones none.
 
     Parameters
     ----------
@@ -532,7 +540,8 @@ def write_geopackage(layers: Mapping[str, object], path: str | Path) -> Path:
         for name, layer in layers.items():
             if layer is None or len(layer) == 0:
                 continue
-            layer.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+            index = "YES" if len(layer) >= SPATIAL_INDEX_MIN_FEATURES else "NO"
+            layer.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio", layer_options={"SPATIAL_INDEX": index})
     return path
 
 

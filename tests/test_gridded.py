@@ -217,3 +217,23 @@ def test_region_polygons_are_the_polygons_gdal_traces_with_their_holes():
     assert shapely.area(polygons).sum() == pytest.approx(mask.sum() * 1e-6)
     empty, none = gridded._region_polygons(np.zeros((3, 3), int), np.zeros((3, 3), bool), transform)
     assert len(empty) == 0 and len(none) == 0
+
+
+def test_only_layers_large_enough_to_need_it_carry_a_spatial_index(tmp_path):
+    # a county's dissolved gap areas (thousands of polygons) open at once without an R-tree; 60,000 cells do not
+    import sqlite3
+
+    import geopandas as gpd
+
+    from coverage import report
+
+    small = gpd.GeoDataFrame({"elderly": [1.0, 2.0]}, geometry=[shapely.box(0, 0, 1, 1), shapely.box(2, 2, 3, 3)],
+                             crs=32650)
+    n = report.SPATIAL_INDEX_MIN_FEATURES
+    large = gpd.GeoDataFrame({"elderly": np.ones(n)}, geometry=shapely.points(np.arange(n), np.zeros(n)), crs=32650)
+    path = report.write_geopackage({"gap_small": small, "cells_large": large}, tmp_path / "layers.gpkg")
+    with sqlite3.connect(path) as db:
+        indexed = {row[0] for row in db.execute("SELECT table_name FROM gpkg_extensions "
+                                                "WHERE extension_name = 'gpkg_rtree_index'")}
+    assert indexed == {"cells_large"}
+    assert len(pyogrio.read_dataframe(path, layer="gap_small")) == 2  # still a layer QGIS reads
