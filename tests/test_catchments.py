@@ -160,3 +160,51 @@ def test_sites_off_the_network_and_unreachable_limits_give_empty_rows():
     assert nothing.shape == (4, 200) and nothing.nnz == 0
     none = reach.catchment_matrix(net, sites.subset(np.zeros(4, bool)), homes, walk_speed_mps=SPEED, limit=600.0)
     assert none.shape == (0, 200) and none.nnz == 0
+
+
+@pytest.mark.parametrize("mode", ["walk", "distance", "drive"])
+def test_searching_only_the_streets_near_each_tile_of_sites_gives_the_whole_network_s_matrix(mode):
+    """A county's 44,000 candidates: each chunk searches the streets within reach of its tile, bit for bit the same."""
+    from scipy.sparse.csgraph import dijkstra
+
+    ways = "drive" if mode == "drive" else "walk"
+    net = load_walk_arrays(shared_data("osm/shanghai_center/shanghai_center.osm.pbf"), use_cache=False, ways=ways)
+    sites, homes = _sites_and_homes(net, 300, 6000, seed=31)
+    if mode == "drive":
+        costs = dict(walk_speed_mps=profiles.DRIVE.access_speed_mps, edge_seconds=profiles.edge_costs(net, "drive"),
+                     limit=120.0)
+    elif mode == "distance":
+        costs = dict(walk_speed_mps=None, limit=400.0)
+    else:
+        costs = dict(walk_speed_mps=SPEED, limit=500.0)
+    matrix = reach.catchment_matrix(net, sites, homes, **costs)
+    # the tiles do leave most of the network out (and a tile whose reach would hold half of it searches it all)
+    search = reach._search_costs(net, costs["walk_speed_mps"], None, costs.get("edge_seconds"))
+    radius = reach._reach_radius_m(net, search, costs["limit"])
+    usable = np.flatnonzero(sites.on_network)
+    tiles = list(reach._search_tiles(net, sites, usable, radius, 2_000_000))
+    assert sum(len(chunk) for chunk, _ in tiles) == len(usable)
+    assert any(nodes is not None and len(nodes) < net.n_nodes / 4 for _, nodes in tiles)
+    assert any(nodes is None for _, nodes in tiles) == (mode == "drive")
+    # the reference: every site searched over the whole network
+    graph = reach._node_graph(net, search, sites)
+    by_node = reach._demand_by_node(net, homes, search, costs["limit"])
+    node_cost = dijkstra(graph, directed=True, indices=net.n_nodes + usable, limit=costs["limit"])
+    r, c, v = reach._reached_points(node_cost, net.n_nodes, by_node, costs["limit"])
+    s_idx, t_idx = reach._same_edge_pairs(sites, homes)
+    direct = reach._direct_costs(net, sites, homes, s_idx, t_idx, search)
+    keep = direct <= costs["limit"]
+    whole = reach._cheapest_csr(np.concatenate([usable[r], s_idx[keep]]), np.concatenate([c, t_idx[keep]]),
+                                np.maximum(np.concatenate([v, direct[keep]]), 1e-6), len(sites), len(homes))
+    assert matrix.nnz > 1000 and (matrix.data < costs["limit"] / 2).sum() > 50
+    np.testing.assert_array_equal(matrix.indptr, whole.indptr)
+    np.testing.assert_array_equal(matrix.indices, whole.indices)
+    np.testing.assert_array_equal(matrix.data, whole.data)
+
+
+def test_a_duplicate_entry_keeps_its_cheapest_cost():
+    row, col = np.array([2, 0, 2, 2, 0]), np.array([1, 3, 1, 0, 3])
+    val = np.array([5.0, 2.0, 4.0, 7.0, 9.0])
+    matrix = reach._cheapest_csr(row, col, val, 3, 4)
+    assert matrix[2, 1] == 4.0 and matrix[0, 3] == 2.0 and matrix[2, 0] == 7.0 and matrix.nnz == 3
+    assert matrix.has_sorted_indices
