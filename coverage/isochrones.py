@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import shapely
 from scipy.sparse.csgraph import dijkstra
@@ -160,17 +163,125 @@ def cut_lines(geometries: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.
     return shapely.linestrings(xy[order], indices=owner[order])
 
 
+def default_threads() -> int:
+    """
+    Threads for the polygon unions: ``OMP_NUM_THREADS`` when set (Dask's workers set 1), else the usable cores.
+
+    GEOS releases the GIL, so the grid cells of an isochrone are unioned on
+    several cores at once; a process that already runs one task per core
+    (a Dask worker) keeps to one thread.
+    """
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _cell_keys(lines: np.ndarray, group: np.ndarray, origin: np.ndarray, shape: tuple[int, int],
+               cell_m: float) -> np.ndarray:
+    """Grid cell (``cell_m`` metres, by the piece's midpoint, from ``origin``) and group of each line, as one key."""
+    middle = shapely.get_coordinates(shapely.line_interpolate_point(lines, 0.5, normalized=True))
+    cell = np.floor((middle - origin) / cell_m).astype(np.int64)
+    n_x, n_y = shape
+    cell = np.clip(cell, 0, [n_x - 1, n_y - 1])
+    return (group * n_y + cell[:, 1]) * n_x + cell[:, 0]
+
+
+def _union_cells(buffers: np.ndarray, key: np.ndarray, prior: dict | None = None, *,
+                 threads: int = 1) -> dict:
+    """
+    Per key, the union of its buffers (and of ``prior[key]``, an area already unioned there); other keys of ``prior`` kept.
+
+    The cells go to GEOS in a few calls, not one per cell: cells holding a
+    similar number of pieces (within a factor of two) form one table, a row
+    per cell padded with None, unioned row by row in one
+    ``shapely.union_all(table, axis=1)``, and each table is split over
+    ``threads`` threads (GEOS releases the GIL). Few calls matter when the
+    isochrones are drawn beside other work (:func:`coverage.pipeline.run_study`):
+    each return to Python waits for the GIL. The result does not depend on
+    ``threads``.
+    """
+    out = dict(prior or {})
+    if len(buffers) == 0:
+        return out
+    buffers = np.asarray(buffers, dtype=object)
+    key = np.asarray(key, np.int64)
+    again = np.array([k for k in np.unique(key).tolist() if k in out], dtype=np.int64)
+    if len(again):
+        # a cell's area so far goes first in its row
+        earlier = np.empty(len(again), dtype=object)
+        earlier[:] = [out[k] for k in again.tolist()]
+        key, buffers = np.concatenate([again, key]), np.concatenate([earlier, buffers])
+    order = np.argsort(key, kind="stable")
+    key, buffers = key[order], buffers[order]
+    cells, first, counts = np.unique(key, return_index=True, return_counts=True)
+    cell_of = np.repeat(np.arange(len(cells)), counts)
+    rank = np.arange(len(key)) - first[cell_of]
+    unions = np.empty(len(cells), dtype=object)
+    single = counts == 1
+    unions[single] = buffers[first[single]]
+    size_class = np.ceil(np.log2(np.maximum(counts, 1))).astype(np.int64)
+    tasks = []
+    for size in np.unique(size_class[~single]).tolist():
+        members = np.flatnonzero(~single & (size_class == size))
+        row = np.full(len(cells), -1, np.int64)
+        row[members] = np.arange(len(members))
+        table = np.full((len(members), int(counts[members].max())), None, dtype=object)
+        pieces = np.flatnonzero(row[cell_of] >= 0)
+        table[row[cell_of[pieces]], rank[pieces]] = buffers[pieces]
+        for part in np.array_split(np.arange(len(members)), min(max(threads, 1), len(members))):
+            tasks.append((members[part], table[part]))
+
+    def union(task):
+        members, table = task
+        return members, shapely.union_all(table, axis=1)
+
+    if threads > 1 and len(tasks) > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            done = list(pool.map(union, tasks))
+    else:
+        done = [union(task) for task in tasks]
+    for members, result in done:
+        unions[members] = result
+    out.update(zip(cells.tolist(), unions))
+    return out
+
+
+def _join_cells(cells: dict, n_cells: int, n_groups: int) -> np.ndarray:
+    """One (Multi)Polygon per group from its cells' areas (:func:`_union`), empty Polygon where none."""
+    out = np.array([shapely.Polygon() for _ in range(n_groups)], dtype=object)
+    if not cells:
+        return out
+    keys = np.array(sorted(cells), dtype=np.int64)
+    areas = np.array([cells[k] for k in keys], dtype=object)
+    label = keys // n_cells
+    bounds = np.r_[0, np.flatnonzero(np.diff(label)) + 1, len(label)]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        out[label[a]] = areas[a] if b - a == 1 else _union(areas[a:b])
+    return out
+
+
+def _grid(lines: np.ndarray, cell_m: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """Origin and (columns, rows) of the grid of ``cell_m`` metre cells over the lines."""
+    low, high = shapely.bounds(lines)[:, :2].min(axis=0), shapely.bounds(lines)[:, 2:].max(axis=0)
+    shape = np.floor((high - low) / cell_m).astype(np.int64) + 1
+    return low, (int(shape[0]), int(shape[1]))
+
+
 def buffered_union(lines: np.ndarray, buffer_m: float, *, group: np.ndarray | None = None,
-                   cell_m: float = GRID_CELL_M) -> np.ndarray:
+                   cell_m: float = GRID_CELL_M, threads: int = 1) -> np.ndarray:
     """
     The union of the lines buffered by ``buffer_m`` metres, one geometry per group.
 
     The pieces are buffered in one vectorised call, gathered by group and by
     a coarse grid cell (``cell_m`` metres, by the piece's midpoint), unioned
-    per cell, and the cells of a group are then unioned: many small unions
-    of neighbours instead of one union over the whole study; the cells are
-    joined by a disjoint-subset union (:func:`_union`: separate villages
-    are unioned apart).
+    per cell (on ``threads`` threads), and the cells of a group are then
+    unioned: many small unions of neighbours instead of one union over the
+    whole study; the cells are joined by a disjoint-subset union
+    (:func:`_union`: separate villages are unioned apart).
 
     Returns
     -------
@@ -179,23 +290,12 @@ def buffered_union(lines: np.ndarray, buffer_m: float, *, group: np.ndarray | No
     """
     group = np.zeros(len(lines), np.int64) if group is None else np.asarray(group, np.int64)
     n_groups = int(group.max()) + 1 if len(group) else 1
-    out = np.array([shapely.Polygon() for _ in range(n_groups)], dtype=object)
     if len(lines) == 0:
-        return out
-    buffers = shapely.buffer(lines, buffer_m, quad_segs=4)
-    middle = shapely.get_coordinates(shapely.line_interpolate_point(lines, 0.5, normalized=True))
-    cell = np.floor((middle - middle.min(axis=0)) / cell_m).astype(np.int64)
-    n_x, n_y = int(cell[:, 0].max()) + 1, int(cell[:, 1].max()) + 1
-    key = (group * n_y + cell[:, 1]) * n_x + cell[:, 0]
-    order = np.argsort(key, kind="stable")
-    key, buffers = key[order], buffers[order]
-    bounds = np.flatnonzero(np.diff(key)) + 1
-    tiles = [shapely.union_all(part) if len(part) > 1 else part[0] for part in np.split(buffers, bounds)]
-    tile_group = key[np.r_[0, bounds]] // (n_x * n_y)
-    tile_bounds = np.flatnonzero(np.diff(tile_group)) + 1
-    for label, part in zip(tile_group[np.r_[0, tile_bounds]], np.split(np.asarray(tiles, dtype=object), tile_bounds)):
-        out[label] = part[0] if len(part) == 1 else _union(part)
-    return out
+        return _join_cells({}, 1, n_groups)
+    origin, shape = _grid(lines, cell_m)
+    key = _cell_keys(lines, group, origin, shape, cell_m)
+    cells = _union_cells(shapely.buffer(lines, buffer_m, quad_segs=4), key, threads=threads)
+    return _join_cells(cells, shape[0] * shape[1], n_groups)
 
 
 def _union(parts: np.ndarray):
@@ -229,6 +329,7 @@ def isochrone(
     ferry: FerryPolicy | None = None,
     edge_seconds: tuple[np.ndarray, np.ndarray] | None = None,
     node_cost: np.ndarray | None = None,
+    threads: int = 1,
 ):
     """
     Area within ``limit`` seconds of any of the sources: reached street pieces buffered by ``buffer_m`` metres.
@@ -237,22 +338,85 @@ def isochrone(
     vectorised pass; with ``edge_seconds`` (e.g. from
     :func:`coverage.profiles.edge_costs`) it follows a travel profile.
     ``node_cost`` may pass a :func:`node_seconds` searched to a longer
-    limit, so several thresholds share one search.
+    limit, so several thresholds share one search (:func:`nested_isochrones`
+    also shares the unions).
 
     Returns
     -------
     shapely geometry
         (Multi)Polygon in the working CRS, empty when nothing is reached.
     """
-    if not sources.on_network.any():
-        return shapely.Polygon()
+    return nested_isochrones(net, sources, [limit], walk_speed_mps=walk_speed_mps, buffer_m=buffer_m, ferry=ferry,
+                             edge_seconds=edge_seconds, node_cost=node_cost, threads=threads)[0]
+
+
+def nested_isochrones(
+    net: reach.NetworkArrays,
+    sources: reach.Snap,
+    limits,
+    *,
+    walk_speed_mps: float | None,
+    buffer_m: float = 50.0,
+    ferry: FerryPolicy | None = None,
+    edge_seconds: tuple[np.ndarray, np.ndarray] | None = None,
+    node_cost: np.ndarray | None = None,
+    threads: int = 1,
+    cell_m: float = GRID_CELL_M,
+) -> list:
+    """
+    The areas within each of several limits of any of the sources, each built on the one before.
+
+    The area within a longer limit holds the shorter one's: every piece of
+    street reached sooner is part of a piece reached later. So each grid
+    cell's area at a limit is the union of its area at the limit before and
+    the buffers of the pieces not already whole streets then; the streets
+    walked whole within 5 minutes are not buffered and unioned again for
+    10 and 15. The same areas as :func:`isochrone` per limit.
+
+    Parameters
+    ----------
+    net, sources, walk_speed_mps, buffer_m, ferry, edge_seconds
+        As in :func:`isochrone`.
+    limits
+        Seconds.
+    node_cost
+        :func:`node_seconds` searched at least to the longest limit (default: searched here).
+    threads
+        Threads for the cells' unions (:func:`default_threads`); the areas do not depend on it.
+    cell_m
+        Side of the grid cells (metres).
+
+    Returns
+    -------
+    list
+        One (Multi)Polygon per limit, in the order given (empty when nothing is reached).
+    """
+    limits = [float(limit) for limit in limits]
+    out = [shapely.Polygon() for _ in limits]
+    if not limits or not sources.on_network.any():
+        return out
     if node_cost is None:
-        node_cost = node_seconds(net, sources, limit=limit, walk_speed_mps=walk_speed_mps, ferry=ferry,
+        node_cost = node_seconds(net, sources, limit=max(limits), walk_speed_mps=walk_speed_mps, ferry=ferry,
                                  edge_seconds=edge_seconds)
-    edge, start, end, _ = reached_pieces(net, sources, node_cost, limit=limit, walk_speed_mps=walk_speed_mps,
-                                         ferry=ferry, edge_seconds=edge_seconds)
-    lines = _lines(net, edge, start, end)
-    return buffered_union(lines, buffer_m)[0]
+    order = np.argsort(limits, kind="stable")
+    pieces = [reached_pieces(net, sources, node_cost, limit=limits[i], walk_speed_mps=walk_speed_mps, ferry=ferry,
+                             edge_seconds=edge_seconds)[:3] for i in order]
+    lines = [_lines(net, *piece) for piece in pieces]
+    if len(lines[-1]) == 0:
+        return out
+    # one grid for every limit (the longest limit's pieces hold the others')
+    origin, shape = _grid(lines[-1], cell_m)
+    cells: dict = {}
+    whole_before = np.zeros(net.n_edges, bool)
+    for i, (edge, start, end), piece_lines in zip(order, pieces, lines):
+        new = ~whole_before[edge]
+        if new.any():
+            key = _cell_keys(piece_lines[new], np.zeros(int(new.sum()), np.int64), origin, shape, cell_m)
+            cells = _union_cells(shapely.buffer(piece_lines[new], buffer_m, quad_segs=4), key, cells,
+                                 threads=threads)
+        out[i] = _join_cells(cells, shape[0] * shape[1], 1)[0]
+        whole_before[edge[(start <= 0.0) & (end >= 1.0)]] = True
+    return out
 
 
 def isochrones_by_source(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +44,8 @@ def writing_notes(config, demand=None, *, make_map: bool = True) -> list[str]:
     return notes
 
 
-def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, timer=None) -> dict[str, Path]:
+def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, timer=None,
+                        isochrones: Future | None = None) -> dict[str, Path]:
     """
     Write every output file of a study run to ``results.config.output_dir``.
 
@@ -56,6 +59,12 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
         Also render the HTML map and PNG figure.
     timer
         Optional :class:`coverage.pipeline.StageTimer` to time the writing stages.
+    isochrones
+        The run's isochrones still being drawn on their own thread
+        (:func:`coverage.pipeline.run_study`): a future of ``(isochrones,
+        per-facility isochrones)``. The tables, gap areas and rasters are
+        written meanwhile; it is waited for (stage ``isochrones``) before the
+        GeoPackage and the map. None: ``results`` holds them.
 
     Returns
     -------
@@ -110,8 +119,7 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
     facilities["served_elderly"] = facilities["facility_id"].map(served)
     facilities = access_outputs.with_facility_load(results, facilities)  # crowding per kind, for popups and layers
     with stage("write layers"):
-        layers = {"facilities": facilities, "villages": villages,
-                  "isochrones": results.isochrones, "isochrones_per_facility": results.facility_isochrones}
+        layers = {"facilities": facilities, "villages": villages}
         if gridded.demand_grid(results.demand_projected) is None:
             # points demand: the uncovered points themselves (a raster run has them as a band of the COG)
             layers["uncovered_cells"] = uncovered
@@ -129,13 +137,19 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
                 if config.parameters.h3_resolution is not None:
                     layers[f"gap_{kind}_{threshold:g}min_h3"] = gap_hexagons(
                         results, kind, threshold, config.parameters.h3_resolution)
-        files["layers.gpkg"] = report.write_geopackage(layers, out / f"{config.name}_layers.gpkg")
         raster = gridded.write_walk_minutes(results, out / f"{config.name}_walk_minutes.tif", minutes=minutes,
                                             attribution=attribution_lines(results))
         if raster.written:
             files["walk_minutes.tif"] = raster.path
         # 2SFCA raster; Lorenz PNGs with the figures (not with --no-map)
         files.update(access_outputs.write_access_files(results, out, lang=lang, figures=make_map))
+    if isochrones is not None:
+        with stage("isochrones"):
+            drawn, per_facility = isochrones.result()
+        results = dataclasses.replace(results, isochrones=drawn, facility_isochrones=per_facility)
+    with stage("write layers"):  # the same stage, timed on
+        layers.update({"isochrones": results.isochrones, "isochrones_per_facility": results.facility_isochrones})
+        files["layers.gpkg"] = report.write_geopackage(layers, out / f"{config.name}_layers.gpkg")
 
     if make_map:
         with stage("map"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,9 +41,9 @@ __all__ = [
 
 
 #: the stages a run times, in order (the progress bar counts them; "crs check" only when facilities have points,
-#: "accessibility" only with parameters.accessibility.enabled)
+#: "accessibility" only with parameters.accessibility.enabled; "isochrones" is the wait for their thread)
 COMPUTE_STAGES = ("units", "facilities", "network", "population", "snapping", "reach", "metrics", "sensitivity",
-                  "isochrones", "accessibility", "targets")
+                  "accessibility", "targets", "isochrones")
 #: the stages of writing ("map" only with maps)
 WRITE_STAGES = ("write tables", "write layers", "map", "report")
 
@@ -57,17 +58,18 @@ class StageTimer:
 
     @contextmanager
     def stage(self, name: str):
-        """Time the enclosed block under ``name``."""
+        """Time the enclosed block under ``name``; a stage timed again (in parts) adds up and counts once."""
+        again = name in self.seconds
         if self.bar is not None:
             self.bar.set_postfix_str(name)
-        elif self.echo:
+        elif self.echo and not again:
             self.echo(f"  … {name}")
         start = time.perf_counter()
         try:
             yield
         finally:
-            self.seconds[name] = round(time.perf_counter() - start, 3)
-            if self.bar is not None:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+            if self.bar is not None and not again:
                 self.bar.update(1)
 
 
@@ -96,7 +98,8 @@ def _load_facilities(config: StudyConfig, study_area) -> tuple[gpd.GeoDataFrame,
     return facilities, rejected, summary
 
 
-def _isochrones(net, facility_snap, masks, config, working_crs, networks=None) -> gpd.GeoDataFrame:
+def _isochrones(net, facility_snap, masks, config, working_crs, networks=None,
+                threads: int | None = None) -> gpd.GeoDataFrame:
     """
     One area per facility kind and threshold: where a facility of the kind is reached, in the kind's travel mode.
 
@@ -109,6 +112,8 @@ def _isochrones(net, facility_snap, masks, config, working_crs, networks=None) -
     gives the profile networks and snaps; without it they are loaded here
     and the facilities are snapped from their walking-network positions
     (their first access leg is then not counted: a few metres of difference).
+    ``threads`` unions the grid cells on several cores
+    (default :func:`coverage.isochrones.default_threads`).
 
     Returns
     -------
@@ -117,6 +122,7 @@ def _isochrones(net, facility_snap, masks, config, working_crs, networks=None) -
         profile), ``mode`` (profile id), polygon in ``working_crs``.
     """
     params = config.parameters
+    threads = isochrones.default_threads() if threads is None else threads
     rows = []
     loaded: dict = {}
     walk_xy = None
@@ -147,13 +153,12 @@ def _isochrones(net, facility_snap, masks, config, working_crs, networks=None) -
             speed, mode, ferry = profile.access_speed_mps, profile.id, None
         if not snap.on_network.any():
             continue
-        node_cost = isochrones.node_seconds(kind_net, snap, limit=max(thresholds) * 60.0, walk_speed_mps=speed,
-                                            ferry=ferry, edge_seconds=edge_seconds)
-        for minutes in thresholds:
-            polygon = isochrones.isochrone(
-                kind_net, snap, limit=minutes * 60.0, walk_speed_mps=speed, buffer_m=params.isochrone_buffer_m,
-                ferry=ferry, edge_seconds=edge_seconds, node_cost=node_cost,
-            )
+        # one search and one pass of unions for all thresholds of the kind, each built on the shorter one's
+        polygons = isochrones.nested_isochrones(
+            kind_net, snap, [minutes * 60.0 for minutes in thresholds], walk_speed_mps=speed,
+            buffer_m=params.isochrone_buffer_m, ferry=ferry, edge_seconds=edge_seconds, threads=threads,
+        )
+        for minutes, polygon in zip(thresholds, polygons):
             if not polygon.is_empty:
                 rows.append({"kind": kind, "minutes": minutes,
                              "walk_speed_mps": speed if profile is None else np.nan, "mode": mode,
@@ -161,6 +166,14 @@ def _isochrones(net, facility_snap, masks, config, working_crs, networks=None) -
     frame = gpd.GeoDataFrame(rows, columns=["kind", "minutes", "walk_speed_mps", "mode", "geometry"],
                              crs=working_crs)
     return frame
+
+
+def _study_isochrones(net, facilities, facility_snap, masks, config, working_crs, networks):
+    """The run's isochrones (WGS-84) per kind and threshold, and per facility when ``isochrones_per_facility``."""
+    isochrones = _isochrones(net, facility_snap, masks, config, working_crs, networks=networks).to_crs("EPSG:4326")
+    per_facility = facility_isochrones(net, facilities, facility_snap, config, working_crs) \
+        if config.parameters.isochrones_per_facility else None
+    return isochrones, per_facility
 
 
 def facility_isochrones(net, facilities, facility_snap, config, working_crs) -> gpd.GeoDataFrame:
@@ -541,6 +554,12 @@ def run_study(
                 "sheet is walking only / 各类型按所设出行方式计算，“任一设施”仍为步行"
             )
 
+    # the isochrones feed only the map and the layers: drawn on a thread of their own while the tables' stages
+    # run (GEOS releases the GIL), and waited for after them (the "isochrones" stage is that wait)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isochrones")
+    drawing = pool.submit(_study_isochrones, net, facilities, facility_snap, masks, config, working_crs, networks)
+    pool.shutdown(wait=False)  # the thread ends with its one task
+
     with timer.stage("metrics"):
         names = units.set_index("code")["name"].to_dict() if units is not None else {}
         coverage_long = _coverage_tables(demand, seconds_by_kind, metres_by_kind, params, names)
@@ -558,11 +577,6 @@ def run_study(
     with timer.stage("sensitivity"):
         sensitivity = _sensitivity(net, facility_snap, demand_snap, masks, demand, config,
                                    study_seconds=seconds_by_kind)
-
-    with timer.stage("isochrones"):
-        isochrones = _isochrones(net, facility_snap, masks, config, working_crs, networks=networks).to_crs("EPSG:4326")
-        per_facility = facility_isochrones(net, facilities, facility_snap, config, working_crs) \
-            if params.isochrones_per_facility else None
 
     study_access = None
     if params.accessibility.enabled:
@@ -583,25 +597,32 @@ def run_study(
                 config, inputs.study_area))[0], tuple(years), facility_sites)
             notes.extend(year_trajectory.notes)
 
+    if not write:
+        with timer.stage("isochrones"):
+            drawing.result()
+
     if write:
         notes.extend(outputs.writing_notes(config, demand, make_map=make_map))
     results = StudyResults(
         config=config, facilities=facilities, rejects=rejects, ingest_summary=ingest_summary, units=units,
         demand_projected=demand, seconds_by_kind=seconds_by_kind, metres_by_kind=metres_by_kind,
         nearest_by_kind=nearest_by_kind, coverage_long=coverage_long, coverage_wide=coverage_wide,
-        villages=villages, uncovered_units=uncovered_units, facility_table=facility_table, isochrones=isochrones,
-        facility_isochrones=per_facility,
+        villages=villages, uncovered_units=uncovered_units, facility_table=facility_table, isochrones=None,
+        facility_isochrones=None,  # still being drawn: the writers wait for them before the layers and the map
         components=components, sensitivity=sensitivity, calibration=calibration, targets=targets_table,
         graph_summary=graph_summary, timings=timer.seconds, output_files={}, notes=notes,
         presence_only=presence_only, merge_log=inputs.merge_log, fallback_points=inputs.fallback_points,
         access_summary=inputs.access_summary, network=net, accessibility=study_access, trajectory=year_trajectory,
     )
     if write:
-        # the results are complete before anything is written; the writers only read them
-        files = outputs.write_study_outputs(results, lang=lang, make_map=make_map, timer=timer)
+        # the results are complete but for the isochrones before anything is written; the writers only read them
+        files = outputs.write_study_outputs(results, lang=lang, make_map=make_map, timer=timer, isochrones=drawing)
         if year_trajectory is not None:
             files = {**files, **year_outputs.write_year_outputs(year_trajectory, config, lang=lang, make_map=make_map,
                                                                 units=units)}
+    isochrones, per_facility = drawing.result()
+    results = dataclasses.replace(results, isochrones=isochrones, facility_isochrones=per_facility)
+    if write:
         results = dataclasses.replace(results, output_files=files)
         run_json = report.write_json(build_run_record(results), config.output_dir / "run.json")
         results = dataclasses.replace(results, output_files={**files, "run.json": run_json})

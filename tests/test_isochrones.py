@@ -152,3 +152,42 @@ def test_the_disjoint_subset_union_of_grid_cells_is_the_plain_union():
         assert shapely.is_valid(mine[label])
         assert _relative_difference(plain, mine[label]) < 1e-9
         assert shapely.get_num_geometries(mine[label]) == shapely.get_num_geometries(plain)
+
+
+@pytest.mark.parametrize("extract", ["shanghai_center/shanghai_center.osm.pbf"])
+def test_thresholds_built_on_each_other_give_the_areas_of_separate_isochrones(extract, tmp_path):
+    """5, 10 and 15 minutes in one pass (each limit's cells unioned onto the shorter one's): the same areas as one by one."""
+    net = load_walk_arrays(shared_data(f"osm/{extract}"), cache_dir=tmp_path)
+    rng = np.random.default_rng(17)
+    xy = np.column_stack([rng.uniform(net.node_x.min(), net.node_x.max(), 30),
+                          rng.uniform(net.node_y.min(), net.node_y.max(), 30)])
+    snap = reach.snap_points(net, xy, max_access_m=500)
+    ferry = FerryPolicy()
+    limits = [900.0, 300.0, 600.0]  # any order
+    nested = isochrones.nested_isochrones(net, snap, limits, walk_speed_mps=0.8, buffer_m=50, ferry=ferry)
+    for limit, area in zip(limits, nested):
+        alone = isochrones.buffered_union(
+            isochrones._lines(net, *isochrones.reached_pieces(
+                net, snap, isochrones.node_seconds(net, snap, limit=limit, walk_speed_mps=0.8, ferry=ferry),
+                limit=limit, walk_speed_mps=0.8, ferry=ferry)[:3]), 50.0)[0]
+        assert shapely.is_valid(area)
+        assert _relative_difference(alone, area) < 1e-9, limit
+    assert nested[1].area < nested[2].area < nested[0].area
+
+
+def test_the_areas_do_not_depend_on_the_number_of_threads():
+    rng = np.random.default_rng(23)
+    start = rng.uniform(0, 6000, (2000, 2))
+    lines = np.array([shapely.LineString([p, p + s]) for p, s in zip(start, rng.normal(0, 150, (2000, 2)))],
+                     dtype=object)
+    group = rng.integers(0, 4, len(lines))
+    one = isochrones.buffered_union(lines, 50.0, group=group, threads=1)
+    several = isochrones.buffered_union(lines, 50.0, group=group, threads=3)
+    assert [shapely.to_wkb(g) for g in one] == [shapely.to_wkb(g) for g in several]
+
+
+def test_a_dask_worker_keeps_to_one_thread(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Dask's nanny sets in every worker
+    assert isochrones.default_threads() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert isochrones.default_threads() >= 1
