@@ -220,17 +220,27 @@ def street_layer(net, *, tolerance_m: float = DISPLAY_TOLERANCE_M["streets"], na
         np.array(["" if n is None or (isinstance(n, float) and math.isnan(n)) else str(n) for n in names], object)
     edge_name[edge_class != "major"] = ""  # only major streets are labelled
     frame = pd.DataFrame({"street_class": edge_class, "name": edge_name})
+    groups = frame.groupby(["street_class", "name"], sort=False).indices
+    # classes the budget is bound to leave out are not merged at all (line_merge of a county's minor streets
+    # is seconds): their fewest coordinates after any simplification already break it (_fewest_coordinates)
+    omitted = _classes_over_budget(net, edge_class, budget)
     rows, geoms = [], []
-    for (cls, name), index in frame.groupby(["street_class", "name"], sort=False).indices.items():
+    for (cls, name), index in groups.items():
+        if cls in omitted:
+            continue
         lines = np.asarray(net.edge_geometry)[index]
         merged = shapely.line_merge(shapely.multilinestrings(lines))
         simple = shapely.simplify(merged, tolerance_m, preserve_topology=False)
         rows.append({"street_class": cls, "name": name})
         geoms.append(simple)
     order = {"ferry": 0, "path": 1, "minor": 2, "major": 3}
-    layer = gpd.GeoDataFrame(rows, geometry=geoms, crs=net.crs)
+    layer = gpd.GeoDataFrame(rows, columns=["street_class", "name"], geometry=geoms, crs=net.crs)
+    if omitted:
+        # the loop below would have coarsened the whole layer step by step to 12 m before leaving any class out
+        while tolerance_m < 12.0:
+            tolerance_m = min(tolerance_m * 2, 12.0)
+            layer["geometry"] = shapely.simplify(np.asarray(layer.geometry.values), tolerance_m, preserve_topology=False)
     # a county's streets: coarser, then without footpaths, then without minor streets, to stay in budget
-    omitted: list[str] = []
     while shapely.get_num_coordinates(np.asarray(layer.geometry.values)).sum() > budget:
         if tolerance_m < 12.0:
             tolerance_m = min(tolerance_m * 2, 12.0)
@@ -248,6 +258,37 @@ def street_layer(net, *, tolerance_m: float = DISPLAY_TOLERANCE_M["streets"], na
     layer.attrs["omitted_classes"] = omitted
     layer.attrs["tolerance_m"] = tolerance_m
     return layer
+
+
+def _fewest_coordinates(net, edges: np.ndarray) -> int:
+    """
+    A lower bound on the coordinates of the edges merged (``line_merge``) and simplified at any tolerance.
+
+    A merged line runs between nodes not of degree 2 (among these edges)
+    and keeps at least its two ends, so there are at least as many
+    coordinates as line ends at such nodes; closed rings and loops count nothing.
+    """
+    u, v = np.asarray(net.edge_u)[edges], np.asarray(net.edge_v)[edges]
+    u, v = u[u != v], v[u != v]  # a loop adds ends where it is (fewer without it: still a lower bound)
+    if len(u) == 0:
+        return 0
+    ends = np.concatenate([u, v])
+    degree = np.bincount(ends)
+    return int(degree[degree != 2].sum())
+
+
+def _classes_over_budget(net, edge_class: np.ndarray, budget: int) -> list[str]:
+    """The classes :func:`street_layer`'s budget loop is sure to leave out (footpaths, then minor streets)."""
+    present = {cls: np.flatnonzero(edge_class == cls) for cls in np.unique(edge_class)}
+    fewest = {cls: _fewest_coordinates(net, edges) for cls, edges in present.items()}
+    omitted: list[str] = []
+    for cls in ("path", "minor"):
+        if cls not in present:
+            continue
+        if sum(fewest[c] for c in present if c not in omitted) <= budget:
+            break
+        omitted.append(cls)
+    return omitted
 
 
 # --------------------------------------------------------------------------- uncovered elderly as one image
@@ -336,7 +377,8 @@ def class_image(shapes: gpd.GeoDataFrame, grade: np.ndarray, colours: Sequence[s
         return None
     merc = shapes.to_crs("EPSG:3857")
     geoms = np.asarray(merc.geometry.values)
-    lat = float(np.mean(shapes.to_crs("EPSG:4326").total_bounds[[1, 3]]))
+    # the middle latitude of the extent, from the Web Mercator bounds (not reprojecting every vertex again)
+    lat = float(np.mean(_mercator_lat(shapely.total_bounds(geoms)[[1, 3]])))
     scale = 1.0 / math.cos(math.radians(lat))  # Web Mercator metres per ground metre
     points = shapely.get_type_id(geoms) == 0
     if cell_m is None:

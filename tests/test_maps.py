@@ -738,3 +738,50 @@ def test_each_area_says_its_minutes_and_travel_mode_in_the_map_language():
     assert maps._area_label("日间照料中心", 15, "walk_elderly", "zh") == "日间照料中心 15分钟步行范围"
     assert maps._area_label("township nursing home", 20, "ebike", "en") == "township nursing home, 20 min e-bike"
     assert maps._area_label("any kind", 15, None, "en") == "any kind, 15 min walk"
+
+
+@pytest.mark.parametrize("extract", ["shanghai_center/shanghai_center.osm.pbf", "beijing_bupt/map.osm.pbf"])
+def test_classes_left_out_unmerged_are_the_ones_merging_would_have_left_out(extract, monkeypatch):
+    """A county's minor streets are not merged when the budget is bound to leave them out: the same layer as merging all."""
+    import numpy as np
+    import shapely
+
+    from coverage import map_layers
+    from coverage.network import load_walk_arrays
+    from tests.conftest import shared_data
+
+    net = load_walk_arrays(shared_data(f"osm/{extract}"))
+    full = map_layers.street_layer(net, budget=10**9)
+    # the lower bound holds for every class at the coarsest tolerance
+    coarse = map_layers.street_layer(net, budget=10**9, tolerance_m=12.0)
+    for cls in set(coarse["street_class"]):
+        edges = np.flatnonzero(_edge_classes(net) == cls)
+        kept = shapely.get_num_coordinates(np.asarray(coarse[coarse["street_class"] == cls].geometry.values)).sum()
+        assert map_layers._fewest_coordinates(net, edges) <= kept, cls
+    counts = {cls: int(shapely.get_num_coordinates(np.asarray(coarse[coarse["street_class"] == cls].geometry.values))
+                       .sum()) for cls in set(coarse["street_class"])}
+    left_out = []
+    for budget in (counts.get("major", 0) + 10, sum(counts.values()) - 1, sum(counts.values()) // 2, 50):
+        short_cut = map_layers.street_layer(net, budget=budget)
+        left_out.append(map_layers._classes_over_budget(net, _edge_classes(net), budget))
+        with monkeypatch.context() as plain:  # street_layer as it was: every class merged, then cut down
+            plain.setattr(map_layers, "_classes_over_budget", lambda *args: [])
+            merged = map_layers.street_layer(net, budget=budget)
+        assert short_cut.attrs == merged.attrs, budget
+        assert list(short_cut["street_class"]) == list(merged["street_class"])
+        assert all(shapely.equals_exact(a, b, 0.0) for a, b in zip(short_cut.geometry, merged.geometry))
+    assert len(full) >= len(short_cut)
+    assert any(left_out), "no budget took the short cut"
+
+
+def _edge_classes(net):
+    import numpy as np
+
+    from coverage import map_layers, reach
+
+    code_class = {reach.highway_code(v): cls for cls, values in map_layers.STREET_CLASSES.items() for v in values}
+    code_class[0] = "minor"
+    edge_class = np.array([code_class.get(c, "minor") for c in range(len(reach.HIGHWAY_CLASSES))])[
+        np.asarray(net.edge_highway, int)]
+    edge_class[np.asarray(net.edge_ferry, bool)] = "ferry"
+    return edge_class
