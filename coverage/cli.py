@@ -217,7 +217,7 @@ def _cmd_site(args) -> int:
         files = proposals_capacitated.write_capacitated_proposal(proposal)
         print("\n".join(proposals_capacitated.summary_lines(proposal, files)))
         return 0
-    if not 0 <= args.gap < 1:
+    if args.gap is not None and not 0 <= args.gap < 1:
         raise CoverageError(f"site --gap {args.gap:g}: give a share between 0 and 1, e.g. 0.005 for 0.5 % "
                             f"/ 请给出 0 到 1 之间的比例")
     proposal = proposals.propose_sites(
@@ -361,9 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="village-count target: fewest villages to build in so --target of villages are covered")
     site.add_argument("--village-minutes", type=float, default=None,
                       help="with --villages, also count a village covered when its centre reaches one in this walk")
-    site.add_argument("--gap", type=float, default=0.0,
+    site.add_argument("--gap", type=float, default=None,
                       help="with --add: stop once the sites are proved within this share of the best, e.g. 0.005 "
-                           "(0.5 %%); default 0: prove the best or stop at the time limit / 允许的最优差距")
+                           "(0.5 %%); 0: prove the best or stop at the time limit; default: prove the best where "
+                           "the exact model fits, else stop within 0.5 %% / 允许的最优差距")
     site.add_argument("--capacity", type=float, default=None,
                       help="size of each new facility in the kind's capacity unit (meals a day, beds, m²): "
                            "place them so the capacity-aware coverage is largest / 新设施规模（容量约束选址）")

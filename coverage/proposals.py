@@ -266,7 +266,7 @@ def propose_sites(
     only_candidates: bool = False,
     echo: Callable[[str], None] | None = None,
     inputs: StudyInputs | None = None,
-    mip_rel_gap: float = 0.0,
+    mip_rel_gap: float | None = None,
 ) -> Proposal:
     """
     Propose new sites of one kind: a fixed number (``add``) or as few as reach ``target_share``.
@@ -302,7 +302,9 @@ def propose_sites(
     mip_rel_gap
         With ``add``: stop once the answer is proved within this share of the
         optimum (e.g. 0.005 = 0.5 %; status ``gap_limit``); 0 = prove it optimal
-        or stop at ``time_limit_s``.
+        or stop at ``time_limit_s``. None: prove it optimal where the exact
+        MILP runs (a town, a small county), stop within 0.5 % on a model too
+        large for it (:data:`coverage.siting_models.LARGE_MODEL_GAP`).
     inputs
         Inputs already loaded by :func:`coverage.pipeline.prepare_inputs` (e.g. those of a
         ``run``), so a study is prepared once for coverage and siting.

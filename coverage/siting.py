@@ -72,7 +72,7 @@ def solve_mclp(
     already_covered: Any = None,
     method: Method = "auto",
     time_limit_s: float = 60.0,
-    mip_rel_gap: float = 0.0,
+    mip_rel_gap: float | None = None,
     local_search: bool = True,
 ) -> SitingResult:
     """
@@ -109,7 +109,9 @@ def solve_mclp(
         leave of it. HiGHS checks its clock between steps, so a large model
         may overrun it by a fraction.
     mip_rel_gap
-        Relative gap at which to stop (0 = prove optimality).
+        Relative gap at which to stop (0 = prove optimality; None: 0 where the
+        exact MILP runs, 0.5 % on a model too large for it, as
+        :meth:`MaximalCoveringModel.solve`).
     local_search
         Improve the greedy solution by 1-swaps (methods ``"greedy"`` and
         ``"auto"``).

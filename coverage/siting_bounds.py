@@ -165,16 +165,17 @@ def _mclp_lp_bound(
     return _lagrangian_bound(B, wg, p, lam), np.asarray(res.x[:m])
 
 
-def _minsites_lp_bound(B: sp.csr_array, wg: np.ndarray, need: float, time_limit_s: float) -> float | None:
+def _minsites_lp_bound(B: sp.csr_array, wg: np.ndarray, need: float,
+                       time_limit_s: float) -> tuple[float | None, np.ndarray | None]:
     """
-    Lower bound (sites, not rounded) on the fewest sites covering ``need`` persons, from the LP relaxation.
+    Lower bound (sites, not rounded) on the fewest sites covering ``need`` persons, from the LP relaxation, and the LP's x.
 
     Solved by HiGHS (interior point on large models); the bound is recomputed
     from the LP duals as a Lagrangian bound, valid for any multipliers, so
     solver tolerances cannot make it too large: with ``lam_g >= 0`` on
     ``y_g <= sum_j a_gj x_j`` and ``mu >= 0`` on ``sum_g w_g y_g >= need``,
     ``sum_j min(0, 1 - (B lam)_j) + sum_g min(0, lam_g - mu w_g) + mu need``.
-    None when HiGHS does not finish in time.
+    ``(None, None)`` when HiGHS does not finish in time.
     """
     m, g, link = _mclp_parts(B, wg)
     cover = sp.csr_array(np.concatenate([np.zeros(m), -wg])[None, :])
@@ -187,11 +188,12 @@ def _minsites_lp_bound(B: sp.csr_array, wg: np.ndarray, need: float, time_limit_
         options={"time_limit": max(float(time_limit_s), 0.01), "disp": False},
     )
     if res.status != 0 or res.ineqlin is None:
-        return None
+        return None, None
     duals = -np.asarray(res.ineqlin.marginals, dtype=np.float64)
     lam, mu = np.maximum(duals[:g], 0.0), max(float(duals[g]), 0.0)
     reduced = 1.0 - sp.csr_array(B, dtype=np.float64) @ lam
-    return float(np.minimum(reduced, 0.0).sum() + np.minimum(lam - mu * wg, 0.0).sum() + mu * float(need))
+    bound = float(np.minimum(reduced, 0.0).sum() + np.minimum(lam - mu * wg, 0.0).sum() + mu * float(need))
+    return bound, np.asarray(res.x[:m], dtype=np.float64)
 
 
 def _kernel_milp(
@@ -206,16 +208,44 @@ def _kernel_milp(
     problem, not a bound. Returns (picked reduced-candidate indices, details).
     """
     support = np.unique(np.asarray(support, dtype=np.int64))
+    Bk, wsub = _kernel_groups(B, wg, support)
+    sol = _mclp_milp(Bk, wsub, p, time_limit_s, 0.0)
+    details = {k: v for k, v in sol.items() if k not in ("x", "dual_bound")}
+    details.update(n_candidates=int(support.size), n_groups=int(wsub.size))
+    if sol["x"] is None:
+        return None, details
+    return support[sol["x"]], details
+
+
+def _kernel_groups(B: sp.csr_array, wg: np.ndarray, support: np.ndarray) -> tuple[sp.csr_array, np.ndarray]:
+    """The coverage of the candidates in ``support`` alone: its demand groups re-merged, as (candidates x groups, weights)."""
     sub = sp.csr_array(B[support])
     G, wsub, _ = _merge_groups(sp.csr_array(sub.T), wg)
     nonempty = np.diff(G.indptr) > 0
     G, wsub = sp.csr_array(G[nonempty]), wsub[nonempty]
     Bk = sp.csr_array(G.T, dtype=bool)
     Bk.sort_indices()
-    sol = _mclp_milp(Bk, wsub, p, time_limit_s, 0.0)
-    details = {k: v for k, v in sol.items() if k not in ("x", "dual_bound")}
-    details.update(n_candidates=int(support.size), n_groups=int(wsub.size))
-    if sol["x"] is None:
+    return Bk, wsub
+
+
+def _kernel_minsites(
+    B: sp.csr_array, wg: np.ndarray, need: float, max_sites: int, support: np.ndarray, time_limit_s: float
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """
+    The fewest sites (at most ``max_sites``) among ``support`` (LP support + incumbent) that cover ``need``.
+
+    As :func:`_kernel_milp` for the fewest-sites model: a feasible set of the
+    full problem when found, not a bound. Returns (picked reduced-candidate
+    indices or None, details).
+    """
+    support = np.unique(np.asarray(support, dtype=np.int64))
+    Bk, wsub = _kernel_groups(B, wg, support)
+    details: dict[str, Any] = {"n_candidates": int(support.size), "n_groups": int(wsub.size)}
+    if float(wsub.sum()) < need:
+        return None, details
+    sol = _minsites_milp(Bk, wsub, need, max_sites, time_limit_s)
+    details.update({k: v for k, v in sol.items() if k not in ("x", "dual_bound")})
+    if sol["x"] is None or sol["status_code"] not in (0, 1):
         return None, details
     return support[sol["x"]], details
 

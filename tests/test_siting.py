@@ -616,3 +616,58 @@ def test_dominance_in_chunks_is_the_brute_force_subset_check(monkeypatch):
         np.testing.assert_array_equal(siting_reduce._dominated_candidates(B), expected)
     monkeypatch.setattr(siting_reduce, "_DOMINANCE_MAX_PAIRS", 10)
     assert siting_reduce._dominated_candidates(B) is None
+
+
+def test_a_county_sized_model_stops_once_its_sites_are_proved_within_half_a_percent():
+    """Too large for the exact MILP: by default the answer is proved within 0.5 %; a zero gap keeps searching."""
+    import scipy.sparse as sp
+
+    from coverage.siting_models import LARGE_MODEL_GAP, MaximalCoveringModel, _milp_fits
+
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(14)
+    # homes on a 250 x 250 grid of 100 m cells, sites anywhere, each reaching the homes within 700 m
+    homes = np.stack(np.meshgrid(np.arange(250.0), np.arange(250.0)), axis=-1).reshape(-1, 2) * 100.0
+    n_homes = len(homes)
+    sites = rng.uniform(0, 25_000, (4000, 2))
+    reached = cKDTree(sites).query_ball_tree(cKDTree(homes), 700.0)
+    rows = np.repeat(np.arange(len(sites)), [len(r) for r in reached])
+    cols = np.concatenate([np.asarray(r, dtype=np.int64) for r in reached])
+    coverage = sp.csr_array((np.ones(len(rows), bool), (rows, cols)), shape=(len(sites), n_homes))
+    weights = rng.gamma(2.0, 2.0, n_homes)
+    model = MaximalCoveringModel(coverage, weights, 20)
+    assert not _milp_fits("auto", model.reduced)
+    default = model.solve(time_limit_s=30)
+    assert default.status in ("gap_limit", "optimal") and default.gap <= LARGE_MODEL_GAP
+    assert default.objective <= default.bound
+    strict = model.solve(time_limit_s=5, mip_rel_gap=0.0)
+    assert strict.status != "gap_limit" and strict.objective >= default.objective - 1e-9 * default.bound
+    # a small model is still proved optimal by default
+    small = MaximalCoveringModel(coverage[:40, :2000], weights[:2000], 3).solve()
+    assert small.status == "optimal" and small.gap == 0.0
+
+
+def test_a_county_sized_fewest_sites_model_searches_the_lp_support_and_reaches_the_target():
+    """Too large for the MILP: the kernel over the LP's support gives a set no larger than greedy's that reaches it."""
+    from scipy.spatial import cKDTree
+
+    from coverage.siting_models import MinimumSitesModel, _milp_fits
+
+    rng = np.random.default_rng(21)
+    homes = np.stack(np.meshgrid(np.arange(250.0), np.arange(250.0)), axis=-1).reshape(-1, 2) * 100.0
+    sites = rng.uniform(0, 25_000, (4000, 2))
+    reached = cKDTree(sites).query_ball_tree(cKDTree(homes), 700.0)
+    rows = np.repeat(np.arange(len(sites)), [len(r) for r in reached])
+    cols = np.concatenate([np.asarray(r, dtype=np.int64) for r in reached])
+    coverage = sp.csr_array((np.ones(len(rows), bool), (rows, cols)), shape=(len(sites), len(homes)))
+    weights = rng.gamma(2.0, 2.0, len(homes))
+    model = MinimumSitesModel(coverage, weights, 0.45)
+    assert not _milp_fits("auto", model.reduced)
+    res = model.solve(time_limit_s=60)
+    # greedy and pruning leave 171; over the LP's support the kernel finds 170, which the LP bound proves fewest
+    assert res.info["greedy_sites"] > res.n_sites == res.bound and res.method == "kernel" and res.status == "optimal"
+    # the chosen sites themselves reach the target, counted on the original matrix
+    covered = np.zeros(len(homes), bool)
+    covered[coverage[np.asarray(res.selected)].indices] = True
+    assert weights[covered].sum() >= 0.45 * weights.sum() * (1 - 1e-9)
