@@ -321,7 +321,7 @@ def coverage_map(
             uncovered = map_layers.cells_from_grid(uncovered, uncovered_grid)
         uncovered_d = _for_display(uncovered, display_crs, metric, 0.0)
 
-    m = _new_map(units_d, facilities_d, offline=offline, page_title=_page_title(title, synthetic))
+    m = new_map(units_d, facilities_d, offline=offline, page_title=page_title(title, synthetic))
     for pane, z_index in _PANES:
         folium.map.CustomPane(pane, z_index=z_index, pointer_events=pane == "cov-units").add_to(m)
     _check_basemap(basemap)
@@ -371,6 +371,33 @@ def coverage_map(
     return m
 
 
+def _outline_map(units: gpd.GeoDataFrame, points: gpd.GeoDataFrame, display_crs: str, metric, *, basemap: str,
+                 title: str, synthetic: bool, offline: bool) -> tuple[folium.Map, gpd.GeoDataFrame]:
+    """A plan map's start (years, scenarios): the page, the basemap and the units' outlines; the units as displayed."""
+    tol = map_layers.DISPLAY_TOLERANCE_M
+    units_d = _for_display(units, display_crs, metric, tol["units"], budget=map_layers.VERTEX_BUDGET["units"])
+    m = new_map(units_d, points, offline=offline, page_title=page_title(title, synthetic))
+    _check_basemap(basemap)
+    map_layers.add_basemap(m, basemap, tianditu_key=None)
+    if len(units_d):
+        folium.GeoJson(_feature_collection(units_d, [{"名称": _text(n)} for n in units_d["name"]]),
+                       name="行政区划 / units",
+                       style_function=lambda _: {"color": "#555555", "weight": 1, "fillOpacity": 0.0},
+                       tooltip=folium.GeoJsonTooltip(fields=["名称"])).add_to(m)
+    return m, units_d
+
+
+def _finish_page(m: folium.Map, title: str, subtitle_lines: Sequence[str], attribution_lines: Sequence[str],
+                 synthetic: bool, fit_layers: Sequence[gpd.GeoDataFrame | None]) -> None:
+    """A plan map's end: the layer control, the title block and page CSS, and the view fitted to ``fit_layers``."""
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    root = m.get_root()
+    root.html.add_child(_raw(map_layers.title_html(title, subtitle_lines, _credited(attribution_lines, None),
+                                                   synthetic)), name="coverage_title")
+    root.header.add_child(_raw(map_layers.BASE_CSS + map_layers.PAGE_CSS), name="coverage_css")
+    _fit(m, fit_layers)
+
+
 def years_map(
     units: gpd.GeoDataFrame,
     facilities_by_year: Mapping[int, gpd.GeoDataFrame],
@@ -406,17 +433,8 @@ def years_map(
     years = sorted(facilities_by_year)
     every = pd.concat([facilities_by_year[y] for y in years], ignore_index=True) if years else units.iloc[:0]
     metric = map_layers.local_metric_crs(units if len(units) else every)
-    tol = map_layers.DISPLAY_TOLERANCE_M
-    units_d = _for_display(units, display_crs, metric, tol["units"], budget=map_layers.VERTEX_BUDGET["units"])
-    m = _new_map(units_d, _for_display(gpd.GeoDataFrame(every, geometry="geometry", crs=4326), display_crs, metric,
-                                       0.0), offline=offline, page_title=_page_title(title, synthetic))
-    _check_basemap(basemap)
-    map_layers.add_basemap(m, basemap, tianditu_key=None)
-    if len(units_d):
-        folium.GeoJson(_feature_collection(units_d, [{"名称": _text(n)} for n in units_d["name"]]),
-                       name="行政区划 / units",
-                       style_function=lambda _: {"color": "#555555", "weight": 1, "fillOpacity": 0.0},
-                       tooltip=folium.GeoJsonTooltip(fields=["名称"])).add_to(m)
+    m, units_d = _outline_map(units, gpd.GeoDataFrame(every, geometry="geometry", crs=4326), display_crs, metric,
+                              basemap=basemap, title=title, synthetic=synthetic, offline=offline)
     previous: set = set()
     for year in years:
         layer = _for_display(facilities_by_year[year], display_crs, metric, 0.0)
@@ -437,12 +455,7 @@ def years_map(
                                tooltip=folium.GeoJsonTooltip(fields=["年份", "名称", "类型"])).add_to(group)
         group.add_to(m)
         previous = set(ids)
-    folium.LayerControl(collapsed=False, position="topright").add_to(m)
-    root = m.get_root()
-    root.html.add_child(_raw(map_layers.title_html(title, subtitle_lines, _credited(attribution_lines, None),
-                                                   synthetic)), name="coverage_title")
-    root.header.add_child(_raw(map_layers.BASE_CSS + map_layers.PAGE_CSS), name="coverage_css")
-    _fit(m, [units_d])
+    _finish_page(m, title, subtitle_lines, attribution_lines, synthetic, [units_d])
     return m
 
 
@@ -601,11 +614,24 @@ def _kinds_of(value: Any) -> list[str]:
     return [k.strip() for k in value.split(";") if k.strip() in KIND_LABELS]
 
 
-def _page_title(title: str, synthetic: bool) -> str:
+def page_title(title: str, synthetic: bool) -> str:
+    """The browser tab's title: the study's, labelled 合成示例数据 for the demo."""
     return f"{title}（合成示例数据）" if synthetic else title
 
 
-def _new_map(units: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, *, offline: bool, page_title: str) -> folium.Map:
+def new_map(units: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, *, offline: bool, page_title: str) -> folium.Map:
+    """
+    An empty map centred on the layers, with only Leaflet itself (vendored inline when ``offline``).
+
+    Parameters
+    ----------
+    units, facilities
+        EPSG:4326 layers to centre on (either may be empty).
+    offline
+        Inline the vendored Leaflet so the page opens without a network.
+    page_title
+        The browser tab's title (:func:`page_title`).
+    """
     bounds = _bounds([units, facilities])
     centre = [(bounds[1] + bounds[3]) / 2, (bounds[0] + bounds[2]) / 2] if bounds else [35.0, 105.0]
     m = folium.Map(location=centre, zoom_start=12, tiles=None, control_scale=True, prefer_canvas=False)
@@ -984,17 +1010,9 @@ def scenario_map(
     """
     display_crs = display_crs_for(basemap)
     metric = map_layers.local_metric_crs(units if len(units) else facilities)
-    tol = map_layers.DISPLAY_TOLERANCE_M
-    units_d = _for_display(units, display_crs, metric, tol["units"], budget=map_layers.VERTEX_BUDGET["units"])
     facilities_d = _for_display(facilities, display_crs, metric, 0.0)
-    m = _new_map(units_d, facilities_d, offline=offline, page_title=_page_title(title, synthetic))
-    _check_basemap(basemap)
-    map_layers.add_basemap(m, basemap, tianditu_key=None)
-    if len(units_d):
-        folium.GeoJson(_feature_collection(units_d, [{"名称": _text(n)} for n in units_d["name"]]),
-                       name="行政区划 / units",
-                       style_function=lambda _: {"color": "#555555", "weight": 1, "fillOpacity": 0.0},
-                       tooltip=folium.GeoJsonTooltip(fields=["名称"])).add_to(m)
+    m, units_d = _outline_map(units, facilities_d, display_crs, metric, basemap=basemap, title=title,
+                              synthetic=synthetic, offline=offline)
     first = difference["scenario"].iloc[0] if len(difference) else None
     if len(difference):
         diff_d = _for_display(difference, display_crs, metric, 0.0)
@@ -1027,10 +1045,5 @@ def scenario_map(
                            show=bool(scenario == first),
                            marker=folium.CircleMarker(radius=8, color=colour, weight=3, fill=True, fill_opacity=0.3),
                            tooltip=folium.GeoJsonTooltip(fields=["情景", "名称", "变化"])).add_to(m)
-    folium.LayerControl(collapsed=False, position="topright").add_to(m)
-    root = m.get_root()
-    root.html.add_child(_raw(map_layers.title_html(title, subtitle_lines, _credited(attribution_lines, None),
-                                                   synthetic)), name="coverage_title")
-    root.header.add_child(_raw(map_layers.BASE_CSS + map_layers.PAGE_CSS), name="coverage_css")
-    _fit(m, [units_d, facilities_d])
+    _finish_page(m, title, subtitle_lines, attribution_lines, synthetic, [units_d, facilities_d])
     return m

@@ -97,10 +97,6 @@ def parse_budget(text: str, years: list[int] | None = None) -> tuple[list[int], 
     return all_years, [budget.get(y, 0) for y in all_years]
 
 
-def _all_records(config: StudyConfig, inputs: StudyInputs) -> gpd.GeoDataFrame:
-    """Every facility record of the study, open or not (planned, under construction, closed), as a run reads them."""
-    area = pipeline._facility_area(config, inputs.study_area)
-    return pipeline._load_facilities(config, area)[0]
 
 
 def _existing_by_year(config: StudyConfig, inputs: StudyInputs, kind: str, years: list[int], speed: float,
@@ -112,7 +108,7 @@ def _existing_by_year(config: StudyConfig, inputs: StudyInputs, kind: str, years
     under-construction ones from their opening year, closed ones until their closing year), made
     into sites as a run of that year makes them (:func:`coverage.year_tables.year_facilities`).
     """
-    records = _all_records(config, inputs)
+    records = pipeline.facility_records(config, inputs)
     out, counts, cache = [], [], {}
     for year in years:
         located = year_tables.year_facilities(records, year, inputs.units, pipeline.facility_sites).located

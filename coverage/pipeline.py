@@ -32,7 +32,7 @@ from coverage.study_tables import _components_table, _coverage_tables, _facility
 #: the batch job's own names, and the stages' names it re-exports (demand, kind_reach, study_tables)
 __all__ = [
     "ANY_KIND", "ProfileNetwork", "StageTimer", "StudyInputs", "StudyResults", "build_run_record",
-    "compute_profile_reach", "compute_reach", "facility_sites", "kind_masks", "kind_modes", "merge_profile_reach",
+    "compute_profile_reach", "compute_reach", "facility_records", "facility_sites", "kind_masks", "kind_modes", "merge_profile_reach",
     "population_method", "prepare_inputs", "profile_networks", "run_study", "walking_mode_id",
     "_census_zones", "_read_census_totals",
 ]
@@ -593,8 +593,8 @@ def run_study(
     if years:
         with timer.stage("years"):
             # every record again (the run above kept only the open ones), then one pass over the years
-            year_trajectory = year_tables.trajectory(config, inputs, _load_facilities(config, _facility_area(
-                config, inputs.study_area))[0], tuple(years), facility_sites)
+            year_trajectory = year_tables.trajectory(config, inputs, facility_records(config, inputs), tuple(years),
+                                                     facility_sites)
             notes.extend(year_trajectory.notes)
 
     if not write:
@@ -629,6 +629,17 @@ def run_study(
     if bar is not None:
         bar.close()
     return results
+
+
+def facility_records(config: StudyConfig, inputs: StudyInputs) -> gpd.GeoDataFrame:
+    """
+    Every located facility record of the study, open or not (planned, under construction, closed), as a run reads them.
+
+    The records a year-by-year view starts from (:mod:`coverage.year_tables`,
+    :mod:`coverage.phased_plan`): a run itself keeps only the ones open when
+    it is evaluated (:func:`coverage.timeline.open_mask`).
+    """
+    return _load_facilities(config, _facility_area(config, inputs.study_area))[0]
 
 
 def _facility_area(config: StudyConfig, study_area):

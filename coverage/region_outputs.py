@@ -255,7 +255,7 @@ def region_map(areas: gpd.GeoDataFrame, area_targets: pd.DataFrame, *, title: st
     classes = maps.share_classes(None)
     bounds = areas.total_bounds
     # the single-study map's page set-up: Leaflet only, vendored, so the page opens offline
-    m = maps._new_map(areas, areas.iloc[:0], offline=True, page_title=maps._page_title(title, synthetic))
+    m = maps.new_map(areas, areas.iloc[:0], offline=True, page_title=maps.page_title(title, synthetic))
     # outlines are WGS-84: a GCJ-02 basemap (amap) would shift them, so it falls back to CARTO
     add_basemap(m, basemap if basemap != "amap" else "cartodbpositron", _os.environ.get(TIANDITU_KEY_ENV))
     m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])

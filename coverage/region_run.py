@@ -154,7 +154,7 @@ def target_parts(results) -> pd.DataFrame:
     )
     numerators, denominators = {}, {}
     for target in targets.select_study_targets(config):
-        measure = targets._EVALUATORS[target.metric](target, inputs)
+        measure = targets.measure_target(target, inputs)
         numerators[target.id] = math.nan if measure.no_data else float(measure.numerator)
         denominators[target.id] = math.nan if measure.no_data else float(measure.denominator)
     table["numerator"] = table["target_id"].map(numerators)

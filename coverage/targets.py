@@ -57,6 +57,7 @@ __all__ = [
     "Target",
     "TargetInputs",
     "load_catalogue",
+    "measure_target",
     "parse_target",
     "select_study_targets",
     "evaluate_target",
@@ -756,6 +757,16 @@ def _gap(target: Target, measure: Measure, status: str) -> float:
     return round(float(needed), 1)  # persons
 
 
+def measure_target(target: Target, inputs: TargetInputs) -> Measure:
+    """
+    The measure behind one target's row, before pass or fail: ``actual``, ``numerator`` and ``denominator``.
+
+    A region adds areas' numerators and denominators up (persons, units) rather than averaging their shares
+    (:mod:`coverage.region_run`).
+    """
+    return _EVALUATORS[target.metric](target, inputs)
+
+
 def evaluate_target(target: Target, inputs: TargetInputs) -> dict[str, Any]:
     """
     Evaluate one target.
@@ -776,7 +787,7 @@ def evaluate_target(target: Target, inputs: TargetInputs) -> dict[str, Any]:
         facilities for unit and tier metrics, ratio units otherwise; 0 when
         passing, NaN without data) and ``detail_zh``.
     """
-    measure = _EVALUATORS[target.metric](target, inputs)
+    measure = measure_target(target, inputs)
     status = STATUS_NO_DATA if measure.no_data else _status(measure.actual, target.required, target.comparison)
     gap = _gap(target, measure, status)
     detail = measure.no_data or measure.detail_zh
