@@ -89,7 +89,7 @@ class StudyResults:
 
 def population_method(results: StudyResults) -> str:
     """How the demand was made: raster, raster calibrated to the census, or census over buildings/uniform."""
-    methods = set(results.demand_projected.get("method", pd.Series(["raster"])).astype(str))
+    methods = set(pd.unique(results.demand_projected.get("method", pd.Series(["raster"])).astype(str).to_numpy()))
     if methods == {"raster"}:
         return "raster, calibrated to census" if len(results.calibration) else "raster"
     return "census totals over " + " and ".join(sorted(methods))
