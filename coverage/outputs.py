@@ -143,6 +143,16 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
             files["walk_minutes.tif"] = raster.path
         # 2SFCA raster; Lorenz PNGs with the figures (not with --no-map)
         files.update(access_outputs.write_access_files(results, out, lang=lang, figures=make_map))
+    # what needs no isochrone first (the PNG figure, the map's other layers, the report), then the wait for them
+    parts = None
+    if make_map:
+        with stage("map"):
+            parts = _map_parts(results, villages, uncovered, minutes, lang=lang)
+            files.update(_write_figure(results, facilities, parts, out))
+    with stage("report"):
+        report_path = out / docx_report.report_file_name(results)
+        files["report.docx"] = docx_report.write_report(results, report_path, lang=lang,
+                                                        figure_path=files.get("map.png"))
     if isochrones is not None:
         with stage("isochrones"):
             drawn, per_facility = isochrones.result()
@@ -150,21 +160,17 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
     with stage("write layers"):  # the same stage, timed on
         layers.update({"isochrones": results.isochrones, "isochrones_per_facility": results.facility_isochrones})
         files["layers.gpkg"] = report.write_geopackage(layers, out / f"{config.name}_layers.gpkg")
-
     if make_map:
-        with stage("map"):
-            files.update(_write_map(results, villages, facilities, uncovered, minutes, out, lang=lang))
-    with stage("report"):
-        report_path = out / docx_report.report_file_name(results)
-        files["report.docx"] = docx_report.write_report(results, report_path, lang=lang,
-                                                        figure_path=files.get("map.png"))
+        with stage("map"):  # the same stage, timed on
+            files.update(_write_html_map(results, facilities, parts, minutes, out, lang=lang))
     return files
 
 
-def _write_map(results, villages, facilities, uncovered, minutes, out: Path, lang: str = "zh") -> dict[str, Path]:
+def _map_parts(results, villages, uncovered, minutes, lang: str = "zh") -> dict:
+    """What the HTML map and the PNG figure share: titles, attribution, units, uncovered cells, streets, headline."""
     import datetime
 
-    from coverage import figures, map_layers, maps  # folium and matplotlib: loaded when maps are made
+    from coverage import map_layers  # folium: loaded when maps are made
 
     config = results.config
     params = config.parameters
@@ -203,19 +209,34 @@ def _write_map(results, villages, facilities, uncovered, minutes, out: Path, lan
         parameters=(f"{speeds}；{', '.join(f'{t:g}' for t in params.thresholds_min)} min；"
                     f"max access {params.max_access_m:g} m",),
     )
-    the_map = maps.coverage_map(
-        map_units, facilities, uncovered=uncovered, isochrones=results.isochrones,
-        title=config.title, subtitle_lines=subtitle, attribution_lines=attribution,
-        synthetic=config.synthetic, basemap=config.basemap, target_share=None,
-        population_method=population_method(results), threshold_minutes=minutes, streets=streets,
-        headline=headline, uncovered_grid=grid, lang=lang,
-    )
-    files = {"map.html": maps.save_map(the_map, out / f"{config.name}_map.html", offline=True)}
+    return {"subtitle": subtitle, "attribution": attribution, "units": map_units, "uncovered": uncovered,
+            "grid": grid, "streets": streets, "headline": headline}
+
+
+def _write_figure(results, facilities, parts: dict, out: Path) -> dict[str, Path]:
+    """The PNG figure of the map (none without a CJK font: the run's notes say so)."""
+    from coverage import figures  # matplotlib: loaded when figures are made
+
+    config = results.config
     try:
-        files["map.png"] = figures.coverage_figure(
-            map_units, facilities, uncovered=uncovered, title=config.title, synthetic=config.synthetic,
-            path=out / f"{config.name}_map.png", attribution_lines=attribution,
-        )
+        return {"map.png": figures.coverage_figure(
+            parts["units"], facilities, uncovered=parts["uncovered"], title=config.title, synthetic=config.synthetic,
+            path=out / f"{config.name}_map.png", attribution_lines=parts["attribution"],
+        )}
     except figures.CJKFontNotFoundError:
-        pass  # no CJK font on this machine: said in the run's notes before anything was written
-    return files
+        return {}  # no CJK font on this machine: said in the run's notes before anything was written
+
+
+def _write_html_map(results, facilities, parts: dict, minutes, out: Path, lang: str = "zh") -> dict[str, Path]:
+    """The HTML map (the isochrones drawn by now)."""
+    from coverage import maps  # folium: loaded when maps are made
+
+    config = results.config
+    the_map = maps.coverage_map(
+        parts["units"], facilities, uncovered=parts["uncovered"], isochrones=results.isochrones,
+        title=config.title, subtitle_lines=parts["subtitle"], attribution_lines=parts["attribution"],
+        synthetic=config.synthetic, basemap=config.basemap, target_share=None,
+        population_method=population_method(results), threshold_minutes=minutes, streets=parts["streets"],
+        headline=parts["headline"], uncovered_grid=parts["grid"], lang=lang,
+    )
+    return {"map.html": maps.save_map(the_map, out / f"{config.name}_map.html", offline=True)}
