@@ -342,6 +342,76 @@ def cells_from_grid(points: pd.DataFrame, grid: Mapping[str, Any], value: str = 
     return gpd.GeoDataFrame({value: summed[value].to_numpy()}, geometry=boxes, crs=grid["crs"])
 
 
+def burn_polygons(geoms: np.ndarray, values: np.ndarray, shape: tuple[int, int],
+                  origin: tuple[float, float, float, float]) -> np.ndarray:
+    """
+    Burn (Multi)Polygons into a ``uint8`` grid: a pixel takes the value of the last polygon holding its centre.
+
+    The rule of ``rasterio.features.rasterize`` without ``all_touched``,
+    computed from the rings' coordinates in arrays: each edge's crossings
+    of the pixel-centre rows, sorted along each row and filled pair by pair
+    (even-odd, so holes stay empty), through a difference array per row.
+
+    Parameters
+    ----------
+    geoms
+        Polygons or MultiPolygons in the grid's CRS.
+    values
+        Value (1-255) of each.
+    shape
+        ``(rows, columns)``.
+    origin
+        ``(west, north, pixel width, pixel height)`` in the grid's CRS, rows running south.
+    """
+    out = np.zeros(shape, dtype=np.uint8)
+    for geom, value in zip(geoms, np.asarray(values).tolist()):
+        inside = _polygon_pixels(geom, shape, origin)
+        if inside is not None:
+            (r0, c0), block = inside
+            out[r0:r0 + block.shape[0], c0:c0 + block.shape[1]][block] = value
+    return out
+
+
+def _polygon_pixels(geom, shape: tuple[int, int], origin) -> tuple[tuple[int, int], np.ndarray] | None:
+    """The pixels whose centres lie in the polygon: ``((first row, first column), block mask)``, None when none."""
+    height, width = shape
+    west, north, pixel_x, pixel_y = origin
+    rings = shapely.get_rings(shapely.get_parts(geom))
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    col, row = (xy[:, 0] - west) / pixel_x, (north - xy[:, 1]) / pixel_y
+    same = ring[1:] == ring[:-1]
+    x0, x1, y0, y1 = col[:-1][same], col[1:][same], row[:-1][same], row[1:][same]
+    # the pixel-centre rows r + 0.5 each edge crosses, half-open so that a vertex on a row counts once
+    first = np.clip(np.ceil(np.minimum(y0, y1) - 0.5), 0, height).astype(np.int64)
+    count = np.clip(np.ceil(np.maximum(y0, y1) - 0.5), 0, height).astype(np.int64) - first
+    keep = count > 0
+    if not keep.any():
+        return None
+    x0, x1, y0, y1, first, count = x0[keep], x1[keep], y0[keep], y1[keep], first[keep], count[keep]
+    edge = np.repeat(np.arange(len(count)), count)
+    ends = np.cumsum(count)
+    r = np.arange(int(ends[-1])) - np.repeat(ends - count, count) + first[edge]
+    x = x0[edge] + (r + 0.5 - y0[edge]) * (x1[edge] - x0[edge]) / (y1[edge] - y0[edge])
+    order = np.lexsort((x, r))
+    r, x = r[order], x[order]
+    # along each row the crossings pair up: inside from the 1st to the 2nd, the 3rd to the 4th …
+    row_start = np.r_[0, np.flatnonzero(np.diff(r)) + 1]
+    rank = np.arange(len(r)) - np.repeat(row_start, np.diff(np.r_[row_start, len(r)]))
+    opening = np.flatnonzero(rank % 2 == 0)
+    rows = r[opening]
+    start = np.clip(np.ceil(x[opening] - 0.5), 0, width).astype(np.int64)
+    stop = np.clip(np.ceil(x[opening + 1] - 0.5), 0, width).astype(np.int64)
+    r0, r1 = int(rows.min()), int(rows.max()) + 1
+    c0, c1 = int(start.min()), int(stop.max())
+    if c1 <= c0:
+        return None
+    span = c1 - c0 + 1
+    size = (r1 - r0) * span
+    flat = (rows - r0) * span
+    diff = np.bincount(flat + start - c0, minlength=size) - np.bincount(flat + stop - c0, minlength=size)
+    return (r0, c0), np.cumsum(diff.reshape(r1 - r0, span), axis=1)[:, : c1 - c0] > 0
+
+
 def class_image(shapes: gpd.GeoDataFrame, grade: np.ndarray, colours: Sequence[str], *, opacity: float,
                 cell_m: float | None = None) -> RasterImage | None:
     """
@@ -406,6 +476,10 @@ def class_image(shapes: gpd.GeoDataFrame, grade: np.ndarray, colours: Sequence[s
         r1 = np.round((north - boxes[:, 1]) / pixel_y).astype(int)
         for a, b, c, d, v in zip(r0.tolist(), r1.tolist(), c0.tolist(), c1.tolist(), values.tolist()):
             burnt[a:b, c:d] = v
+    elif np.isin(shapely.get_type_id(geoms), [3, 6]).all():
+        # (multi)polygons: filled by scanlines in arrays, the same pixels as GDAL (rasterio's GeoJSON conversion of a
+        # county's walking areas, a Python loop over every vertex, took 0.3 s an image)
+        burnt = burn_polygons(geoms, values, (height, width), (west, north, pixel_x, pixel_y))
     else:
         burnt = features.rasterize(
             zip(geoms, values.tolist()), out_shape=(height, width),

@@ -787,3 +787,42 @@ def _edge_classes(net):
         np.asarray(net.edge_highway, int)]
     edge_class[np.asarray(net.edge_ferry, bool)] = "ferry"
     return edge_class
+
+
+def test_walking_areas_are_burnt_into_the_same_pixels_as_gdal():
+    """The map's image of a county's walking areas: scanlines in arrays, pixel for pixel rasterio's (GDAL's) burn."""
+    import math
+
+    import numpy as np
+    import shapely
+    from rasterio import features
+    from rasterio.transform import from_origin
+
+    from coverage import isochrones, map_layers, reach
+    from coverage.config import FerryPolicy
+    from coverage.network import load_walk_arrays
+    from tests.conftest import shared_data
+
+    net = load_walk_arrays(shared_data("osm/shanghai_center/shanghai_center.osm.pbf"))
+    rng = np.random.default_rng(8)
+    xy = np.column_stack([rng.uniform(net.node_x.min(), net.node_x.max(), 25),
+                          rng.uniform(net.node_y.min(), net.node_y.max(), 25)])
+    snap = reach.snap_points(net, xy, max_access_m=500)
+    areas = isochrones.nested_isochrones(net, snap, [300.0, 900.0], walk_speed_mps=0.8, ferry=FerryPolicy())
+    # walking areas with holes, a polygon across the grid's edge, a multipolygon and nested parts
+    ring = shapely.Polygon([(0, 0), (900, 0), (900, 900), (0, 900)], [[(300, 300), (600, 300), (600, 600), (300, 600)]])
+    island = shapely.box(400, 400, 500, 500)
+    x0, y0 = float(net.node_x.min()), float(net.node_y.min())
+    extra = [shapely.affinity.translate(g, x0 - 200, y0 - 200) for g in (shapely.MultiPolygon([ring, island]),)]
+    geoms = np.array([*areas, *extra], dtype=object)
+    west, south, east, north = shapely.total_bounds(np.array(areas, dtype=object))
+    for side in (600, 1500):
+        pixel = max(east - west, north - south) / side
+        width, height = int(math.ceil((east - west) / pixel)), int(math.ceil((north - south) / pixel))
+        px, py = (east - west) / width, (north - south) / height
+        values = np.arange(1, len(geoms) + 1)
+        gdal = features.rasterize(zip(geoms, values.tolist()), out_shape=(height, width),
+                                  transform=from_origin(west, north, px, py), fill=0, dtype="uint8")
+        mine = map_layers.burn_polygons(geoms, values, (height, width), (west, north, px, py))
+        assert (gdal > 0).sum() > 1000 and set(np.unique(mine)) == set(np.unique(gdal))
+        assert (mine != gdal).sum() <= 1e-5 * mine.size  # a pixel centre exactly on an edge may fall either way
