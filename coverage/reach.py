@@ -160,8 +160,12 @@ def _network_links(net: NetworkArrays, costs: _Costs | np.ndarray):
         links = _sorted_links(np.concatenate([net.edge_u[ahead], net.edge_v[back]]),
                               np.concatenate([net.edge_v[ahead], net.edge_u[back]]),
                               np.concatenate([forward[ahead], backward[back]]), net.n_nodes, net.n_nodes)
+    # the run's isochrone thread shares the arrays: evict without assuming no one else just did
     while len(cache) >= _LINK_CACHE_SIZE:
-        cache.pop(next(iter(cache)))
+        try:
+            cache.pop(next(iter(cache)), None)
+        except (StopIteration, RuntimeError):
+            break
     cache[digest] = links
     return links
 
