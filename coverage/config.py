@@ -128,6 +128,12 @@ def _accessibility(raw) -> AccessibilitySettings:
     )
 
 
+#: ``isochrone_thresholds: auto`` draws every threshold's isochrones up to this many walking edges (a city
+#: district's streets); a larger network (a county: 334,000 edges on Huangpi) gets the headline threshold's only,
+#: the ones its map shows, which saves a third of the polygon work
+ISOCHRONE_ALL_THRESHOLDS_MAX_EDGES = 50_000
+
+
 @dataclass(frozen=True)
 class Parameters:
     """
@@ -137,6 +143,11 @@ class Parameters:
     :mod:`coverage.profiles` (``drive``, ``ebike``, ``walk_frail`` …); a
     kind not named walks. ``kind_thresholds_min`` gives a kind its own time
     thresholds (minutes), default ``thresholds_min``.
+    ``isochrone_thresholds`` says which thresholds get isochrone polygons:
+    ``all``, ``headline`` (the headline threshold only, as a county's map
+    shows them) or ``auto`` (every threshold on a network of at most
+    :data:`ISOCHRONE_ALL_THRESHOLDS_MAX_EDGES` edges, else the headline);
+    the walking-minutes raster holds every threshold either way.
     """
 
     walk_speed_mps: float = 0.8
@@ -149,6 +160,7 @@ class Parameters:
     ferry: FerryPolicy = field(default_factory=FerryPolicy)
     isochrone_buffer_m: float = 50.0
     isochrones_per_facility: bool = False
+    isochrone_thresholds: str = "auto"
     gap_cells: bool = False
     h3_resolution: int | None = None
     exclude_osm_water: bool = True
@@ -178,6 +190,28 @@ class Parameters:
     def thresholds_for(self, kind: str) -> tuple[float, ...]:
         """Time thresholds (minutes) reported for ``kind``: ``kind_thresholds_min`` or the study's."""
         return tuple(self.kind_thresholds_min.get(kind, self.thresholds_min))
+
+    @property
+    def headline_minutes(self) -> float:
+        """The service-circle threshold reported as the headline (minutes): 15 when configured, else the longest."""
+        return 15.0 if 15.0 in self.thresholds_min else max(self.thresholds_min)
+
+    def isochrone_minutes_for(self, kind: str, n_edges: int) -> tuple[float, ...]:
+        """
+        The thresholds (minutes) of ``kind`` drawn as isochrones on a walking network of ``n_edges`` edges.
+
+        Every threshold of the kind (:meth:`thresholds_for`) with
+        ``isochrone_thresholds: all``, or ``auto`` on a network of at most
+        :data:`ISOCHRONE_ALL_THRESHOLDS_MAX_EDGES` edges; else the headline
+        threshold (:attr:`headline_minutes`), or the kind's longest when it
+        has its own thresholds without the headline.
+        """
+        thresholds = self.thresholds_for(kind)
+        if self.isochrone_thresholds == "all" or (
+                self.isochrone_thresholds == "auto" and n_edges <= ISOCHRONE_ALL_THRESHOLDS_MAX_EDGES):
+            return thresholds
+        headline = self.headline_minutes
+        return (headline,) if headline in thresholds else (max(thresholds),)
 
     def travel_profile(self, kind: str):
         """
@@ -486,6 +520,8 @@ def parse_parameters(raw: dict | None) -> Parameters:
                                      "parameters.isochrone_buffer_m"),
         isochrones_per_facility=_flag(raw.pop("isochrones_per_facility", defaults.isochrones_per_facility),
                                       "parameters.isochrones_per_facility"),
+        isochrone_thresholds=_choice(raw.pop("isochrone_thresholds", defaults.isochrone_thresholds),
+                                     "parameters.isochrone_thresholds", ("auto", "all", "headline")),
         gap_cells=_flag(raw.pop("gap_cells", defaults.gap_cells), "parameters.gap_cells"),
         h3_resolution=_h3_resolution(raw.pop("h3_resolution", None)),
         exclude_osm_water=_flag(raw.pop("exclude_osm_water", defaults.exclude_osm_water),

@@ -14,25 +14,32 @@ SCOPE_URBAN_RURAL = "urban_rural"
 SCOPE_VILLAGE = "village"
 
 
-def _weighted_shares(
-    elderly: np.ndarray,
-    cost: np.ndarray,
-    thresholds: Iterable[float],
-    group_keys: pd.Series | None,
-) -> pd.DataFrame:
-    """Persons within each threshold and their share, per group (or overall)."""
-    frame = pd.DataFrame({"elderly": elderly, "group": "all" if group_keys is None else group_keys.to_numpy()})
-    columns = {}
-    for threshold in thresholds:
-        frame[f"within_{threshold:g}"] = np.where(cost <= threshold, elderly, 0.0)
-        columns[threshold] = f"within_{threshold:g}"
-    grouped = frame.groupby("group", sort=True, dropna=False).sum(numeric_only=True)
-    out = pd.DataFrame({"elderly": grouped["elderly"]})
-    for threshold, column in columns.items():
-        out[column] = grouped[column]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"share_{threshold:g}"] = np.where(grouped["elderly"] > 0, grouped[column] / grouped["elderly"], np.nan)
-    return out.reset_index()
+def _group_codes(group_keys: pd.Series | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's group as an integer code and the sorted group labels (one group ``all`` without keys)."""
+    if group_keys is None:
+        return np.zeros(n, np.int64), np.array(["all"], dtype=object)
+    codes, labels = pd.factorize(group_keys.to_numpy(), sort=True)
+    return codes, np.asarray(labels, dtype=object)
+
+
+def _within_sums(elderly: np.ndarray, cost_by_kind: Mapping[str, np.ndarray], thresholds: list[float],
+                 codes: np.ndarray) -> pd.DataFrame:
+    """
+    Per group code, the elderly and, per kind and threshold, the elderly within it: one grouped sum for all kinds.
+
+    pandas' grouped sum (compensated, in row order) on every column at
+    once: the same sums as one grouping per kind and threshold.
+    """
+    columns = {"elderly": elderly}
+    for kind, cost in cost_by_kind.items():
+        cost = np.asarray(cost, float)
+        for i, threshold in enumerate(thresholds):
+            columns[(kind, i)] = np.where(cost <= threshold, elderly, 0.0)
+    frame = pd.DataFrame(columns)
+    frame.columns = range(len(columns))
+    sums = frame.groupby(codes, sort=True).sum()
+    sums.columns = list(columns)
+    return sums
 
 
 def service_circle_table(
@@ -79,15 +86,23 @@ def service_circle_table(
     if "urban" in demand:
         urban = demand["urban"].astype("boolean")
         scopes.append((SCOPE_URBAN_RURAL, urban.map({True: "urban", False: "rural"}).astype("string").fillna("unknown")))
+    # one grouping per scope for every kind and threshold (the groups' sums do not depend on the kind)
+    sums_by_scope = []
+    for scope, keys in scopes:
+        codes, labels = _group_codes(keys, len(elderly))
+        sums = _within_sums(elderly, cost_by_kind, [t * scale for t in thresholds], codes)
+        sums_by_scope.append((scope, labels[sums.index.to_numpy()], sums))
     rows = []
-    for kind, cost in cost_by_kind.items():
-        cost = np.asarray(cost, float)
-        for scope, keys in scopes:
-            shares = _weighted_shares(elderly, cost, [t * scale for t in thresholds], keys)
-            for record in shares.to_dict("records"):
-                for threshold in thresholds:
-                    key = f"{threshold * scale:g}"
-                    code = record["group"]
+    for kind in cost_by_kind:
+        for scope, labels, sums in sums_by_scope:
+            group_elderly = sums["elderly"].to_numpy()
+            group_within = [sums[(kind, i)].to_numpy() for i in range(len(thresholds))]
+            for position, code in enumerate(labels.tolist()):
+                total = group_elderly[position]
+                for i, threshold in enumerate(thresholds):
+                    within = group_within[i][position]
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        share = within / total if total > 0 else np.nan
                     rows.append(
                         {
                             "scope": scope,
@@ -96,9 +111,9 @@ def service_circle_table(
                             "kind": kind,
                             "threshold": threshold,
                             "unit": unit,
-                            "elderly": record["elderly"],
-                            "elderly_within": record[f"within_{key}"],
-                            "share": record[f"share_{key}"],
+                            "elderly": total,
+                            "elderly_within": within,
+                            "share": share,
                         }
                     )
     return pd.DataFrame(rows)

@@ -103,6 +103,9 @@ def _isochrones(net, facility_snap, masks, config, working_crs, networks=None,
     """
     One area per facility kind and threshold: where a facility of the kind is reached, in the kind's travel mode.
 
+    The thresholds are those :meth:`coverage.config.Parameters.isochrone_minutes_for`
+    gives on this walking network (on a county, the headline one only).
+
     Walking kinds search the walking network at the kind's speed; a kind
     with a travel profile (``parameters.kind_profiles``) searches the
     profile's own network with its directed edge seconds
@@ -131,7 +134,7 @@ def _isochrones(net, facility_snap, masks, config, working_crs, networks=None,
             continue
         positions = np.flatnonzero(mask)
         profile = params.travel_profile(kind)
-        thresholds = params.thresholds_for(kind)
+        thresholds = params.isochrone_minutes_for(kind, net.n_edges)
         if profile is None:
             kind_net, snap, edge_seconds = net, facility_snap.subset(positions), None
             speed, mode = params.speed_for(kind), walking_mode_id(params.speed_for(kind))
@@ -170,10 +173,13 @@ def _isochrones(net, facility_snap, masks, config, working_crs, networks=None,
 
 def _study_isochrones(net, facilities, facility_snap, masks, config, working_crs, networks):
     """The run's isochrones (WGS-84) per kind and threshold, and per facility when ``isochrones_per_facility``."""
-    isochrones = _isochrones(net, facility_snap, masks, config, working_crs, networks=networks).to_crs("EPSG:4326")
+    # the main thread goes on with the tables meanwhile: the unions keep to the other cores
+    threads = max(1, isochrones.default_threads() - 1)
+    areas = _isochrones(net, facility_snap, masks, config, working_crs, networks=networks,
+                        threads=threads).to_crs("EPSG:4326")
     per_facility = facility_isochrones(net, facilities, facility_snap, config, working_crs) \
         if config.parameters.isochrones_per_facility else None
-    return isochrones, per_facility
+    return areas, per_facility
 
 
 def facility_isochrones(net, facilities, facility_snap, config, working_crs) -> gpd.GeoDataFrame:
@@ -554,6 +560,14 @@ def run_study(
                 "sheet is walking only / 各类型按所设出行方式计算，“任一设施”仍为步行"
             )
 
+    drawn_minutes = sorted({m for kind in params.kinds for m in params.isochrone_minutes_for(kind, net.n_edges)})
+    every_minutes = sorted({m for kind in params.kinds for m in params.thresholds_for(kind)})
+    if drawn_minutes != every_minutes:
+        notes.append(
+            f"isochrones drawn at {', '.join(f'{m:g}' for m in drawn_minutes)} min only, the threshold the map "
+            f"shows (walking network of {net.n_edges:,} edges; parameters.isochrone_thresholds: all draws every "
+            "threshold); the walking-minutes raster holds every threshold / 等时圈仅绘制地图所示阈值"
+        )
     # the isochrones feed only the map and the layers: drawn on a thread of their own while the tables' stages
     # run (GEOS releases the GIL), and waited for after them (the "isochrones" stage is that wait)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isochrones")

@@ -30,8 +30,7 @@ def attribution_lines(results) -> tuple[str, ...]:
 
 def headline_minutes(results) -> float:
     """The service-circle threshold reported as the headline: 15 min when configured, else the longest."""
-    thresholds = results.config.parameters.thresholds_min
-    return 15.0 if 15.0 in thresholds else max(thresholds)
+    return results.config.parameters.headline_minutes
 
 
 def parameters_table(results) -> pd.DataFrame:

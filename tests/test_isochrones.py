@@ -10,7 +10,7 @@ import shapely
 from shapely.ops import substring
 
 from coverage import isochrones, profiles, reach
-from coverage.config import FerryPolicy, load_study
+from coverage.config import ISOCHRONE_ALL_THRESHOLDS_MAX_EDGES, ConfigError, FerryPolicy, load_study, parse_parameters
 from coverage.network import load_walk_arrays
 from coverage.pipeline import _isochrones, facility_isochrones, kind_masks, prepare_inputs
 from tests.conftest import REPO_ROOT, shared_data
@@ -57,6 +57,38 @@ def test_demo_isochrones_match_the_per_edge_union(demo):
     expected = {(kind, m) for kind, mask in masks.items() if kind != "any" and mask.any()
                 for m in params.thresholds_for(kind)}
     assert set(zip(new["kind"], new["minutes"])) == expected
+
+
+def test_a_county_sized_network_draws_only_the_headline_isochrones_the_map_shows(demo):
+    """auto: every threshold on a district's streets, the headline (15 min) only past 50,000 edges; all and headline as set."""
+    config, inputs = demo
+    params = dataclasses.replace(config.parameters, kind_thresholds_min={"nursing_home": (20.0, 30.0)})
+    limit = ISOCHRONE_ALL_THRESHOLDS_MAX_EDGES
+    assert params.isochrone_minutes_for("day_care", limit) == (5.0, 10.0, 15.0)
+    assert params.isochrone_minutes_for("day_care", limit + 1) == (15.0,)
+    # a kind with its own thresholds, none of them the headline: its longest
+    assert params.isochrone_minutes_for("nursing_home", limit + 1) == (30.0,)
+    assert dataclasses.replace(params, isochrone_thresholds="all").isochrone_minutes_for("day_care", 10**6) \
+        == (5.0, 10.0, 15.0)
+    assert dataclasses.replace(params, isochrone_thresholds="headline").isochrone_minutes_for("day_care", 10) \
+        == (15.0,)
+    # the run draws what the rule gives, and the headline areas are those of a run drawing every threshold
+    masks = kind_masks(inputs.facilities, params.kinds)
+    headline_config = dataclasses.replace(
+        config, parameters=dataclasses.replace(config.parameters, isochrone_thresholds="headline"))
+    every = _isochrones(inputs.net, inputs.facility_snap, masks, config, inputs.working_crs)
+    headline = _isochrones(inputs.net, inputs.facility_snap, masks, headline_config, inputs.working_crs)
+    assert set(headline["minutes"]) == {15.0} and set(every["minutes"]) == {5.0, 10.0, 15.0}
+    at_15 = every[every["minutes"] == 15.0].set_index("kind").geometry
+    assert len(headline) == len(at_15)
+    for row in headline.itertuples():
+        assert _relative_difference(at_15[row.kind], row.geometry) < 1e-9, row.kind
+
+
+def test_a_misspelt_isochrone_threshold_choice_is_a_clear_config_error():
+    assert parse_parameters({"isochrone_thresholds": "ALL"}).isochrone_thresholds == "all"
+    with pytest.raises(ConfigError, match="parameters.isochrone_thresholds"):
+        parse_parameters({"isochrone_thresholds": "some"})
 
 
 def test_demo_per_facility_isochrones_match_and_grow_with_the_threshold(demo):
