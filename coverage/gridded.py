@@ -315,31 +315,51 @@ def _region_polygons(labels: np.ndarray, mask: np.ndarray, transform) -> tuple[n
     """
     The polygons of the labelled regions (GDAL polygonize, 4-connected), built in one vectorised call.
 
-    ``rasterio.features.shapes`` gives each region's rings as coordinate
-    lists; the rings are gathered into one array and made into polygons by
-    ``shapely.linearrings`` / ``shapely.polygons`` (first ring of a region
-    its shell, the others its holes) rather than one ``shape()`` per region.
+    Regions of one cell (most of a county's gap regions) are made as
+    squares straight from their cell's corners; the others are traced by
+    ``rasterio.features.shapes``, whose rings are gathered into one array
+    and made into polygons by ``shapely.linearrings`` / ``shapely.polygons``
+    (first ring of a region its shell, the others its holes) rather than
+    one ``shape()`` per region. The squares have the vertices GDAL traces
+    for a lone cell.
 
     Returns
     -------
     (numpy.ndarray, numpy.ndarray)
-        Polygons (CRS of ``transform``) and the label of each.
+        Polygons (CRS of ``transform``) and the label of each, ordered by label.
     """
     import rasterio.features
     import shapely
 
+    cells_per_label = np.bincount(labels.ravel())
+    cells_per_label[0] = 0
+    lone = mask & (cells_per_label[labels] == 1)
+    rows, cols = np.nonzero(lone)
+    squares = np.empty(0, dtype=object)
+    if len(rows):
+        # GDAL's ring for a lone cell: top left, bottom left, bottom right, top right, top left
+        corner_cols = cols[:, None] + np.array([0, 0, 1, 1, 0])
+        corner_rows = rows[:, None] + np.array([0, 1, 1, 0, 0])
+        a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
+        xy = np.stack([a * corner_cols + b * corner_rows + c, d * corner_cols + e * corner_rows + f], axis=-1)
+        squares = shapely.polygons(xy)
     xy, ring_of, polygon_of, values = [], [], [], []
     n_rings = 0
-    for geometry, value in rasterio.features.shapes(labels.astype(np.int32), mask=mask, connectivity=4,
-                                                    transform=transform):
-        for ring in geometry["coordinates"]:
-            xy.extend(ring)
-            ring_of.append(len(ring))
-            polygon_of.append(len(values))
-            n_rings += 1
-        values.append(int(value))
-    if not values:
-        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
-    rings = shapely.linearrings(np.asarray(xy, dtype=float), indices=np.repeat(np.arange(n_rings), ring_of))
-    polygons = shapely.polygons(rings, indices=np.asarray(polygon_of, dtype=np.int64))
-    return polygons, np.asarray(values, dtype=np.int64)
+    traced = mask & ~lone
+    if traced.any():
+        for geometry, value in rasterio.features.shapes(labels.astype(np.int32), mask=traced, connectivity=4,
+                                                        transform=transform):
+            for ring in geometry["coordinates"]:
+                xy.extend(ring)
+                ring_of.append(len(ring))
+                polygon_of.append(len(values))
+                n_rings += 1
+            values.append(int(value))
+    polygons = np.empty(0, dtype=object)
+    if values:
+        rings = shapely.linearrings(np.asarray(xy, dtype=float), indices=np.repeat(np.arange(n_rings), ring_of))
+        polygons = shapely.polygons(rings, indices=np.asarray(polygon_of, dtype=np.int64))
+    polygons = np.concatenate([polygons, squares])
+    values = np.concatenate([np.asarray(values, dtype=np.int64), labels[rows, cols].astype(np.int64)])
+    order = np.argsort(values, kind="stable")
+    return polygons[order], values[order]

@@ -207,11 +207,17 @@ def test_region_polygons_are_the_polygons_gdal_traces_with_their_holes():
     mask[48:52, 50:54] = False  # a hole
     labels, n_regions = ndimage.label(mask)
     transform = Affine(0.001, 0.0, 114.0, 0.0, -0.001, 31.0)
+    mask[104:116, 100:140] = False
+    mask[105:115:2, 101:139:3] = True  # lone cells, made as squares
+    labels, n_regions = ndimage.label(mask)
     polygons, values = gridded._region_polygons(labels, mask, transform)
     traced = list(rasterio.features.shapes(labels.astype(np.int32), mask=mask, connectivity=4, transform=transform))
     assert len(polygons) == len(traced) >= n_regions > 20
-    assert list(values) == [int(v) for _, v in traced]
-    assert all(shapely.equals_exact(mine, shapely.geometry.shape(g), 0.0) for mine, (g, _) in zip(polygons, traced))
+    assert list(values) == sorted(int(v) for _, v in traced) == list(range(1, n_regions + 1))
+    by_label = {int(v): shapely.geometry.shape(g) for g, v in traced}
+    assert all(shapely.equals_exact(mine, by_label[label], 0.0) for mine, label in zip(polygons, values))
+    lone = np.bincount(labels.ravel())[1:] == 1
+    assert lone.sum() > 5  # both ways of making them are checked
     assert shapely.is_valid(polygons).all() and (shapely.get_num_interior_rings(polygons) > 0).any()
     # every cell of the mask is in exactly one polygon
     assert shapely.area(polygons).sum() == pytest.approx(mask.sum() * 1e-6)
