@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
@@ -99,7 +100,7 @@ def _load_facilities(config: StudyConfig, study_area) -> tuple[gpd.GeoDataFrame,
 
 
 def _isochrones(net, facility_snap, masks, config, working_crs, networks=None,
-                threads: int | None = None) -> gpd.GeoDataFrame:
+                threads: int | None = None, cancel: threading.Event | None = None) -> gpd.GeoDataFrame:
     """
     One area per facility kind and threshold: where a facility of the kind is reached, in the kind's travel mode.
 
@@ -116,7 +117,8 @@ def _isochrones(net, facility_snap, masks, config, working_crs, networks=None,
     and the facilities are snapped from their walking-network positions
     (their first access leg is then not counted: a few metres of difference).
     ``threads`` unions the grid cells on several cores
-    (default :func:`coverage.isochrones.default_threads`).
+    (default :func:`coverage.isochrones.default_threads`). Once ``cancel``
+    is set (the run failed) no further kind is drawn.
 
     Returns
     -------
@@ -130,6 +132,8 @@ def _isochrones(net, facility_snap, masks, config, working_crs, networks=None,
     loaded: dict = {}
     walk_xy = None
     for kind, mask in masks.items():
+        if cancel is not None and cancel.is_set():
+            break
         if kind == ANY_KIND or not mask.any():
             continue
         positions = np.flatnonzero(mask)
@@ -171,14 +175,21 @@ def _isochrones(net, facility_snap, masks, config, working_crs, networks=None,
     return frame
 
 
-def _study_isochrones(net, facilities, facility_snap, masks, config, working_crs, networks):
-    """The run's isochrones (WGS-84) per kind and threshold, and per facility when ``isochrones_per_facility``."""
+def _study_isochrones(net, facilities, facility_snap, masks, config, working_crs, networks,
+                      cancel: threading.Event | None = None):
+    """
+    The run's isochrones (WGS-84) per kind and threshold, and per facility when ``isochrones_per_facility``.
+
+    Drawn on a thread of its own (:func:`run_study`); ``cancel`` set (the
+    run failed) stops it after the kind being drawn, so a failed run exits
+    without drawing the rest.
+    """
     # the main thread goes on with the tables meanwhile: the unions keep to the other cores
     threads = max(1, isochrones.default_threads() - 1)
     areas = _isochrones(net, facility_snap, masks, config, working_crs, networks=networks,
-                        threads=threads).to_crs("EPSG:4326")
+                        threads=threads, cancel=cancel).to_crs("EPSG:4326")
     per_facility = facility_isochrones(net, facilities, facility_snap, config, working_crs) \
-        if config.parameters.isochrones_per_facility else None
+        if config.parameters.isochrones_per_facility and not (cancel is not None and cancel.is_set()) else None
     return areas, per_facility
 
 
@@ -571,77 +582,84 @@ def run_study(
     # the isochrones feed only the map and the layers: drawn on a thread of their own while the tables' stages
     # run (GEOS releases the GIL), and waited for after them (the "isochrones" stage is that wait)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isochrones")
-    drawing = pool.submit(_study_isochrones, net, facilities, facility_snap, masks, config, working_crs, networks)
+    cancel = threading.Event()  # set when the run fails: the thread stops after the kind it is drawing
+    drawing = pool.submit(_study_isochrones, net, facilities, facility_snap, masks, config, working_crs, networks,
+                          cancel)
     pool.shutdown(wait=False)  # the thread ends with its one task
+    try:
+        with timer.stage("metrics"):
+            names = units.set_index("code")["name"].to_dict() if units is not None else {}
+            coverage_long = _coverage_tables(demand, seconds_by_kind, metres_by_kind, params, names)
+            coverage_wide = metrics.wide_coverage_table(coverage_long)
+            villages, uncovered_units = _village_table(units, demand, facilities_in_units, seconds_by_kind, config)
+            facility_table = _facility_table(net, facilities, facility_snap, demand_snap, demand, nearest_by_kind,
+                                             config)
+            components = _components_table(net, facility_snap, demand_snap, demand, facilities, masks, config)
+            no_facility = components[(components["component"] >= 0) & (components["facilities_total"] == 0)]
+            if len(no_facility):
+                notes.append(
+                    f"{no_facility['elderly'].sum():,.0f} elderly persons live on {len(no_facility)} network "
+                    "part(s) with no facility at all (e.g. islands) / 无设施的孤立路网片区"
+                )
 
-    with timer.stage("metrics"):
-        names = units.set_index("code")["name"].to_dict() if units is not None else {}
-        coverage_long = _coverage_tables(demand, seconds_by_kind, metres_by_kind, params, names)
-        coverage_wide = metrics.wide_coverage_table(coverage_long)
-        villages, uncovered_units = _village_table(units, demand, facilities_in_units, seconds_by_kind, config)
-        facility_table = _facility_table(net, facilities, facility_snap, demand_snap, demand, nearest_by_kind, config)
-        components = _components_table(net, facility_snap, demand_snap, demand, facilities, masks, config)
-        no_facility = components[(components["component"] >= 0) & (components["facilities_total"] == 0)]
-        if len(no_facility):
-            notes.append(
-                f"{no_facility['elderly'].sum():,.0f} elderly persons live on {len(no_facility)} network "
-                "part(s) with no facility at all (e.g. islands) / 无设施的孤立路网片区"
-            )
+        with timer.stage("sensitivity"):
+            sensitivity = _sensitivity(net, facility_snap, demand_snap, masks, demand, config,
+                                       study_seconds=seconds_by_kind)
 
-    with timer.stage("sensitivity"):
-        sensitivity = _sensitivity(net, facility_snap, demand_snap, masks, demand, config,
-                                   study_seconds=seconds_by_kind)
+        study_access = None
+        if params.accessibility.enabled:
+            with timer.stage("accessibility"):
+                study_access = _study_accessibility(config, inputs)
+                notes.extend(study_access.notes)
 
-    study_access = None
-    if params.accessibility.enabled:
-        with timer.stage("accessibility"):
-            study_access = _study_accessibility(config, inputs)
-            notes.extend(study_access.notes)
+        with timer.stage("targets"):
+            targets_table = _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units,
+                                              facilities_in_units, villages, year=as_of,
+                                              accessibility=study_access.values_for_targets() if study_access else None)
 
-    with timer.stage("targets"):
-        targets_table = _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units,
-                                          facilities_in_units, villages, year=as_of,
-                                          accessibility=study_access.values_for_targets() if study_access else None)
+        year_trajectory = None
+        if years:
+            with timer.stage("years"):
+                # every record again (the run above kept only the open ones), then one pass over the years
+                year_trajectory = year_tables.trajectory(config, inputs, facility_records(config, inputs), tuple(years),
+                                                         facility_sites)
+                notes.extend(year_trajectory.notes)
 
-    year_trajectory = None
-    if years:
-        with timer.stage("years"):
-            # every record again (the run above kept only the open ones), then one pass over the years
-            year_trajectory = year_tables.trajectory(config, inputs, facility_records(config, inputs), tuple(years),
-                                                     facility_sites)
-            notes.extend(year_trajectory.notes)
+        if not write:
+            with timer.stage("isochrones"):
+                drawing.result()
 
-    if not write:
-        with timer.stage("isochrones"):
-            drawing.result()
-
-    if write:
-        notes.extend(outputs.writing_notes(config, demand, make_map=make_map))
-    results = StudyResults(
-        config=config, facilities=facilities, rejects=rejects, ingest_summary=ingest_summary, units=units,
-        demand_projected=demand, seconds_by_kind=seconds_by_kind, metres_by_kind=metres_by_kind,
-        nearest_by_kind=nearest_by_kind, coverage_long=coverage_long, coverage_wide=coverage_wide,
-        villages=villages, uncovered_units=uncovered_units, facility_table=facility_table, isochrones=None,
-        facility_isochrones=None,  # still being drawn: the writers wait for them before the layers and the map
-        components=components, sensitivity=sensitivity, calibration=calibration, targets=targets_table,
-        graph_summary=graph_summary, timings=timer.seconds, output_files={}, notes=notes,
-        presence_only=presence_only, merge_log=inputs.merge_log, fallback_points=inputs.fallback_points,
-        access_summary=inputs.access_summary, network=net, accessibility=study_access, trajectory=year_trajectory,
-    )
-    if write:
-        # the results are complete but for the isochrones before anything is written; the writers only read them
-        files = outputs.write_study_outputs(results, lang=lang, make_map=make_map, timer=timer, isochrones=drawing)
-        if year_trajectory is not None:
-            files = {**files, **year_outputs.write_year_outputs(year_trajectory, config, lang=lang, make_map=make_map,
-                                                                units=units)}
-    isochrones, per_facility = drawing.result()
-    results = dataclasses.replace(results, isochrones=isochrones, facility_isochrones=per_facility)
-    if write:
-        results = dataclasses.replace(results, output_files=files)
-        run_json = report.write_json(build_run_record(results), config.output_dir / "run.json")
-        results = dataclasses.replace(results, output_files={**files, "run.json": run_json})
-    if bar is not None:
-        bar.close()
+        if write:
+            notes.extend(outputs.writing_notes(config, demand, make_map=make_map))
+        results = StudyResults(
+            config=config, facilities=facilities, rejects=rejects, ingest_summary=ingest_summary, units=units,
+            demand_projected=demand, seconds_by_kind=seconds_by_kind, metres_by_kind=metres_by_kind,
+            nearest_by_kind=nearest_by_kind, coverage_long=coverage_long, coverage_wide=coverage_wide,
+            villages=villages, uncovered_units=uncovered_units, facility_table=facility_table, isochrones=None,
+            facility_isochrones=None,  # still being drawn: the writers wait for them before the layers and the map
+            components=components, sensitivity=sensitivity, calibration=calibration, targets=targets_table,
+            graph_summary=graph_summary, timings=timer.seconds, output_files={}, notes=notes,
+            presence_only=presence_only, merge_log=inputs.merge_log, fallback_points=inputs.fallback_points,
+            access_summary=inputs.access_summary, network=net, accessibility=study_access, trajectory=year_trajectory,
+        )
+        if write:
+            # the results are complete but for the isochrones before anything is written; the writers only read them
+            files = outputs.write_study_outputs(results, lang=lang, make_map=make_map, timer=timer,
+                                                isochrones=drawing)
+            if year_trajectory is not None:
+                files = {**files, **year_outputs.write_year_outputs(year_trajectory, config, lang=lang,
+                                                                    make_map=make_map, units=units)}
+        isochrones, per_facility = drawing.result()
+        results = dataclasses.replace(results, isochrones=isochrones, facility_isochrones=per_facility)
+        if write:
+            results = dataclasses.replace(results, output_files=files)
+            run_json = report.write_json(build_run_record(results), config.output_dir / "run.json")
+            results = dataclasses.replace(results, output_files={**files, "run.json": run_json})
+        if bar is not None:
+            bar.close()
+    except BaseException:
+        cancel.set()
+        raise
     return results
 
 

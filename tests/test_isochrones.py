@@ -85,6 +85,20 @@ def test_a_county_sized_network_draws_only_the_headline_isochrones_the_map_shows
         assert _relative_difference(at_15[row.kind], row.geometry) < 1e-9, row.kind
 
 
+def test_a_failed_run_stops_drawing_isochrones_after_the_kind_in_hand(demo):
+    """The run sets the event when it fails: no further kind is drawn, so the command exits without waiting for them."""
+    import threading
+
+    config, inputs = demo
+    masks = kind_masks(inputs.facilities, config.parameters.kinds)
+    cancel = threading.Event()
+    drawn = _isochrones(inputs.net, inputs.facility_snap, masks, config, inputs.working_crs, cancel=cancel)
+    assert drawn["kind"].nunique() >= 3
+    cancel.set()
+    stopped = _isochrones(inputs.net, inputs.facility_snap, masks, config, inputs.working_crs, cancel=cancel)
+    assert stopped.empty and list(stopped.columns) == list(drawn.columns)
+
+
 def test_a_misspelt_isochrone_threshold_choice_is_a_clear_config_error():
     assert parse_parameters({"isochrone_thresholds": "ALL"}).isochrone_thresholds == "all"
     with pytest.raises(ConfigError, match="parameters.isochrone_thresholds"):
