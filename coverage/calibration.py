@@ -95,7 +95,10 @@ def _cell_coverage(geometry, transform: Affine, shape: tuple[int, int], *, with_
     inner_rows, inner_cols = np.nonzero(touched & ~near_outline)
     edge_rows, edge_cols = np.nonzero(near_outline)
 
-    boxes = _cell_boxes(sub_transform, edge_rows, edge_cols)
+    row_off, col_off = int(window.row_off), int(window.col_off)
+    # boxes from the whole grid's transform and absolute cell indices, as _outside_pieces builds them: a box
+    # from the window's transform differs in the last digit, and box minus pieces then keeps a sliver of the zone
+    boxes = _cell_boxes(transform, edge_rows + row_off, edge_cols + col_off)
     shapely.prepare(geometry)
     touching = shapely.intersects(geometry, boxes)
     edge_rows, edge_cols, boxes = edge_rows[touching], edge_cols[touching], boxes[touching]
@@ -109,7 +112,6 @@ def _cell_coverage(geometry, transform: Affine, shape: tuple[int, int], *, with_
     whole = edge_share >= 1.0 - _SHARE_TOLERANCE
     edge_share[whole] = 1.0
 
-    row_off, col_off = int(window.row_off), int(window.col_off)
     rows = np.concatenate([inner_rows, edge_rows]).astype(np.int64) + row_off
     cols = np.concatenate([inner_cols, edge_cols]).astype(np.int64) + col_off
     share = np.concatenate([np.ones(len(inner_rows)), edge_share])
@@ -310,7 +312,27 @@ def _outside_pieces(sources: np.ndarray, parts: pd.DataFrame, demand, grid: dict
     outside = boxes.copy()
     has_cover = pd.notna(covered)
     outside[has_cover] = shapely.difference(boxes[has_cover], covered[has_cover].astype(object))
-    return outside
+    return _without_slivers(outside, shapely.area(boxes))
+
+
+def _without_slivers(pieces: np.ndarray, cell_areas: np.ndarray) -> np.ndarray:
+    """
+    Drop the polygons of each piece that are slivers (area share below the tolerance) left by rounding.
+
+    A sliver of the zone left in a cell's outside piece would draw the outside
+    part's anchor (:func:`_move_to_pieces`) into the zone: persons outside it,
+    left uncalibrated, would then count as the zone's.
+    """
+    cleaned = pieces.copy()
+    for i, piece in enumerate(pieces):
+        if piece is None or piece.is_empty or shapely.get_num_geometries(piece) < 2:
+            continue
+        parts = np.asarray(shapely.get_parts(piece))
+        parts = parts[shapely.get_type_id(parts) == 3]  # polygons only
+        kept = parts[shapely.area(parts) > _SHARE_TOLERANCE * cell_areas[i]]
+        if len(kept):
+            cleaned[i] = kept[0] if len(kept) == 1 else shapely.multipolygons(kept)
+    return cleaned
 
 
 def _point_parts(demand: gpd.GeoDataFrame, positions: np.ndarray, zones: gpd.GeoDataFrame) -> pd.DataFrame:
