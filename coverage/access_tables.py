@@ -340,6 +340,30 @@ def study_accessibility(net: reach.NetworkArrays, facility_snap, demand_snap, fa
                        gini_by_area={kind: _gini_by_area(ka.score, demand) for kind, ka in results.items()})
 
 
+#: target metrics evaluated on the accessibility measures (``StudyAccess.values_for_targets``)
+ACCESS_METRICS = frozenset({"capacity_share", "access_gini"})
+
+
+def study_settings_accessibility(params, net: reach.NetworkArrays, facility_snap, demand_snap,
+                                 facilities: pd.DataFrame, demand: pd.DataFrame,
+                                 units: pd.DataFrame | None = None) -> StudyAccess:
+    """
+    :func:`study_accessibility` with a study's ``parameters.accessibility`` (its kinds that walk, minutes, m² per place).
+
+    Parameters
+    ----------
+    params
+        :class:`coverage.config.Parameters` of the study.
+    net, facility_snap, demand_snap, facilities, demand, units
+        As for :func:`study_accessibility` (a run's, or one year's of a trajectory).
+    """
+    settings = params.accessibility
+    kinds = [kind for kind in (settings.kinds or params.kinds) if params.travel_profile(kind) is None]
+    return study_accessibility(net, facility_snap, demand_snap, facilities, demand, kinds=kinds,
+                               minutes=settings.minutes, speed_for=params.speed_for, ferry=params.ferry, units=units,
+                               m2_per_place=settings.m2_per_place)
+
+
 def _gini_by_area(score: np.ndarray, demand: pd.DataFrame) -> dict[str, float]:
     """Gini of the 2SFCA score over all, the urban and the rural older people (NaN where nobody lives)."""
     elderly = demand["elderly"].to_numpy(float)

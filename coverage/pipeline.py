@@ -696,10 +696,6 @@ def _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units, fa
 
 def _study_accessibility(config: StudyConfig, inputs: StudyInputs):
     """2SFCA, capacity-aware coverage, crowding and equity of the walking kinds (``parameters.accessibility``)."""
-    params = config.parameters
-    settings = params.accessibility
-    kinds = [kind for kind in (settings.kinds or params.kinds) if params.travel_profile(kind) is None]
-    return access_tables.study_accessibility(
-        inputs.net, inputs.facility_snap, inputs.demand_snap, inputs.facilities, inputs.demand, kinds=kinds,
-        minutes=settings.minutes, speed_for=params.speed_for, ferry=params.ferry, units=inputs.units,
-        m2_per_place=settings.m2_per_place)
+    return access_tables.study_settings_accessibility(config.parameters, inputs.net, inputs.facility_snap,
+                                                      inputs.demand_snap, inputs.facilities, inputs.demand,
+                                                      units=inputs.units)

@@ -9,7 +9,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from coverage import ingest, reach, targets, timeline
+from coverage import access_tables, ingest, reach, targets, timeline
 from coverage.catalogue import STATUS_FAIL, STATUS_PASS
 from coverage.config import StudyConfig
 from coverage.kind_reach import compute_profile_reach, compute_reach, kind_masks, merge_profile_reach, profile_networks
@@ -250,9 +250,11 @@ def trajectory(config: StudyConfig, inputs: StudyInputs, records: gpd.GeoDataFra
 
     # demand snaps per year (stray fragments holding a facility keep their homes); years sharing one share searches
     groups: list[tuple[reach.Snap, list[int]]] = []
+    demand_snap_of: dict[int, reach.Snap] = {}
     for year in years:
         snap, _ = reach.attach_off_fragments(net, demand.geometry, raw_demand_snap, max_access_m=params.max_access_m,
                                              keep=union_snap.subset(positions_of[year]))
+        demand_snap_of[year] = snap
         for group_snap, members in groups:
             if _same_snap(group_snap, snap):
                 members.append(year)
@@ -299,6 +301,11 @@ def trajectory(config: StudyConfig, inputs: StudyInputs, records: gpd.GeoDataFra
     last: dict[str, tuple[np.ndarray, np.ndarray, pd.DataFrame, pd.DataFrame]] = {}
     coverage_parts, target_parts, facility_rows = [], [], []
     selected = targets.select_study_targets(config) if (config.target_sets or config.target_files) else ()
+    # capacity and equity targets need each year's accessibility (the run's own measures on that year's sites)
+    with_access = params.accessibility.enabled and any(t.metric in access_tables.ACCESS_METRICS for t in selected)
+    if with_access:
+        notes.append("capacity and equity targets: the accessibility measures are computed for each year "
+                     "/ 容量与公平指标逐年计算可达性")
     for year in years:
         facilities = per_year[year]
         seconds = {k: seconds_by_year[year][k] for k in kinds_order}
@@ -322,8 +329,11 @@ def trajectory(config: StudyConfig, inputs: StudyInputs, records: gpd.GeoDataFra
             crs=facilities.located.crs)
         if selected:
             villages, _ = _village_table(units, demand, in_units, seconds, config)
+            accessibility = access_tables.study_settings_accessibility(
+                params, net, union_snap.subset(positions_of[year]), demand_snap_of[year], facilities.located, demand,
+                units=units).values_for_targets() if with_access else None
             target_parts.append(_year_targets(selected, year, config, demand, seconds, metres, units, in_units,
-                                              villages))
+                                              villages, accessibility))
         open_records = timeline.as_of(records, year)
         facility_rows.append({"year": year, "records_open": facilities.records, "sites": len(facilities.located),
                               "presence_only": len(facilities.presence_only),
@@ -336,13 +346,19 @@ def trajectory(config: StudyConfig, inputs: StudyInputs, records: gpd.GeoDataFra
                       seconds_by_year, {year: per_year[year].located for year in years})
 
 
-def _year_targets(selected, year, config, demand, seconds, metres, units, facilities, villages) -> pd.DataFrame:
-    """The targets in ``year``: a yearly series requires its value of that year (nothing before it starts)."""
+def _year_targets(selected, year, config, demand, seconds, metres, units, facilities, villages,
+                  accessibility=None) -> pd.DataFrame:
+    """
+    The targets in ``year``: a yearly series requires its value of that year (nothing before it starts).
+
+    ``accessibility`` is the year's ``StudyAccess.values_for_targets()`` (capacity and equity targets; None: they
+    have no data).
+    """
     params = config.parameters
     inputs = targets.TargetInputs(
         demand=demand, seconds_by_kind=seconds, metres_by_kind=metres, units=units, facilities=facilities,
         villages=villages, thresholds_min=tuple(params.thresholds_min),
-        distance_thresholds_m=tuple(params.distance_thresholds_m),
+        distance_thresholds_m=tuple(params.distance_thresholds_m), accessibility=accessibility,
     )
     due = [target.for_year(year) for target in selected]
     table = targets.evaluate_targets(due, inputs)

@@ -191,7 +191,9 @@ def catalogue_documents():
 def demo_config(tmp_path_factory):
     config = load_study(DEMO)
     out = tmp_path_factory.mktemp("years")
-    return dataclasses.replace(config, output_dir=out, target_sets=tuple(config.target_sets) + ("putuo_plan",))
+    # putuo_plan: yearly series; equity_example: capacity and equity targets, measured on each year's sites
+    return dataclasses.replace(config, output_dir=out,
+                               target_sets=tuple(config.target_sets) + ("putuo_plan", "equity_example"))
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +224,10 @@ def test_the_trajectory_equals_separate_runs_per_year_exactly(demo_config, demo_
         previous = mine["share"]
     # the demo's opening years do change the figures over the years (the test would be idle otherwise)
     assert changed >= 3
+    # capacity-aware coverage and the Gini of access have figures every year (once "no data" in a trajectory)
+    equity_rows = trajectory.targets[trajectory.targets["metric"].isin(["capacity_share", "access_gini"])]
+    assert len(equity_rows) == 2 * len(YEARS) and equity_rows["actual"].notna().all()
+    assert equity_rows.groupby("target_id")["actual"].nunique().max() > 1  # they move with the openings
 
 
 def test_the_as_listed_run_is_the_demo_as_before(demo_trajectory):
