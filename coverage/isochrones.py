@@ -429,9 +429,16 @@ def isochrones_by_source(
     ferry: FerryPolicy | None = None,
     edge_seconds: tuple[np.ndarray, np.ndarray] | None = None,
     max_cells: int = 20_000_000,
+    cell_m: float = GRID_CELL_M,
+    threads: int = 1,
 ) -> dict[float, np.ndarray]:
     """
     One isochrone per source and threshold, from one bounded search per chunk of sources.
+
+    As in :func:`nested_isochrones`, each threshold's areas are built on the
+    shorter one's: per source and grid cell, the area at a limit is the
+    union of its area at the limit before and the buffers of the pieces that
+    were not yet whole streets of that source.
 
     Parameters
     ----------
@@ -443,6 +450,8 @@ def isochrones_by_source(
         As in :func:`isochrone`.
     max_cells
         Upper bound on (sources in a chunk) × (nodes) costs held at once.
+    cell_m, threads
+        Side of the grid cells (metres) and threads for their unions (the areas do not depend on it).
 
     Returns
     -------
@@ -459,14 +468,25 @@ def isochrones_by_source(
         snap = sources.subset(chunk)
         costs = node_seconds(net, snap, limit=max(thresholds_s), walk_speed_mps=walk_speed_mps, ferry=ferry,
                              edge_seconds=edge_seconds, min_only=False)
-        for limit in thresholds_s:
-            edge, start, end, label = reached_pieces(
-                net, snap, costs, limit=limit, walk_speed_mps=walk_speed_mps, ferry=ferry,
-                edge_seconds=edge_seconds, group=np.arange(len(chunk)),
-            )
-            lines = _lines(net, edge, start, end)
-            polygons = buffered_union(lines, buffer_m, group=label)
-            out[limit][chunk[: len(polygons)]] = polygons[: len(chunk)]
+        pieces = [reached_pieces(net, snap, costs, limit=limit, walk_speed_mps=walk_speed_mps, ferry=ferry,
+                                 edge_seconds=edge_seconds, group=np.arange(len(chunk))) for limit in thresholds_s]
+        lines = [_lines(net, *piece[:3]) for piece in pieces]
+        if len(lines[-1]) == 0:
+            continue
+        # one grid for every limit (the longest limit's pieces hold the others'); a source's own cells
+        origin, shape = _grid(lines[-1], cell_m)
+        cells: dict = {}
+        whole_before = np.empty(0, np.int64)  # (source, edge) keys walked whole at a shorter limit, sorted
+        for limit, (edge, start, end, label), piece_lines in zip(thresholds_s, pieces, lines):
+            pair = label.astype(np.int64) * net.n_edges + edge
+            new = ~np.isin(pair, whole_before, assume_unique=False)
+            if new.any():
+                key = _cell_keys(piece_lines[new], label[new], origin, shape, cell_m)
+                cells = _union_cells(shapely.buffer(piece_lines[new], buffer_m, quad_segs=4), key, cells,
+                                     threads=threads)
+            polygons = _join_cells(cells, shape[0] * shape[1], len(chunk))
+            out[limit][chunk] = polygons
+            whole_before = np.union1d(whole_before, pair[(start <= 0.0) & (end >= 1.0)])
     return out
 
 

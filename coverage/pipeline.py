@@ -188,19 +188,20 @@ def _study_isochrones(net, facilities, facility_snap, masks, config, working_crs
     threads = max(1, isochrones.default_threads() - 1)
     areas = _isochrones(net, facility_snap, masks, config, working_crs, networks=networks,
                         threads=threads, cancel=cancel).to_crs("EPSG:4326")
-    per_facility = facility_isochrones(net, facilities, facility_snap, config, working_crs) \
+    per_facility = facility_isochrones(net, facilities, facility_snap, config, working_crs, threads=threads) \
         if config.parameters.isochrones_per_facility and not (cancel is not None and cancel.is_set()) else None
     return areas, per_facility
 
 
-def facility_isochrones(net, facilities, facility_snap, config, working_crs) -> gpd.GeoDataFrame:
+def facility_isochrones(net, facilities, facility_snap, config, working_crs, *, threads: int = 1) -> gpd.GeoDataFrame:
     """
     One area per facility and threshold, in the travel mode of the facility's first kind.
 
     Facilities sharing a mode (walking speed or travel profile) are searched
-    together, one bounded search per chunk for all thresholds
-    (:func:`coverage.isochrones.isochrones_by_source`); a kind with a
-    travel profile uses the profile's network and edge seconds.
+    together, one bounded search per chunk for all thresholds, each built on
+    the shorter one's (:func:`coverage.isochrones.isochrones_by_source`,
+    grid cells unioned on ``threads`` threads); a kind with a travel
+    profile uses the profile's network and edge seconds.
 
     Parameters
     ----------
@@ -238,7 +239,7 @@ def facility_isochrones(net, facilities, facility_snap, config, working_crs) -> 
             speed, ferry, mode_id = profile.access_speed_mps, None, profile.id
         areas = isochrones.isochrones_by_source(kind_net, snap, [m * 60.0 for m in thresholds], walk_speed_mps=speed,
                                                 buffer_m=params.isochrone_buffer_m, ferry=ferry,
-                                                edge_seconds=edge_seconds)
+                                                edge_seconds=edge_seconds, threads=threads)
         for minutes in thresholds:
             polygons = areas[minutes * 60.0]
             keep = ~shapely.is_empty(polygons)

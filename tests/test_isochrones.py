@@ -60,7 +60,7 @@ def test_demo_isochrones_match_the_per_edge_union(demo):
 
 
 def test_a_county_sized_network_draws_only_the_headline_isochrones_the_map_shows(demo):
-    """auto: every threshold on a district's streets, the headline (15 min) only past 50,000 edges; all and headline as set."""
+    """auto: every threshold on a district's streets, the headline only past 50,000 edges; all and headline as set."""
     config, inputs = demo
     params = dataclasses.replace(config.parameters, kind_thresholds_min={"nursing_home": (20.0, 30.0)})
     limit = ISOCHRONE_ALL_THRESHOLDS_MAX_EDGES
@@ -121,6 +121,34 @@ def test_demo_per_facility_isochrones_match_and_grow_with_the_threshold(demo):
             new = projected[(projected["facility_id"] == ids[position]) & (projected["minutes"] == minutes)]
             assert len(new) == 1
             assert _relative_difference(old, new.geometry.iloc[0]) < 0.01
+
+
+def test_per_facility_areas_built_on_each_other_equal_each_threshold_drawn_alone(demo):
+    """isochrones_by_source builds 10 and 15 min on 5 min per source: the areas of one threshold at a time."""
+    config, inputs = demo
+    params = config.parameters
+    snap = inputs.facility_snap.subset(np.arange(min(40, len(inputs.facilities))))
+    limits = [300.0, 600.0, 900.0]
+    nested = isochrones.isochrones_by_source(inputs.net, snap, limits, walk_speed_mps=params.walk_speed_mps,
+                                             buffer_m=params.isochrone_buffer_m, ferry=params.ferry, threads=2)
+    # a small chunk size: sources split over several chunks give the same areas
+    chunked = isochrones.isochrones_by_source(inputs.net, snap, limits, walk_speed_mps=params.walk_speed_mps,
+                                              buffer_m=params.isochrone_buffer_m, ferry=params.ferry,
+                                              max_cells=7 * inputs.net.n_nodes)
+    compared = 0
+    for limit in limits:
+        alone = isochrones.isochrones_by_source(inputs.net, snap, [limit], walk_speed_mps=params.walk_speed_mps,
+                                                buffer_m=params.isochrone_buffer_m, ferry=params.ferry)[limit]
+        for mine, other, theirs in zip(nested[limit], chunked[limit], alone):
+            assert mine.is_empty == theirs.is_empty == other.is_empty
+            if not theirs.is_empty:
+                assert _relative_difference(theirs, mine) < 1e-9
+                assert _relative_difference(theirs, other) < 1e-9
+                compared += 1
+    assert compared > 60
+    # each source's area grows with the threshold
+    assert all(shapely.difference(a, b).area < 1e-9 * a.area for a, b in zip(nested[300.0], nested[900.0])
+               if not a.is_empty)
 
 
 @pytest.mark.parametrize("extract", ["beijing_bupt/map.osm.pbf", "shanghai_center/shanghai_center.osm.pbf"])
