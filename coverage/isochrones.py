@@ -435,10 +435,10 @@ def isochrones_by_source(
     """
     One isochrone per source and threshold, from one bounded search per chunk of sources.
 
-    As in :func:`nested_isochrones`, each threshold's areas are built on the
-    shorter one's: per source and grid cell, the area at a limit is the
-    union of its area at the limit before and the buffers of the pieces that
-    were not yet whole streets of that source.
+    Each threshold is drawn on its own: building one on the shorter one's,
+    as :func:`nested_isochrones` does for a kind's union, was measured
+    slower per source (a quarter of Huangpi, 461 facilities: 7.4 s against
+    6.9 s), the areas of one source being small.
 
     Parameters
     ----------
@@ -468,25 +468,14 @@ def isochrones_by_source(
         snap = sources.subset(chunk)
         costs = node_seconds(net, snap, limit=max(thresholds_s), walk_speed_mps=walk_speed_mps, ferry=ferry,
                              edge_seconds=edge_seconds, min_only=False)
-        pieces = [reached_pieces(net, snap, costs, limit=limit, walk_speed_mps=walk_speed_mps, ferry=ferry,
-                                 edge_seconds=edge_seconds, group=np.arange(len(chunk))) for limit in thresholds_s]
-        lines = [_lines(net, *piece[:3]) for piece in pieces]
-        if len(lines[-1]) == 0:
-            continue
-        # one grid for every limit (the longest limit's pieces hold the others'); a source's own cells
-        origin, shape = _grid(lines[-1], cell_m)
-        cells: dict = {}
-        whole_before = np.empty(0, np.int64)  # (source, edge) keys walked whole at a shorter limit, sorted
-        for limit, (edge, start, end, label), piece_lines in zip(thresholds_s, pieces, lines):
-            pair = label.astype(np.int64) * net.n_edges + edge
-            new = ~np.isin(pair, whole_before, assume_unique=False)
-            if new.any():
-                key = _cell_keys(piece_lines[new], label[new], origin, shape, cell_m)
-                cells = _union_cells(shapely.buffer(piece_lines[new], buffer_m, quad_segs=4), key, cells,
-                                     threads=threads)
-            polygons = _join_cells(cells, shape[0] * shape[1], len(chunk))
-            out[limit][chunk] = polygons
-            whole_before = np.union1d(whole_before, pair[(start <= 0.0) & (end >= 1.0)])
+        for limit in thresholds_s:
+            edge, start, end, label = reached_pieces(
+                net, snap, costs, limit=limit, walk_speed_mps=walk_speed_mps, ferry=ferry,
+                edge_seconds=edge_seconds, group=np.arange(len(chunk)),
+            )
+            lines = _lines(net, edge, start, end)
+            polygons = buffered_union(lines, buffer_m, group=label, cell_m=cell_m, threads=threads)
+            out[limit][chunk[: len(polygons)]] = polygons[: len(chunk)]
     return out
 
 

@@ -198,10 +198,10 @@ def facility_isochrones(net, facilities, facility_snap, config, working_crs, *, 
     One area per facility and threshold, in the travel mode of the facility's first kind.
 
     Facilities sharing a mode (walking speed or travel profile) are searched
-    together, one bounded search per chunk for all thresholds, each built on
-    the shorter one's (:func:`coverage.isochrones.isochrones_by_source`,
-    grid cells unioned on ``threads`` threads); a kind with a travel
-    profile uses the profile's network and edge seconds.
+    together, one bounded search per chunk for all thresholds
+    (:func:`coverage.isochrones.isochrones_by_source`, grid cells unioned on
+    ``threads`` threads); a kind with a travel profile uses the profile's
+    network and edge seconds.
 
     Parameters
     ----------

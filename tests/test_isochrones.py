@@ -123,8 +123,8 @@ def test_demo_per_facility_isochrones_match_and_grow_with_the_threshold(demo):
             assert _relative_difference(old, new.geometry.iloc[0]) < 0.01
 
 
-def test_per_facility_areas_built_on_each_other_equal_each_threshold_drawn_alone(demo):
-    """isochrones_by_source builds 10 and 15 min on 5 min per source: the areas of one threshold at a time."""
+def test_per_facility_areas_do_not_depend_on_chunks_threads_or_the_thresholds_asked_together(demo):
+    """isochrones_by_source: the same area per source whether its thresholds, chunks and threads are split or not."""
     config, inputs = demo
     params = config.parameters
     snap = inputs.facility_snap.subset(np.arange(min(40, len(inputs.facilities))))
