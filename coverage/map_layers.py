@@ -850,7 +850,7 @@ def legend_html(
     Parameters
     ----------
     classes
-        :class:`coverage.maps.ShareClass` list of the choropleth.
+        :class:`coverage.map_classes.ShareClass` list of the choropleth.
     units_title
         Name of the units' layer; None when no units are drawn.
     kinds_present

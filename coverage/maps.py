@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import html
-import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -22,6 +20,9 @@ from coverage._io import atomic_path
 from coverage import coords
 from coverage import kinds as kinds_registry
 from coverage import map_layers
+from coverage.map_classes import (  # noqa: F401  (maps.ShareClass / share_classes / classify_share kept)
+    UNCOVERED_RAMP, ShareClass, classify_share, percent_label, pick_colours, share_classes,
+)
 from coverage.map_layers import inline_remote_assets  # noqa: F401  (public: coverage.maps.inline_remote_assets)
 from coverage.map_layers import (
     FAIL_OUTLINE as _FAIL_OUTLINE,
@@ -90,41 +91,6 @@ STREET_ZOOM = 15
 #: map panes, bottom to top (Leaflet's overlayPane, where facilities are drawn, is 400)
 _PANES = (("cov-units", 350), ("cov-uncovered", 360), ("cov-isochrones", 370), ("cov-streets", 385))
 
-_BELOW_RAMP = ("#b2182b", "#d6604d", "#f4a582", "#fddbc7")  # dark → light
-_ABOVE_RAMP = ("#a6dba0", "#5aae61", "#1b7837", "#00441b")  # light → dark
-_PLAIN_RAMP = ("#ffffcc", "#c2e699", "#78c679", "#31a354", "#006837")
-_UNCOVERED_RAMP = ("#dadaeb", "#bcbddc", "#9e9ac8", "#756bb1", "#54278f")
-
-@dataclass(frozen=True)
-class ShareClass:
-    """
-    One class of the coverage-rate choropleth.
-
-    Attributes
-    ----------
-    lower, upper
-        Bounds as shares (0..1); the class holds ``lower <= share < upper``,
-        or ``lower <= share <= upper`` when ``closed`` (the last class).
-    colour
-        Fill colour (hex).
-    label
-        Legend text, e.g. ``"75%–90%"``.
-    meets_target
-        Whether every share in the class meets the target (None when no target).
-    """
-
-    lower: float
-    upper: float
-    colour: str
-    label: str
-    closed: bool = False
-    meets_target: bool | None = None
-
-    def contains(self, share: float) -> bool:
-        """Whether ``share`` falls in this class."""
-        return self.lower <= share <= self.upper if self.closed else self.lower <= share < self.upper
-
-
 def display_crs_for(basemap: str) -> str:
     """
     The coordinate system a basemap's tiles are drawn in.
@@ -142,35 +108,6 @@ def display_crs_for(basemap: str) -> str:
     """
     _check_basemap(basemap)
     return "gcj02" if basemap == "amap" else "wgs84"
-
-
-def share_classes(target_share: float | None = None) -> list[ShareClass]:
-    """
-    Classes of the coverage-rate choropleth, with the target as a class boundary.
-
-    Parameters
-    ----------
-    target_share
-        Policy target as a share in (0, 1], e.g. 0.9; None for plain quartiles.
-
-    Returns
-    -------
-    list of ShareClass
-        Ordered from 0 to 100 %. With a target, classes below it are shaded
-        red→orange and classes at or above it green, so "meets the target" is
-        a colour change on the map and a line in the legend. A target of 1
-        gives a class of its own for exactly 100 %.
-    """
-    base = [0.0, 0.25, 0.5, 0.75, 1.0]
-    if target_share is None:
-        return _classes_from_breaks(base, None)
-    target = float(target_share)
-    if not 0.0 < target <= 1.0:
-        raise ValueError(f"target_share must be a share in (0, 1], e.g. 0.9 for 90 %; got {target_share!r}")
-    if target == 1.0:
-        return _classes_from_breaks(base, 1.0)
-    breaks = sorted({b for b in base if b in (0.0, 1.0) or abs(b - target) >= 0.05} | {target})
-    return _classes_from_breaks(breaks, target)
 
 
 def coverage_map(
@@ -512,76 +449,6 @@ def _check_basemap(basemap: str) -> None:
                           "/ 底图名称有误")
 
 
-def _classes_from_breaks(breaks: list[float], target: float | None) -> list[ShareClass]:
-    intervals = [(lo, hi) for lo, hi in zip(breaks[:-1], breaks[1:])]
-    if target == 1.0:
-        intervals.append((1.0, 1.0))
-    if target is None:
-        colours = _pick(_PLAIN_RAMP, len(intervals), from_end=False, spread=True)
-    else:
-        below = [iv for iv in intervals if iv[0] < target]
-        above = [iv for iv in intervals if iv[0] >= target]
-        colours = _pick(_BELOW_RAMP, len(below), from_end=False) + _pick(_ABOVE_RAMP, len(above), from_end=True)
-    classes = []
-    for i, ((lo, hi), colour) in enumerate(zip(intervals, colours)):
-        last = i == len(intervals) - 1
-        meets = None if target is None else lo >= target
-        if lo == hi:
-            label = f"{_pct(lo)}"
-        elif last:
-            label = f"{_pct(lo)}–{_pct(hi)}"
-        else:
-            label = f"{_pct(lo)}–<{_pct(hi)}"
-        if meets and lo == target:
-            label += "（达标）"
-        classes.append(ShareClass(lo, hi, colour, label, closed=last, meets_target=meets))
-    return classes
-
-
-def _pick(ramp: Sequence[str], n: int, *, from_end: bool, spread: bool = False) -> list[str]:
-    """n colours from a ramp: the n nearest one end, or spread over it."""
-    if n <= 0:
-        return []
-    top = len(ramp) - 1
-    if spread:
-        idx = np.linspace(0, top, n)
-    elif from_end:
-        idx = np.linspace(1, top, n) if n <= top else np.linspace(0, top, n)
-    else:
-        idx = np.linspace(0, min(top, n - 1), n)
-    return [ramp[int(round(i))] for i in idx]
-
-
-def _pct(share: float) -> str:
-    value = share * 100
-    return f"{value:.0f}%" if abs(value - round(value)) < 1e-9 else f"{value:.1f}%"
-
-
-def classify_share(share: Any, classes: Sequence[ShareClass]) -> ShareClass | None:
-    """
-    The class a coverage rate falls in.
-
-    Parameters
-    ----------
-    share
-        Coverage rate 0..1 (clipped); None or NaN for units without elderly.
-    classes
-        From :func:`share_classes`.
-
-    Returns
-    -------
-    ShareClass or None
-        None when there is no rate.
-    """
-    if share is None or (isinstance(share, float) and math.isnan(share)):
-        return None
-    share = min(max(float(share), 0.0), 1.0)
-    for cls in classes:
-        if cls.contains(share):
-            return cls
-    return classes[-1]
-
-
 def _for_display(gdf: gpd.GeoDataFrame, display_crs: str, metric_crs, tolerance_m: float,
                  budget: int | None = None) -> gpd.GeoDataFrame:
     """
@@ -704,7 +571,7 @@ def _add_units(m: folium.Map, units: gpd.GeoDataFrame, classes: list[ShareClass]
             "名称": _text(row.get("name")),
             "代码": _text(row.get("code")),
             "级别": _text(level),
-            "覆盖率": _pct(share) if share is not None else "无老年人口",
+            "覆盖率": percent_label(share) if share is not None else "无老年人口",
             "60岁以上人口": _number(row.get("elderly"), " 人"),
             "是否达标": meets,
             "_fill": cls.colour if cls else _NO_DATA_COLOUR,
@@ -822,7 +689,7 @@ def _add_uncovered(m: folium.Map, uncovered: gpd.GeoDataFrame, threshold_minutes
         return []
     elderly = pd.to_numeric(uncovered["elderly"], errors="coerce").to_numpy(dtype=float)
     breaks = _elderly_breaks(elderly)
-    colours = _pick(_UNCOVERED_RAMP, len(breaks), from_end=True)
+    colours = pick_colours(UNCOVERED_RAMP, len(breaks), from_end=True)
     labels = []
     lower = 0.0
     for upper in breaks:
