@@ -131,7 +131,7 @@ def assign_units(demand: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> gpd.GeoDa
         assigned[level] = _polygon_join(points, table[is_polygon & (table["level"] == level)])
 
     village_points = table[is_point & (table["level"] == "village")]
-    missing = np.array([code is None for code in assigned["village"]])
+    missing = pd.isna(assigned["village"])
     if len(village_points) and missing.any():
         assigned["village"][missing] = _nearest_village(
             points[missing], assigned, missing, village_points, table, is_polygon
@@ -139,8 +139,12 @@ def assign_units(demand: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> gpd.GeoDa
 
     parent_of = dict(zip(table["code"], table["parent_code"]))
     for lower, upper in (("village", "town"), ("town", "county")):
-        fill = np.array([u is None and l is not None for l, u in zip(assigned[lower], assigned[upper])], dtype=bool)
-        assigned[upper][fill] = [parent_of.get(code) for code in assigned[lower][fill]]
+        fill = pd.isna(assigned[upper]) & pd.notna(assigned[lower])
+        if fill.any():
+            # the parent of each distinct code once, not once per point
+            codes, inverse = np.unique(assigned[lower][fill].astype(str), return_inverse=True)
+            parents = np.array([parent_of.get(code) for code in codes.tolist()], dtype=object)
+            assigned[upper][fill] = parents[inverse]
 
     for level in _LEVELS:
         result[f"{level}_code"] = pd.array(assigned[level], dtype="string")
@@ -193,7 +197,13 @@ def _nearest_village(
         for code, parent in zip(village_points["code"], village_parent)
     ]
     village_county = np.array([_county_key(code) for code in village_county], dtype=object)
-    county_of_point = np.array([_county_key(code) for code in assigned["county"][missing]], dtype=object)
+    # the key of each distinct county code once, not once per demand point
+    point_counties = assigned["county"][missing]
+    known = pd.notna(point_counties)
+    county_of_point = np.full(len(point_counties), None, dtype=object)
+    if known.any():
+        codes, inverse = np.unique(point_counties[known].astype(str), return_inverse=True)
+        county_of_point[known] = np.array([_county_key(code) for code in codes.tolist()], dtype=object)[inverse]
     if pd.notna(county_of_point).any() and pd.notna(village_county).any():
         return _nearest_in_groups(points, county_of_point, village_points, village_county)
     everyone = np.full(len(points), "all", dtype=object)
