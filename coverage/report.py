@@ -359,6 +359,11 @@ HEADERS_EN: dict[str, str] = {
     "value": "Value", "data_label": "Data", "unit_code": "Unit code given", "unit_assignment": "Placed in unit",
     "parent_code": "Parent code", "served_elderly": "Elderly served (persons)",
     "elderly_within": "Elderly within the threshold (persons)", "town_names": "Towns given",
+    # the region workbook's own columns (coverage.region_outputs)
+    "area_code": "Area code", "area_name": "Area", "numerator": "Numerator", "denominator": "Denominator",
+    "areas_met": "Areas meeting the target", "areas_evaluated": "Areas evaluated",
+    "threshold_min": "Walking threshold (min)", "targets_met": "Targets met", "targets_evaluated": "Targets evaluated",
+    "map": "Area map", "stage": "Failed stage", "message": "Error message",
 }
 
 

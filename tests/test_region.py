@@ -271,3 +271,12 @@ def test_the_towns_of_a_region_add_up_to_the_whole_county_run(tmp_path):
                                                  rel=1e-12), area.name
     assert sum(towns.values()) == pytest.approx(float(whole["elderly"].sum()), rel=1e-12)
     assert float(whole["elderly"].sum()) == pytest.approx(census["429901000000"], rel=1e-12)
+
+
+def test_every_region_column_has_an_english_header_written_for_it():
+    """The region workbook in English: its own columns read as words, as the single-area sheets do."""
+    from coverage.region_outputs import REGION_HEADERS_ZH
+    from coverage.report import HEADERS_EN
+
+    assert set(REGION_HEADERS_ZH) <= set(HEADERS_EN)
+    assert all("_" not in HEADERS_EN[column] for column in REGION_HEADERS_ZH)
