@@ -128,10 +128,12 @@ def _accessibility(raw) -> AccessibilitySettings:
     )
 
 
-#: ``isochrone_thresholds: auto`` draws every threshold's isochrones up to this many walking edges (a city
-#: district's streets); a larger network (a county: 334,000 edges on Huangpi) gets the headline threshold's only,
-#: the ones its map shows, which saves a third of the polygon work
-ISOCHRONE_ALL_THRESHOLDS_MAX_EDGES = 50_000
+#: ``isochrone_thresholds: auto`` draws every threshold's isochrones up to this many walking edges; a larger
+#: network gets the headline threshold's only. The map draws every threshold as vectors only while their areas hold
+#: at most 360,000 vertices (4 × ``map_layers.VERTEX_BUDGET["isochrones"]``), else the headline's as images: a
+#: quarter of Huangpi (92,418 edges) holds 305,000 and keeps them all, the county (333,811) 938,000 and draws the
+#: headline only, a third of the polygon work
+ISOCHRONE_ALL_THRESHOLDS_MAX_EDGES = 100_000
 
 
 @dataclass(frozen=True)

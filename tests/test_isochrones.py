@@ -60,7 +60,7 @@ def test_demo_isochrones_match_the_per_edge_union(demo):
 
 
 def test_a_county_sized_network_draws_only_the_headline_isochrones_the_map_shows(demo):
-    """auto: every threshold on a district's streets, the headline only past 50,000 edges; all and headline as set."""
+    """auto: every threshold on a district's streets, the headline only past 100,000 edges; all and headline as set."""
     config, inputs = demo
     params = dataclasses.replace(config.parameters, kind_thresholds_min={"nursing_home": (20.0, 30.0)})
     limit = ISOCHRONE_ALL_THRESHOLDS_MAX_EDGES
