@@ -19,7 +19,7 @@ from coverage._errors import ConfigError
 from coverage._io import atomic_path
 from coverage import coords
 from coverage import kinds as kinds_registry
-from coverage import map_layers
+from coverage import map_images, map_layers
 from coverage.map_classes import (  # noqa: F401  (maps.ShareClass / share_classes / classify_share kept)
     UNCOVERED_RAMP, ShareClass, classify_share, percent_label, pick_colours, share_classes,
 )
@@ -255,7 +255,7 @@ def coverage_map(
     if uncovered is not None and len(uncovered):
         if uncovered_grid is not None and {"row", "col"} <= set(uncovered.columns) \
                 and uncovered["row"].notna().all():
-            uncovered = map_layers.cells_from_grid(uncovered, uncovered_grid)
+            uncovered = map_images.cells_from_grid(uncovered, uncovered_grid)
         uncovered_d = _for_display(uncovered, display_crs, metric, 0.0)
 
     m = new_map(units_d, facilities_d, offline=offline, page_title=page_title(title, synthetic))
@@ -622,7 +622,7 @@ def _isochrone_layer(part: gpd.GeoDataFrame, kind: str, minutes: float, label: s
     colour = KIND_COLOURS.get(kind, "#08306b")
     weight = 2.2 if kind == "any" else 1.2  # the any-kind edge must read over the units' shading
     if shapely.get_num_coordinates(np.asarray(part.geometry.values)).sum() > ISOCHRONE_VECTOR_MAX_COORDS:
-        image = map_layers.class_image(part, np.zeros(len(part), int), [colour], opacity=0.3, cell_m=25.0)
+        image = map_images.class_image(part, np.zeros(len(part), int), [colour], opacity=0.3, cell_m=25.0)
         if image is not None:
             return folium.raster_layers.ImageOverlay(image.data_uri, bounds=image.bounds, name=label, show=show,
                                                      interactive=False, zindex=2)
@@ -696,7 +696,7 @@ def _add_uncovered(m: folium.Map, uncovered: gpd.GeoDataFrame, threshold_minutes
         labels.append(f"{_number(lower, decimals=0 if lower >= 10 or lower == 0 else 1)}–{_number(upper)} 人")
         lower = upper
     grade = _grade(elderly, breaks)
-    image = map_layers.class_image(uncovered, grade, colours, opacity=UNCOVERED_OPACITY)
+    image = map_images.class_image(uncovered, grade, colours, opacity=UNCOVERED_OPACITY)
     if image is None:
         return []
     label = (f"{threshold_minutes:g}分钟外的60岁以上老人（未覆盖）" if lang == "zh"

@@ -454,9 +454,9 @@ def test_points_on_the_population_grid_are_summed_onto_its_cells():
     points = gpd.GeoDataFrame({"elderly": [2.0, 3.0, 7.0], "row": [0, 0, 5], "col": [0, 0, 3]},
                               geometry=[Point(LON0 + 0.0005, LAT0 + 0.0095)] * 2 + [Point(LON0 + 0.0035, LAT0 + 0.0045)],
                               crs="EPSG:4326")
-    from coverage import map_layers
+    from coverage import map_images
 
-    cells = map_layers.cells_from_grid(points, grid)
+    cells = map_images.cells_from_grid(points, grid)
     assert sorted(cells["elderly"]) == [5.0, 7.0]
     assert cells.geometry.iloc[0].bounds == pytest.approx((LON0, LAT0 + 0.009, LON0 + 0.001, LAT0 + 0.01))
     m = maps.coverage_map(_units(), _facilities(), uncovered=points, uncovered_grid=grid, title="格网", basemap="osm")
@@ -798,7 +798,7 @@ def test_walking_areas_are_burnt_into_the_same_pixels_as_gdal():
     from rasterio import features
     from rasterio.transform import from_origin
 
-    from coverage import isochrones, map_layers, reach
+    from coverage import isochrones, map_images, reach
     from coverage.config import FerryPolicy
     from coverage.network import load_walk_arrays
     from tests.conftest import shared_data
@@ -823,6 +823,6 @@ def test_walking_areas_are_burnt_into_the_same_pixels_as_gdal():
         values = np.arange(1, len(geoms) + 1)
         gdal = features.rasterize(zip(geoms, values.tolist()), out_shape=(height, width),
                                   transform=from_origin(west, north, px, py), fill=0, dtype="uint8")
-        mine = map_layers.burn_polygons(geoms, values, (height, width), (west, north, px, py))
+        mine = map_images.burn_polygons(geoms, values, (height, width), (west, north, px, py))
         assert (gdal > 0).sum() > 1000 and set(np.unique(mine)) == set(np.unique(gdal))
         assert (mine != gdal).sum() <= 1e-5 * mine.size  # a pixel centre exactly on an edge may fall either way
