@@ -312,27 +312,7 @@ def _outside_pieces(sources: np.ndarray, parts: pd.DataFrame, demand, grid: dict
     outside = boxes.copy()
     has_cover = pd.notna(covered)
     outside[has_cover] = shapely.difference(boxes[has_cover], covered[has_cover].astype(object))
-    return _without_slivers(outside, shapely.area(boxes))
-
-
-def _without_slivers(pieces: np.ndarray, cell_areas: np.ndarray) -> np.ndarray:
-    """
-    Drop the polygons of each piece that are slivers (area share below the tolerance) left by rounding.
-
-    A sliver of the zone left in a cell's outside piece would draw the outside
-    part's anchor (:func:`_move_to_pieces`) into the zone: persons outside it,
-    left uncalibrated, would then count as the zone's.
-    """
-    cleaned = pieces.copy()
-    for i, piece in enumerate(pieces):
-        if piece is None or piece.is_empty or shapely.get_num_geometries(piece) < 2:
-            continue
-        parts = np.asarray(shapely.get_parts(piece))
-        parts = parts[shapely.get_type_id(parts) == 3]  # polygons only
-        kept = parts[shapely.area(parts) > _SHARE_TOLERANCE * cell_areas[i]]
-        if len(kept):
-            cleaned[i] = kept[0] if len(kept) == 1 else shapely.multipolygons(kept)
-    return cleaned
+    return outside
 
 
 def _point_parts(demand: gpd.GeoDataFrame, positions: np.ndarray, zones: gpd.GeoDataFrame) -> pd.DataFrame:

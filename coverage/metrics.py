@@ -101,8 +101,7 @@ def service_circle_table(
                 total = group_elderly[position]
                 for i, threshold in enumerate(thresholds):
                     within = group_within[i][position]
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        share = within / total if total > 0 else np.nan
+                    share = within / total if total > 0 else np.nan
                     rows.append(
                         {
                             "scope": scope,
