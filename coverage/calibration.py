@@ -21,6 +21,7 @@ from rasterio.windows import transform as window_transform
 
 from coverage._errors import InputDataError
 from coverage.rasters import ElderlyRaster, _outward_window, _to_lonlat
+from coverage.spatial import points_in_polygons
 
 #: calibration factors outside this range get a warning in the factors table
 PLAUSIBLE_FACTOR_RANGE = (0.67, 1.5)
@@ -319,10 +320,7 @@ def _point_parts(demand: gpd.GeoDataFrame, positions: np.ndarray, zones: gpd.Geo
     """Non-raster demand points (buildings, uniform grid) go wholly to the zone containing them."""
     points = demand.geometry.iloc[positions]
     zones_here = zones.to_crs(demand.crs)
-    tree = shapely.STRtree(np.asarray(zones_here.geometry.values))
-    point_index, zone_index = tree.query(np.asarray(points.values), predicate="within")
-    order = np.lexsort((zone_index, point_index))
-    point_index, zone_index = point_index[order], zone_index[order]
+    point_index, zone_index = points_in_polygons(np.asarray(points.values), np.asarray(zones_here.geometry.values))
     first = np.unique(point_index, return_index=True)[1]
     if len(point_index) - len(first) > _NESTED_POINT_SHARE * max(len(first), 1):
         raise InputDataError(

@@ -129,7 +129,10 @@ def _load_demand(config: StudyConfig, units, study_area, working_crs, notes: lis
     if units is not None:
         demand = population.assign_units(demand, units)
     if study_area is not None:
-        inside = demand.geometry.within(study_area.to_crs(working_crs).iloc[0])
+        # the area prepared once: an indexed point-in-polygon test per point (the same as GeoSeries.within)
+        area = study_area.to_crs(working_crs).iloc[0]
+        shapely.prepare(area)
+        inside = pd.Series(shapely.contains(area, np.asarray(demand.geometry.values)), index=demand.index)
         outside_persons = float(demand.loc[~inside, "elderly"].sum())
         if outside_persons > 0:
             notes.append(

@@ -14,6 +14,7 @@ from coverage.calibration import PLAUSIBLE_FACTOR_RANGE, _normalise_code, calibr
 from coverage.rasters import (
     WORLDPOP_BAND_WIDTH, WORLDPOP_OLDEST_BAND, ElderlyRaster, check_lonlat_bounds, demand_points, read_elderly_raster,
 )
+from coverage.spatial import points_in_polygons
 
 __all__ = [
     "PLAUSIBLE_FACTOR_RANGE",
@@ -48,10 +49,7 @@ def _polygon_join(points: np.ndarray, polygons: gpd.GeoDataFrame) -> np.ndarray:
     codes = np.full(len(points), None, dtype=object)
     if len(polygons) == 0:
         return codes
-    tree = shapely.STRtree(np.asarray(polygons.geometry.values))
-    point_index, polygon_index = tree.query(points, predicate="within")
-    order = np.lexsort((polygon_index, point_index))
-    point_index, polygon_index = point_index[order], polygon_index[order]
+    point_index, polygon_index = points_in_polygons(points, np.asarray(polygons.geometry.values))
     first = np.unique(point_index, return_index=True)[1]
     codes[point_index[first]] = polygons["code"].to_numpy(dtype=object)[polygon_index[first]]
     return codes
