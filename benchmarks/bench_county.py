@@ -389,12 +389,18 @@ def worker_catchment(study: Path, out: Path, which: str, before: str) -> dict:
             "nodes": inputs.net.n_nodes, "edges": inputs.net.n_edges, "peak_mb": _peak_mb()}
 
 
-def run_worker(args: list[str], timeout: float | None = None) -> dict:
-    """Run one worker in a fresh process; its JSON answer, or {'error': …}."""
+def run_worker(args: list[str], timeout: float | None = None, code: Path | None = None) -> dict:
+    """
+    Run one worker in a fresh process; its JSON answer, or {'error': …}.
+
+    ``code``: a checkout whose ``coverage`` package the worker imports
+    instead of this one's (the ``--compare`` runs).
+    """
     command = [sys.executable, "-W", "ignore", str(Path(__file__).resolve()), "--worker", *args]
+    env = None if code is None else {**os.environ, "PYTHONPATH": str(code)}
     start = time.perf_counter()
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=code or REPO, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"killed after {timeout:.0f} s", "seconds": time.perf_counter() - start}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -406,11 +412,71 @@ def run_worker(args: list[str], timeout: float | None = None) -> dict:
 # ---------------------------------------------------------------- report
 
 
+def speed_reference(repeats: int = 3) -> dict:
+    """
+    Seconds of two fixed workloads (best of ``repeats``): how fast this machine is today.
+
+    The same VM type ran the same code 19–21 s one day and 24–30 s the
+    next; these two figures, printed with every section, tell a slower
+    machine from slower code. ``python``: a pure-Python loop of 5 million
+    additions (what the GIL-bound writers do); ``geos``: the union of 4,000
+    buffered random segments (what the isochrones do).
+    """
+    import shapely
+
+    rng = np.random.default_rng(0)
+    start = rng.uniform(0, 20_000, (4_000, 2))
+    segments = shapely.linestrings(np.stack([start, start + rng.normal(0, 150, (4_000, 2))], axis=1))
+    best = {"python": np.inf, "geos": np.inf}
+    for _ in range(repeats):
+        t = time.perf_counter()
+        total = 0
+        for i in range(5_000_000):
+            total += i
+        best["python"] = min(best["python"], time.perf_counter() - t)
+        t = time.perf_counter()
+        shapely.union_all(shapely.buffer(segments, 50.0, quad_segs=4))
+        best["geos"] = min(best["geos"], time.perf_counter() - t)
+    return best
+
+
 def machine() -> dict:
     lscpu = subprocess.run("lscpu | head -15", shell=True, capture_output=True, text=True).stdout
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"lscpu": lscpu.rstrip(), "nproc": os.cpu_count(), "ram_gb": mem_gb, "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": os.getloadavg()}
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": os.getloadavg(),
+            "speed": speed_reference()}
+
+
+def compare_runs(study: Path, rev: str, repeats: int, out: Path) -> dict:
+    """
+    The full run with the code of ``rev`` and with this checkout's, alternately, ``repeats`` times each.
+
+    The machine's speed drifts by tens of per cent within an hour; runs
+    made one after the other in pairs see the same machine. Returns each
+    side's seconds and the ratio (this / rev) per pair; the 14 CSV tables
+    of the last pair are compared byte for byte.
+    """
+    import tempfile
+
+    pairs = []
+    with tempfile.TemporaryDirectory(prefix="bench_rev_") as scratch:
+        tree = Path(scratch) / "tree"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
+        try:
+            for _ in range(repeats):
+                before = run_worker(["run", str(study), str(out / "compare_before")], code=tree)
+                now = run_worker(["run", str(study), str(out / "compare_now")])
+                if "error" in before or "error" in now:
+                    return {"error": (before.get("error") or now.get("error"))[-500:]}
+                pairs.append((before["seconds"], now["seconds"]))
+                print(f"  compare {rev}: {before['seconds']:.1f} s, now {now['seconds']:.1f} s", flush=True)
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
+    differing = [p.name for p in sorted((out / "compare_before").glob("*.csv"))
+                 if not (out / "compare_now" / p.name).exists()
+                 or p.read_bytes() != (out / "compare_now" / p.name).read_bytes()]
+    return {"rev": rev, "pairs": pairs, "ratios": [n / b for b, n in pairs], "tables_differing": differing}
 
 
 def fmt_bytes(n: float) -> str:
@@ -418,10 +484,12 @@ def fmt_bytes(n: float) -> str:
 
 
 def render(info: dict, studies: list[dict], runs: list[dict], site: dict, catch: dict) -> str:
-    lines = [f"## County batch job (`bench_county.py`, issue #14 item 6)", ""]
+    lines = ["## County batch job (`bench_county.py`, issue #14 item 6)", ""]
     m = info["machine"]
     lines += [f"Run of {m['date']} (load average at start {m['load'][0]:.1f}, at end {info['load_end'][0]:.1f}); "
-              f"nproc {m['nproc']}, RAM {m['ram_gb']:.1f} GB, Python {m['python']}, nice -n 10.", "",
+              f"nproc {m['nproc']}, RAM {m['ram_gb']:.1f} GB, Python {m['python']}, nice -n 10. "
+              + (f"Speed reference (`speed_reference`, best of 3): pure-Python loop {m['speed']['python']:.2f} s, "
+                 f"GEOS union {m['speed']['geos']:.2f} s." if "speed" in m else ""), "",
               "```", m["lscpu"], "```", ""]
     stages = []
     for run in runs:
@@ -461,6 +529,18 @@ def render(info: dict, studies: list[dict], runs: list[dict], site: dict, catch:
         for name, size in sorted(runs[-1]["files"].items(), key=lambda kv: -kv[1]):
             lines.append(f"| {name} | {fmt_bytes(size)} |")
         lines.append(f"| **total** | **{fmt_bytes(sum(runs[-1]['files'].values()))}** |")
+    compare = info.get("compare")
+    if compare and "error" not in compare:
+        lines += ["", f"Full window, the code of `{compare['rev']}` and this checkout's run in pairs (one after the "
+                  "other, same inputs, same machine):", "", "| pair | before s | now s | now / before |",
+                  "|---:|---:|---:|---:|"]
+        for i, ((before, now), ratio) in enumerate(zip(compare["pairs"], compare["ratios"]), start=1):
+            lines.append(f"| {i} | {before:.1f} | {now:.1f} | {ratio:.2f} |")
+        differing = compare["tables_differing"]
+        lines += ["", f"Median ratio {np.median(compare['ratios']):.2f}; CSV tables of the last pair: "
+                  + ("byte-identical." if not differing else f"differ in {', '.join(differing)}.")]
+    elif compare:
+        lines += ["", f"Comparison failed: {compare['error']!r}"]
     lines += ["", "Siting at the full window (`propose_sites`, kind mutual_aid, 15 min, 200 m candidate spacing):", "",
               "| command | total s | stages (s) | peak RSS | result |", "|---|---:|---|---:|---|"]
     for mode, result in site.items():
@@ -493,6 +573,9 @@ def main(argv=None) -> int:
     parser.add_argument("--target-budget", type=float, default=300.0, help="seconds allowed for --target 0.6")
     parser.add_argument("--before", default="HEAD", help="commit whose catchment_matrix is the 'before' ('' skips)")
     parser.add_argument("--write", default=None, help="append the section to this results file")
+    parser.add_argument("--compare", default=None, metavar="REV",
+                        help="also run the full window with the code of REV and with this checkout's, in pairs")
+    parser.add_argument("--repeats", type=int, default=3, help="pairs of --compare runs")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -547,6 +630,8 @@ def main(argv=None) -> int:
             diff = float(np.max(np.abs(a["data"] - b["data"]))) if same and len(a["data"]) else 0.0
             catch["identical"] = (f"sparsity pattern {'equal' if same else 'DIFFERENT'}, "
                                   f"nnz {len(a['data']):,} / {len(b['data']):,}, max abs diff {diff:.1e} s")
+    if args.compare:
+        info["compare"] = compare_runs(full / "study.yaml", args.compare, args.repeats, full)
     info["load_end"] = os.getloadavg()
     text = render(info, studies, runs, site, catch)
     print(text)
