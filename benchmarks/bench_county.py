@@ -399,6 +399,7 @@ def run_worker(args: list[str], timeout: float | None = None, code: Path | None 
     command = [sys.executable, "-W", "ignore", str(Path(__file__).resolve()), "--worker", *args]
     env = None if code is None else {**os.environ, "PYTHONPATH": str(code)}
     start = time.perf_counter()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=code or REPO, env=env)
     except subprocess.TimeoutExpired:
@@ -406,7 +407,10 @@ def run_worker(args: list[str], timeout: float | None = None, code: Path | None 
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
         return {"error": (done.stderr or done.stdout)[-2000:], "seconds": time.perf_counter() - start}
-    return json.loads(lines[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # the worker's CPU seconds (all its threads, its imports included)
+    cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+    return {**json.loads(lines[-1]), "cpu_seconds": cpu}
 
 
 # ---------------------------------------------------------------- report
@@ -459,7 +463,7 @@ def compare_runs(study: Path, rev: str, repeats: int, out: Path) -> dict:
     """
     import tempfile
 
-    pairs = []
+    pairs, cpus = [], []
     with tempfile.TemporaryDirectory(prefix="bench_rev_") as scratch:
         tree = Path(scratch) / "tree"
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
@@ -470,13 +474,15 @@ def compare_runs(study: Path, rev: str, repeats: int, out: Path) -> dict:
                 if "error" in before or "error" in now:
                     return {"error": (before.get("error") or now.get("error"))[-500:]}
                 pairs.append((before["seconds"], now["seconds"]))
-                print(f"  compare {rev}: {before['seconds']:.1f} s, now {now['seconds']:.1f} s", flush=True)
+                cpus.append((before["cpu_seconds"], now["cpu_seconds"]))
+                print(f"  compare {rev}: {before['seconds']:.1f} s ({before['cpu_seconds']:.1f} CPU s), "
+                      f"now {now['seconds']:.1f} s ({now['cpu_seconds']:.1f} CPU s)", flush=True)
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
     differing = [p.name for p in sorted((out / "compare_before").glob("*.csv"))
                  if not (out / "compare_now" / p.name).exists()
                  or p.read_bytes() != (out / "compare_now" / p.name).read_bytes()]
-    return {"rev": rev, "pairs": pairs, "ratios": [n / b for b, n in pairs], "tables_differing": differing}
+    return {"rev": rev, "pairs": pairs, "cpu": cpus, "ratios": [n / b for b, n in pairs], "tables_differing": differing}
 
 
 def fmt_bytes(n: float) -> str:
@@ -532,12 +538,15 @@ def render(info: dict, studies: list[dict], runs: list[dict], site: dict, catch:
     compare = info.get("compare")
     if compare and "error" not in compare:
         lines += ["", f"Full window, the code of `{compare['rev']}` and this checkout's run in pairs (one after the "
-                  "other, same inputs, same machine):", "", "| pair | before s | now s | now / before |",
-                  "|---:|---:|---:|---:|"]
-        for i, ((before, now), ratio) in enumerate(zip(compare["pairs"], compare["ratios"]), start=1):
-            lines.append(f"| {i} | {before:.1f} | {now:.1f} | {ratio:.2f} |")
+                  "other, same inputs, same machine):", "",
+                  "| pair | before s | now s | now / before | before CPU s | now CPU s |", "|---:|---:|---:|---:|---:|---:|"]
+        for i, ((before, now), ratio, (cpu_b, cpu_n)) in enumerate(
+                zip(compare["pairs"], compare["ratios"], compare["cpu"]), start=1):
+            lines.append(f"| {i} | {before:.1f} | {now:.1f} | {ratio:.2f} | {cpu_b:.1f} | {cpu_n:.1f} |")
         differing = compare["tables_differing"]
-        lines += ["", f"Median ratio {np.median(compare['ratios']):.2f}; CSV tables of the last pair: "
+        best_b, best_n = min(b for b, _ in compare["pairs"]), min(n for _, n in compare["pairs"])
+        lines += ["", f"Median ratio {np.median(compare['ratios']):.2f}; fastest of each side {best_b:.1f} / "
+                  f"{best_n:.1f} s ({best_n / best_b:.2f}); CSV tables of the last pair: "
                   + ("byte-identical." if not differing else f"differ in {', '.join(differing)}.")]
     elif compare:
         lines += ["", f"Comparison failed: {compare['error']!r}"]
