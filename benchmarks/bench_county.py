@@ -452,6 +452,49 @@ def machine() -> dict:
             "speed": speed_reference()}
 
 
+def map_open_seconds(path: Path, loads: int = 3) -> dict:
+    """
+    How long the county map takes to open in headless Chromium (issue #14 item 3: under 3 s), best of ``loads``.
+
+    ``domContentLoadedEventEnd`` of the page opened from ``file://`` (the
+    page's own scripts, which add every layer, have run; the basemap tiles
+    load after it and do not resolve here), and the layers the layer control
+    lists. Needs Debian's chromium and chromium-driver (``scripts/ensure_browser.sh``).
+    """
+    import tempfile
+
+    chromium, driver_path = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+    if not (chromium.exists() and driver_path.exists()):
+        return {"error": "no /usr/bin/chromium and /usr/bin/chromedriver (scripts/ensure_browser.sh)"}
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with tempfile.TemporaryDirectory(prefix="bench_chromium_") as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(chromium)
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--no-first-run", "--window-size=1400,1000",
+                    f"--user-data-dir={profile}"):
+            options.add_argument(arg)
+        driver = webdriver.Chrome(service=Service(str(driver_path)), options=options)
+        driver.set_page_load_timeout(120)
+        try:
+            seconds = []
+            for _ in range(loads):
+                driver.get(path.resolve().as_uri())
+                WebDriverWait(driver, 60).until(
+                    ec.presence_of_element_located((By.CSS_SELECTOR, ".leaflet-control-layers")))
+                seconds.append(driver.execute_script(
+                    "return performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd;") / 1000.0)
+            layers = len(driver.find_elements(By.CSS_SELECTOR, ".leaflet-control-layers-overlays label"))
+        finally:
+            driver.quit()
+    return {"seconds": seconds, "best": min(seconds), "layers": layers, "mb": path.stat().st_size / 1e6}
+
+
 def compare_runs(study: Path, rev: str, repeats: int, out: Path) -> dict:
     """
     The full run with the code of ``rev`` and with this checkout's, alternately, ``repeats`` times each.
@@ -535,6 +578,13 @@ def render(info: dict, studies: list[dict], runs: list[dict], site: dict, catch:
         for name, size in sorted(runs[-1]["files"].items(), key=lambda kv: -kv[1]):
             lines.append(f"| {name} | {fmt_bytes(size)} |")
         lines.append(f"| **total** | **{fmt_bytes(sum(runs[-1]['files'].values()))}** |")
+    opened = info.get("map_open")
+    if opened and "error" not in opened:
+        lines += ["", f"The full window's map ({opened['mb']:.2f} MB) opened in headless Chromium (`file://`, "
+                  f"`domContentLoadedEventEnd`, every layer added) in {', '.join(f'{x:.2f}' for x in opened['seconds'])} s "
+                  f"(best {opened['best']:.2f} s; target 3 s); its layer control lists {opened['layers']} layers."]
+    elif opened:
+        lines += ["", f"Map not opened in a browser: {opened['error']}"]
     compare = info.get("compare")
     if compare and "error" not in compare:
         lines += ["", f"Full window, the code of `{compare['rev']}` and this checkout's run in pairs (one after the "
@@ -639,6 +689,10 @@ def main(argv=None) -> int:
             diff = float(np.max(np.abs(a["data"] - b["data"]))) if same and len(a["data"]) else 0.0
             catch["identical"] = (f"sparsity pattern {'equal' if same else 'DIFFERENT'}, "
                                   f"nnz {len(a['data']):,} / {len(b['data']):,}, max abs diff {diff:.1e} s")
+    maps = sorted((full / "outputs").glob("*_map.html"))
+    if maps:
+        info["map_open"] = map_open_seconds(maps[0])
+        print(f"  map opened in Chromium: {json.dumps(info['map_open'])}", flush=True)
     if args.compare:
         info["compare"] = compare_runs(full / "study.yaml", args.compare, args.repeats, full)
     info["load_end"] = os.getloadavg()
