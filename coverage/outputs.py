@@ -124,7 +124,14 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
             # points demand: the uncovered points themselves (a raster run has them as a band of the COG)
             layers["uncovered_cells"] = uncovered
         if results.units is not None:
-            layers["units"] = results.units[results.units.geometry.notna()]
+            units_layer = results.units[results.units.geometry.notna()]
+            if villages is not None:
+                # each village boundary once: in the villages layer, with its coverage (real village outlines
+                # are most of a county's vertices); the units layer keeps the towns, the county, the points
+                in_villages = (units_layer["level"] == "village") & units_layer.geom_type.isin(["Polygon",
+                                                                                               "MultiPolygon"])
+                units_layer = units_layer[~in_villages.to_numpy()]
+            layers["units"] = units_layer
         layers.update(access_outputs.access_layers(results))  # 2SFCA and unmet demand on the demand grid
         for kind in results.seconds_by_kind:
             if kind != ANY_KIND and not np.isfinite(results.seconds_by_kind[kind]).any():

@@ -142,6 +142,20 @@ def test_the_geopackage_holds_dissolved_gap_layers_and_cells_only_on_request(dem
         parse_parameters({"gap_cells": "no"})
 
 
+def test_the_geopackage_holds_each_village_boundary_once_with_its_coverage(demo_run):
+    gpkg = Path(demo_run.output_files["layers.gpkg"])
+    villages = pyogrio.read_dataframe(gpkg, layer="villages")
+    units = pyogrio.read_dataframe(gpkg, layer="units")
+    assert len(villages) and "share" in villages
+    # the village outlines are in the villages layer only; the units layer keeps the towns (and the county)
+    assert not set(villages["code"]) & set(units["code"])
+    assert "town" in set(units["level"]) and "village" not in set(units.loc[units.geom_type.str.contains("Polygon"),
+                                                                               "level"])
+    # nothing lost: every unit with a geometry is in one of the two layers
+    placed = demo_run.units[demo_run.units.geometry.notna()]
+    assert sorted(placed["code"]) == sorted([*villages["code"], *units["code"]])
+
+
 def test_point_demand_gives_no_raster_and_says_so(demo_run, tmp_path):
     demand = demo_run.demand_projected.copy()
     demand.attrs = {}
