@@ -129,21 +129,20 @@ def theil_decomposition(values, weights, groups) -> TheilDecomposition:
         As in :func:`lorenz_curve`.
     groups
         Group label per demand point (e.g. ``demand["town_code"]``; missing
-        labels are the group ``unknown``), or a ``pandas.Categorical`` of
-        string labels without missing ones, whose codes are used as they are
-        (a table of several kinds groups its points once).
+        labels are the group ``unknown``), or a ``pandas.Categorical``
+        without missing labels, whose categories are the groups in their
+        order (a table of several kinds groups its points once).
     """
     values = np.asarray(values, dtype=float)
     weights = np.asarray(weights, dtype=float)
     if isinstance(groups, pd.Categorical) and not (groups.codes < 0).any():
-        # the categories are sorted strings: the groups and their order of pd.factorize(sort=True) on the labels
-        n_labels, codes, uniques = len(groups), groups.codes.astype(np.int64), groups.categories.astype(str)
+        # its categories are the groups, in their order (access_tables._scopes: sorted strings, as factorize gives)
+        codes, uniques = groups.codes.astype(np.int64), groups.categories.astype(str)
     else:
         labels = pd.Series(np.asarray(groups, dtype=object)).fillna("unknown").astype(str).to_numpy()
-        n_labels = len(labels)
-        codes, uniques = (None, None) if n_labels != len(values) else pd.factorize(labels, sort=True)
-    if n_labels != len(values):
-        raise ValueError(f"{n_labels} group labels for {len(values)} values")
+        codes, uniques = pd.factorize(labels, sort=True)
+    if len(codes) != len(values):
+        raise ValueError(f"{len(codes)} group labels for {len(values)} values")
     _prepare(values, weights)
     total_w = weights.sum()
     mean = float(weights @ values) / total_w if total_w > 0 else 0.0

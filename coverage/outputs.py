@@ -128,8 +128,7 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
             if villages is not None:
                 # each village boundary once: in the villages layer, with its coverage (real village outlines
                 # are most of a county's vertices); the units layer keeps the towns, the county, the points
-                in_villages = (units_layer["level"] == "village") & units_layer.geom_type.isin(["Polygon",
-                                                                                               "MultiPolygon"])
+                in_villages = units_layer["level"].eq("village") & units_layer["code"].isin(villages["code"])
                 units_layer = units_layer[~in_villages.to_numpy()]
             layers["units"] = units_layer
         layers.update(access_outputs.access_layers(results))  # 2SFCA and unmet demand on the demand grid
