@@ -227,12 +227,43 @@ def _severe_errors(driver) -> list[str]:
     return errors
 
 
+def _texts(driver, css: str, of_parent: bool = False) -> list[str]:
+    """Text of every element matching `css` (or of its parent), read in one script.
+
+    One round trip: the layer control rebuilds its list and Leaflet removes a closed popup 200 ms
+    after its fade-out, so element references held across several WebDriver calls can go stale.
+    """
+    return driver.execute_script(
+        "var ofParent = arguments[1];"
+        "return Array.from(document.querySelectorAll(arguments[0]), function (el) {"
+        "  return (ofParent ? el.parentNode : el).textContent.trim(); });",
+        css, of_parent)
+
+
 def _layer_labels(driver) -> list[str]:
     """Text of every entry in the Leaflet layer control."""
-    from selenium.webdriver.common.by import By
+    return _texts(driver, ".leaflet-control-layers label")
 
-    found = driver.find_elements(By.CSS_SELECTOR, ".leaflet-control-layers label")
-    return [el.get_attribute("textContent").strip() for el in found]
+
+def _checked_overlays(driver) -> set[str]:
+    """Labels of the overlays switched on in the layer control."""
+    return set(_texts(driver, ".leaflet-control-layers-overlays input:checked", of_parent=True))
+
+
+def _shown_popup_text(driver) -> str:
+    """Text of the popup that has finished fading in ('' while none has), read in one script."""
+    return driver.execute_script(
+        "var shown = Array.from(document.querySelectorAll('.leaflet-popup')).filter(function (p) {"
+        "  return getComputedStyle(p).opacity === '1'; });"
+        "return shown.length ? shown[shown.length - 1].querySelector('.leaflet-popup-content').innerText : '';")
+
+
+def _wait_for_popup(driver, needle: str, seconds: float = 10) -> str:
+    """Wait until a fully shown popup contains `needle`; return its text."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, seconds).until(lambda d: needle in _shown_popup_text(d))
+    return _shown_popup_text(driver)
 
 
 def _open(driver, path: Path) -> None:
@@ -504,7 +535,6 @@ def test_map_in_browser(browser, tmp_path):
     from PIL import Image
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     m = _build("osm", synthetic=True)
     path = maps.save_map(m, tmp_path / "coverage_map.html")
@@ -522,17 +552,14 @@ def test_map_in_browser(browser, tmp_path):
     expected += [f"{maps.KIND_LABELS[k]} {mins}分钟步行范围" for k in drawn for mins in (5, 10, 15)]
     for name in expected:
         assert any(label.startswith(name) for label in labels), (name, labels)
-    checked = {
-        el.find_element(By.XPATH, "..").get_attribute("textContent").strip()
-        for el in browser.find_elements(By.CSS_SELECTOR, ".leaflet-control-layers-overlays input:checked")
-    }
+    checked = _checked_overlays(browser)
     # shown at first: the units, the facilities and the any-kind area; the per-kind areas and the gaps are not
     assert "任一类设施 15分钟步行范围" in checked and "村(社区)覆盖率" in checked
     assert "日间照料中心 15分钟步行范围" not in checked and "日间照料中心 5分钟步行范围" not in checked
     assert "15分钟外的60岁以上老人（未覆盖）" not in checked
     # the control is collapsed and grouped by kind
     assert browser.find_elements(By.CSS_SELECTOR, ".leaflet-control-layers:not(.leaflet-control-layers-expanded)")
-    groups = [el.get_attribute("textContent") for el in browser.find_elements(By.CSS_SELECTOR, ".cov-lc-group")]
+    groups = _texts(browser, ".cov-lc-group")
     assert maps.KIND_LABELS["day_care"] in groups and "任一类设施 / any kind" in groups
 
     # every data layer drew something; the uncovered elderly are one image once switched on
@@ -552,15 +579,7 @@ def test_map_in_browser(browser, tmp_path):
     assert len(markers) == 1
     marker = markers[0]
     ActionChains(browser).move_to_element(marker).click().perform()
-    popup = WebDriverWait(browser, 10).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, ".leaflet-popup-content")
-    )[0]
-    WebDriverWait(browser, 10).until(
-        lambda d: d.execute_script(
-            "var p = document.querySelector('.leaflet-popup'); return p && getComputedStyle(p).opacity === '1';"
-        )
-    )  # wait for the fade-in before the screenshot
-    text = popup.text
+    text = _wait_for_popup(browser, CLICK_NAME)  # shown: faded in before the screenshot
     assert CLICK_NAME in text
     for field in ("名称", "类型", "床位数", "建筑面积", "15分钟内服务60岁以上老人", "450 m²", "1,234 人"):
         assert field in text, (field, text)
@@ -624,7 +643,6 @@ def test_demo_map_opens_offline_in_a_browser_with_every_layer(browser, tmp_path)
     from PIL import Image
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from coverage.config import load_study
     from coverage.pipeline import run_study
@@ -647,10 +665,7 @@ def test_demo_map_opens_offline_in_a_browser_with_every_layer(browser, tmp_path)
     for name in ["村(社区)覆盖率", "15分钟外的60岁以上老人（未覆盖）", "道路（研究路网）", "任一类设施 15分钟步行范围",
                  *[f"{maps.KIND_LABELS[k]}（" for k in ("day_care", "canteen", "mutual_aid")]]:
         assert any(label.startswith(name) for label in labels), (name, labels)
-    checked = {
-        el.find_element(By.XPATH, "..").get_attribute("textContent").strip()
-        for el in browser.find_elements(By.CSS_SELECTOR, ".leaflet-control-layers-overlays input:checked")
-    }
+    checked = _checked_overlays(browser)
     assert checked == {"村(社区)覆盖率", "道路（研究路网）", "任一类设施 15分钟步行范围",
                        *[label for label in labels if re.match(r".+（\d+处）$", label)]}, checked
     # the streets of the study's own network are drawn (no tile server needed), major ones apart
@@ -664,9 +679,7 @@ def test_demo_map_opens_offline_in_a_browser_with_every_layer(browser, tmp_path)
     marker = browser.find_elements(By.CSS_SELECTOR, f"path.cov-facility-{row}")[0]
     ActionChains(browser).move_to_element(marker).click().perform()
     name = results.facilities["name"].iloc[row]
-    # wait for the popup's fade-in: its text is empty until it is shown
-    WebDriverWait(browser, 10).until(
-        lambda d: any(name in el.text for el in d.find_elements(By.CSS_SELECTOR, ".leaflet-popup-content")))
+    _wait_for_popup(browser, name)  # faded in, before the screenshot
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOT_DIR / "demo_map.png"
     browser.save_screenshot(str(shot))
@@ -690,10 +703,7 @@ def test_demo_map_opens_offline_in_a_browser_with_every_layer(browser, tmp_path)
         });
         return text;""")
     assert opened
-    WebDriverWait(browser, 10).until(
-        lambda d: any("未达标" in el.text for el in d.find_elements(By.CSS_SELECTOR, ".leaflet-popup-content")))
-    WebDriverWait(browser, 10).until(lambda d: d.execute_script(
-        "var p = document.querySelector('.leaflet-popup'); return p && getComputedStyle(p).opacity === '1';"))
+    _wait_for_popup(browser, "未达标")  # the unit's popup is shown (the facility's, fading out, does not count)
     # no hover tooltip left over from the clicks in the README's picture
     browser.execute_script("document.querySelectorAll('.leaflet-tooltip').forEach(function (t) { t.remove(); });")
     DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
