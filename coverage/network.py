@@ -12,7 +12,6 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
-import osmnx as ox
 import pandas as pd
 import shapely
 
@@ -34,6 +33,20 @@ __all__ = [
     "default_cache_dir", "edges_frame", "graph_summary", "is_any_way", "is_car_ferry", "is_drivable", "is_ferry",
     "is_walkable", "load_walk_arrays", "load_walk_network", "network_summary", "oneway_direction", "_read_raw_osm",
 ]
+
+def _osmnx():
+    """osmnx, imported where a graph is built or read: the array path needs none of it (0.5 s of every start)."""
+    import osmnx
+
+    return osmnx
+
+
+def _osmnx_version() -> str:
+    """osmnx's version (part of the cache keys: edge lengths follow it), without importing it."""
+    from importlib import metadata
+
+    return metadata.version("osmnx")
+
 
 #: bump when the filter or the graph build changes, so cached graphs are rebuilt
 NETWORK_BUILD_VERSION = "6"  # 5: ground lengths (coverage.lengths); 6: street names on the arrays
@@ -379,7 +392,7 @@ def load_walk_network(
     cache_file = None
     if use_cache:
         cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        key = f"{file_sha256(path)}-v{NETWORK_BUILD_VERSION}-{simplify}-ox{ox.__version__}"
+        key = f"{file_sha256(path)}-v{NETWORK_BUILD_VERSION}-{simplify}-ox{_osmnx_version()}"
         cache_file = cache_root / "networks" / f"{key}.pickle"
         if cache_file.exists():
             with open(cache_file, "rb") as handle:
@@ -387,6 +400,7 @@ def load_walk_network(
             return _project(graph, to_crs)
 
     if name.endswith(".graphml"):
+        ox = _osmnx()
         graph = ox.load_graphml(path, edge_dtypes={"ferry": _to_bool})
         for _, _, data in graph.edges(data=True):
             data.setdefault("ferry", False)
@@ -398,7 +412,7 @@ def load_walk_network(
             graph = _add_ground_lengths(_graph_from_ways(node_lonlat, ways))
             # osmnx drops components that are one isolated ring; keep them, as one edge each, as the
             # segments build does (a closed footway in a courtyard is still somewhere people walk)
-            graph = ox.simplify_graph(graph, edge_attrs_differ=["ferry"], remove_rings=False)
+            graph = _osmnx().simplify_graph(graph, edge_attrs_differ=["ferry"], remove_rings=False)
             graph = _rings_as_loops(graph, ways)
         elif simplify == "segments":
             graph = _segments_graph(node_lonlat, ways)
@@ -498,7 +512,7 @@ def _arrays_cache_file(path: Path, cache_dir: str | Path | None, ways: str = "wa
     """Cache file of the arrays of ``path``: by content, way selection, build and osmnx version (edge lengths)."""
     cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     selection = "" if ways == "walk" else f"{ways}-"
-    key = f"{file_sha256(path)}-v{NETWORK_BUILD_VERSION}-arrays-{selection}ox{ox.__version__}"
+    key = f"{file_sha256(path)}-v{NETWORK_BUILD_VERSION}-arrays-{selection}ox{_osmnx_version()}"
     return cache_root / "networks" / f"{key}.pickle"
 
 
@@ -614,7 +628,7 @@ def _project(graph: nx.MultiDiGraph, to_crs) -> nx.MultiDiGraph:
         xs = np.fromiter((d["x"] for _, d in graph.nodes(data=True)), float)
         ys = np.fromiter((d["y"] for _, d in graph.nodes(data=True)), float)
         to_crs = utm_crs_for(float(np.median(xs)), float(np.median(ys)))
-    return ox.project_graph(graph, to_crs=to_crs)
+    return _osmnx().project_graph(graph, to_crs=to_crs)
 
 
 def graph_summary(graph: nx.MultiDiGraph) -> dict[str, int | float]:
