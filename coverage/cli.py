@@ -44,10 +44,13 @@ def _summary_lines(results) -> list[str]:
     if config.synthetic:
         lines.append("   合成示例数据 / synthetic demo data")
     summary = results.ingest_summary
+    # the terms add up to rows in: records not open today (在建 / 规划 / 停业) are a term of their own
+    not_open = summary.get("not_open", 0)
+    not_open_text = f"+ {not_open} not open today 未投用 " if not_open else ""
     lines.append(
         f"   facilities 设施: {summary['rows_in']} rows in = {summary.get('located', summary['accepted'])} located "
         f"+ {summary.get('presence_only', 0)} presence-only 仅计存在 + {summary['rejected']} rejected → rejects.csv "
-        f"({summary['fixed']} fixed or inferred 自动修正/推断)"
+        f"{not_open_text}({summary['fixed']} fixed or inferred 自动修正/推断)"
     )
     demand = results.demand_projected
     elderly = demand["elderly"].sum()

@@ -102,6 +102,20 @@ def test_demo_walking_times_agree_with_osmnx_and_networkx_to_the_second(demo_run
     assert np.max(np.abs(seconds[sample] - expected)) < 1.0
 
 
+def test_the_printed_facility_line_adds_up_to_the_rows_read(demo_run):
+    """What the run prints: 70 rows in = located + presence-only + rejected + not open today, no term missing."""
+    import re
+
+    from coverage.cli import _summary_lines
+
+    line = next(text for text in _summary_lines(demo_run) if "rows in =" in text)
+    rows_in, terms = line.split("rows in =")
+    terms = re.sub(r"\([^)]*\)", "", terms)  # the "(n fixed or inferred)" aside is not a term
+    numbers = [int(n) for n in re.findall(r"(?:^|\+)\s*(\d+)", terms)]
+    assert int(re.findall(r"\d+", rows_in)[-1]) == sum(numbers) == 70, line
+    assert "9 not open today 未投用" in line
+
+
 def test_every_row_of_the_facility_table_is_accounted_for(demo_run):
     record = json.loads((Path(demo_run.config.output_dir) / "run.json").read_text(encoding="utf-8"))
     rows = record["counts"]["facility_rows"]
