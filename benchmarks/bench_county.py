@@ -44,8 +44,10 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -389,15 +391,23 @@ def worker_catchment(study: Path, out: Path, which: str, before: str) -> dict:
             "nodes": inputs.net.n_nodes, "edges": inputs.net.n_edges, "peak_mb": _peak_mb()}
 
 
-def run_worker(args: list[str], timeout: float | None = None, code: Path | None = None) -> dict:
+def run_worker(args: list[str], timeout: float | None = None, code: Path | None = None,
+               cache: Path | None = None) -> dict:
     """
     Run one worker in a fresh process; its JSON answer, or {'error': …}.
 
     ``code``: a checkout whose ``coverage`` package the worker imports
-    instead of this one's (the ``--compare`` runs).
+    instead of this one's (the ``--compare`` runs). ``cache``: the parsed
+    networks' cache folder (``ELDERCOV_CACHE``): an empty one makes the run
+    cold. The answer's ``wall_seconds`` is the process's, imports included
+    (what a planner waits for); ``seconds`` is the run's own.
     """
     command = [sys.executable, "-W", "ignore", str(Path(__file__).resolve()), "--worker", *args]
-    env = None if code is None else {**os.environ, "PYTHONPATH": str(code)}
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    if cache is not None:
+        env["ELDERCOV_CACHE"] = str(cache)
     start = time.perf_counter()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
@@ -407,10 +417,11 @@ def run_worker(args: list[str], timeout: float | None = None, code: Path | None 
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
         return {"error": (done.stderr or done.stdout)[-2000:], "seconds": time.perf_counter() - start}
+    wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     # the worker's CPU seconds (all its threads, its imports included)
     cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
-    return {**json.loads(lines[-1]), "cpu_seconds": cpu}
+    return {**json.loads(lines[-1]), "cpu_seconds": cpu, "wall_seconds": wall}
 
 
 # ---------------------------------------------------------------- report
@@ -461,7 +472,6 @@ def map_open_seconds(path: Path, loads: int = 3) -> dict:
     load after it and do not resolve here), and the layers the layer control
     lists. Needs Debian's chromium and chromium-driver (``scripts/ensure_browser.sh``).
     """
-    import tempfile
 
     chromium, driver_path = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
     if not (chromium.exists() and driver_path.exists()):
@@ -504,7 +514,6 @@ def compare_runs(study: Path, rev: str, repeats: int, out: Path) -> dict:
     side's seconds and the ratio (this / rev) per pair; the 14 CSV tables
     of the last pair are compared byte for byte.
     """
-    import tempfile
 
     pairs, cpus = [], []
     with tempfile.TemporaryDirectory(prefix="bench_rev_") as scratch:
@@ -559,6 +568,16 @@ def render(info: dict, studies: list[dict], runs: list[dict], site: dict, catch:
             + " | ".join(f"{t.get(s, 0):.1f}" for s in stages)
             + f" | {run['seconds']:.1f} | {run['peak_mb'] / 1024:.2f} GB | {fmt_bytes(sum(run['files'].values()))}"
             + (" (no map: the map writer failed)" if run.get("map_error") else "") + " |")
+    lines += ["", "Cold (empty network cache: the street file parsed) and warm (the same run again), in the run and as "
+              "the command's wall time (imports included: what a planner waits for):", "",
+              "| window | cold run s | cold command s | warm run s | warm command s | warm CPU s (all threads) |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for study, run in zip(studies, runs):
+        cold = run.get("cold") or {}
+        if "error" in run or not cold or cold.get("error"):
+            continue
+        lines.append(f"| {study['fraction']:g} | {cold['seconds']:.1f} | {cold['wall_seconds']:.1f} | "
+                     f"{run['seconds']:.1f} | {run['wall_seconds']:.1f} | {run['cpu_seconds']:.1f} |")
     lines += ["", "Growth (full window against the smaller ones; exponent b in cost ∝ cells^b):", "",
               "| window | populated cells | total s | s per 1,000 cells | peak RSS GB | outputs MB | b (time, vs previous) |",
               "|---|---:|---:|---:|---:|---:|---:|"]
@@ -662,8 +681,15 @@ def main(argv=None) -> int:
         folder = out / f"window_{fraction:g}"
         study = build_study(folder, fraction, outline, county_cells, county_people)
         print(f"window {fraction:g}: {json.dumps(study, default=str)}", flush=True)
-        run = run_worker(["run", str(folder / "study.yaml"), str(folder / "outputs")])
-        print(f"  run: {json.dumps(run, default=str)[:1500]}", flush=True)
+        # cold: an empty network cache (the street file parsed); warm: the same run again (the cache read)
+        cache = Path(tempfile.mkdtemp(prefix="bench_cache_"))
+        try:
+            cold = run_worker(["run", str(folder / "study.yaml"), str(folder / "outputs")], cache=cache)
+            run = run_worker(["run", str(folder / "study.yaml"), str(folder / "outputs")], cache=cache)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        run["cold"] = {k: cold.get(k) for k in ("seconds", "wall_seconds", "cpu_seconds", "timings", "error")}
+        print(f"  run (warm): {json.dumps(run, default=str)[:1500]}", flush=True)
         studies.append(study)
         runs.append(run)
     site, catch = {}, {}

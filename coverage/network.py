@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
@@ -34,6 +34,10 @@ __all__ = [
     "is_walkable", "load_walk_arrays", "load_walk_network", "network_summary", "oneway_direction", "_read_raw_osm",
 ]
 
+if TYPE_CHECKING:
+    import networkx as nx
+
+
 def _osmnx():
     """osmnx, imported where a graph is built or read: the array path needs none of it (0.5 s of every start)."""
     import osmnx
@@ -53,6 +57,8 @@ NETWORK_BUILD_VERSION = "6"  # 5: ground lengths (coverage.lengths); 6: street n
 
 def _graph_from_ways(node_lonlat: dict, ways: list[tuple[int, list[int], dict]]) -> nx.MultiDiGraph:
     """Unsimplified osmnx-style MultiDiGraph, every way added in both directions (walking)."""
+    import networkx as nx
+
     graph = nx.MultiDiGraph(crs="EPSG:4326", created_with=f"eldercare-coverage network {NETWORK_BUILD_VERSION}")
     used = sorted({n for _, refs, _ in ways for n in refs})
     graph.add_nodes_from((n, {"x": node_lonlat[n][0], "y": node_lonlat[n][1]}) for n in used)
@@ -88,6 +94,8 @@ def _add_ground_lengths(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     u = np.fromiter((position[e[0]] for e in edges), np.int64, len(edges))
     v = np.fromiter((position[e[1]] for e in edges), np.int64, len(edges))
     length = ground_lengths(crs, x[u], y[u], x[v], y[v])
+    import networkx as nx
+
     nx.set_edge_attributes(graph, dict(zip(edges, length.tolist())), "length")
     return graph
 
@@ -312,6 +320,8 @@ def _segments_graph(node_lonlat: dict, ways: list[tuple[int, list[int], dict]]) 
         ``y`` (metres) and ``lon``, ``lat`` (degrees).
     """
     segments = _walk_segments(node_lonlat, ways)
+    import networkx as nx
+
     graph = nx.MultiDiGraph(crs=segments.crs, created_with=f"eldercare-coverage network {NETWORK_BUILD_VERSION}",
                             simplified=True)
     graph.add_nodes_from(
@@ -640,6 +650,8 @@ def graph_summary(graph: nx.MultiDiGraph) -> dict[str, int | float]:
     graph
         A graph from :func:`load_walk_network`.
     """
+    import networkx as nx
+
     # each street once, whichever direction(s) the graph stores it in
     streets: dict[tuple, bool] = {}
     for u, v, data in graph.edges(data=True):

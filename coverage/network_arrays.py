@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
+
+if TYPE_CHECKING:  # networkx is imported where a graph is built (coverage.network), not by every run
+    import networkx as nx
 
 #: OSM ``highway`` classes with a code of their own (code = position); any other value is code 0
 HIGHWAY_CLASSES: tuple[str, ...] = (
