@@ -69,6 +69,29 @@ class DemandGrid:
         out[self.flat] = True
         return out.reshape(self.shape)
 
+    def cell_areas_m2(self, crs) -> np.ndarray:
+        """
+        Area of every cell of the window in ``crs`` (a metric CRS; m²), shape :attr:`shape`.
+
+        Each cell's four corners are projected (one transform of the
+        (rows + 1) × (cols + 1) corner lattice) and its quadrilateral measured
+        by the shoelace formula: the area the cell's square has once
+        projected, so a region's area is the sum over its cells.
+        """
+        from pyproj import Transformer
+
+        rows, cols = self.shape
+        corner_cols, corner_rows = np.meshgrid(np.arange(cols + 1, dtype=float), np.arange(rows + 1, dtype=float))
+        t = self.transform
+        x = t.a * corner_cols + t.b * corner_rows + t.c
+        y = t.d * corner_cols + t.e * corner_rows + t.f
+        x, y = Transformer.from_crs(self.crs, crs, always_xy=True).transform(x, y)
+        x, y = np.asarray(x), np.asarray(y)
+        # corners of cell (r, c): top left, bottom left, bottom right, top right
+        x0, y0, x1, y1 = x[:-1, :-1], y[:-1, :-1], x[1:, :-1], y[1:, :-1]
+        x2, y2, x3, y3 = x[1:, 1:], y[1:, 1:], x[:-1, 1:], y[:-1, 1:]
+        return 0.5 * np.abs((x0 * y1 - x1 * y0) + (x1 * y2 - x2 * y1) + (x2 * y3 - x3 * y2) + (x3 * y0 - x0 * y3))
+
 
 @dataclass(frozen=True)
 class WalkMinutesRaster:
@@ -256,7 +279,7 @@ def _write_tiled_gtiff(source, target: Path, blocksize: int) -> None:
         staging.unlink(missing_ok=True)
 
 
-def gap_areas(results, kind: str, minutes: float) -> gpd.GeoDataFrame:
+def gap_areas(results, kind: str, minutes: float, *, cell_areas_m2: np.ndarray | None = None) -> gpd.GeoDataFrame:
     """
     Elderly beyond ``minutes`` of a facility of ``kind``, as dissolved areas of the population grid (WGS-84).
 
@@ -273,12 +296,16 @@ def gap_areas(results, kind: str, minutes: float) -> gpd.GeoDataFrame:
         Facility kind or ``any``.
     minutes
         Threshold (minutes).
+    cell_areas_m2
+        :meth:`DemandGrid.cell_areas_m2` in the working CRS, when the caller
+        draws several layers of one run (computed here otherwise).
 
     Returns
     -------
     geopandas.GeoDataFrame
         ``elderly`` (persons uncovered), ``cells`` (grid cells), ``area_m2``
-        (in the working CRS), ``kind``, ``minutes``; polygons or points.
+        (in the working CRS: the sum of the cells' projected areas), ``kind``,
+        ``minutes``; polygons or points.
     """
     from scipy import ndimage
 
@@ -301,12 +328,17 @@ def gap_areas(results, kind: str, minutes: float) -> gpd.GeoDataFrame:
     geometries, values = _region_polygons(labels, mask, grid.transform)
     elderly_by_region = np.bincount(labels.ravel(), weights=persons.ravel(), minlength=n_regions + 1)
     cells_by_region = np.bincount(labels.ravel(), minlength=n_regions + 1)
+    if cell_areas_m2 is None:
+        cell_areas_m2 = grid.cell_areas_m2(demand.crs)
+    # the regions' areas from their cells (no reprojection of the polygons' vertices)
+    area_by_region = np.bincount(labels.ravel(), weights=np.asarray(cell_areas_m2, float).ravel(),
+                                 minlength=n_regions + 1)
     frame = gpd.GeoDataFrame({"region": values}, geometry=np.asarray(geometries, dtype=object), crs=grid.crs)
     # one region is one polygon with 4-connectivity; dissolve guards against a region split in pieces
     frame = frame.dissolve(by="region", as_index=False) if frame["region"].duplicated().any() else frame
     region = frame["region"].to_numpy()
-    frame = frame.assign(elderly=elderly_by_region[region], cells=cells_by_region[region])
-    frame["area_m2"] = frame.geometry.to_crs(demand.crs).area.to_numpy()
+    frame = frame.assign(elderly=elderly_by_region[region], cells=cells_by_region[region],
+                         area_m2=area_by_region[region])
     frame = frame.to_crs("EPSG:4326").assign(kind=kind, minutes=minutes)
     return frame[[*columns, "geometry"]].sort_values("elderly", ascending=False).reset_index(drop=True)
 

@@ -132,12 +132,16 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
                 units_layer = units_layer[~in_villages.to_numpy()]
             layers["units"] = units_layer
         layers.update(access_outputs.access_layers(results))  # 2SFCA and unmet demand on the demand grid
+        grid = gridded.demand_grid(results.demand_projected)
+        # the cells' areas once for every gap layer (a region's area is the sum over its cells)
+        cell_areas = grid.cell_areas_m2(results.demand_projected.crs) if grid is not None else None
         for kind in results.seconds_by_kind:
             if kind != ANY_KIND and not np.isfinite(results.seconds_by_kind[kind]).any():
                 continue  # no facility of the kind reaches anyone: the tables say 0 %, the gap is everywhere
             for threshold in config.parameters.thresholds_for(kind):
                 # dissolved areas; one polygon per 100 m cell only on request (parameters.gap_cells)
-                layers[f"gap_{kind}_{threshold:g}min"] = gridded.gap_areas(results, kind, threshold)
+                layers[f"gap_{kind}_{threshold:g}min"] = gridded.gap_areas(results, kind, threshold,
+                                                                           cell_areas_m2=cell_areas)
                 if config.parameters.gap_cells:
                     layers[f"gap_{kind}_{threshold:g}min_cells"] = gap_cells(results, kind, threshold)
                 if config.parameters.h3_resolution is not None:

@@ -110,6 +110,13 @@ def test_dissolved_gap_polygons_hold_exactly_the_uncovered_cells(demo_run):
             assert areas.geometry.is_valid.all() and set(areas.geom_type) == {"Polygon"}
             # merged cells: the area is that of the uncovered cells, to floating point
             assert shapely.area(areas.geometry.values).sum() == pytest.approx(cells * cell_area_deg2, rel=1e-9)
+            # area_m2: the uncovered cells' projected areas, which are the polygons' own areas once projected
+            window = gridded.demand_grid(demand)  # rows and columns within the cropped window
+            uncovered_cells = sorted(set(zip(window.rows[beyond], window.cols[beyond])))
+            grid_areas = window.cell_areas_m2(demand.crs)
+            assert areas["area_m2"].sum() == pytest.approx(sum(grid_areas[r, c] for r, c in uncovered_cells), rel=1e-9)
+            projected = areas.geometry.to_crs(demand.crs).area.to_numpy()
+            assert np.allclose(areas["area_m2"].to_numpy(), projected, rtol=1e-4)
             union = shapely.union_all(areas.geometry.values)
             inside = shapely.contains(union, centres)
             assert inside[beyond].all()
