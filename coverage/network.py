@@ -34,15 +34,8 @@ __all__ = [
     "is_walkable", "load_walk_arrays", "load_walk_network", "network_summary", "oneway_direction", "_read_raw_osm",
 ]
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # networkx and osmnx are imported where a graph is built or read: a run's arrays need neither
     import networkx as nx
-
-
-def _osmnx():
-    """osmnx, imported where a graph is built or read: the array path needs none of it (0.5 s of every start)."""
-    import osmnx
-
-    return osmnx
 
 
 def _osmnx_version() -> str:
@@ -80,6 +73,7 @@ def _add_ground_lengths(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     The same definition as :func:`_walk_segments` (:mod:`coverage.lengths`),
     in place of osmnx's great-circle ``add_edge_lengths``.
     """
+    import networkx as nx
     from pyproj import Transformer
 
     if graph.number_of_edges() == 0:
@@ -94,8 +88,6 @@ def _add_ground_lengths(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     u = np.fromiter((position[e[0]] for e in edges), np.int64, len(edges))
     v = np.fromiter((position[e[1]] for e in edges), np.int64, len(edges))
     length = ground_lengths(crs, x[u], y[u], x[v], y[v])
-    import networkx as nx
-
     nx.set_edge_attributes(graph, dict(zip(edges, length.tolist())), "length")
     return graph
 
@@ -319,9 +311,9 @@ def _segments_graph(node_lonlat: dict, ways: list[tuple[int, list[int], dict]]) 
         In the local UTM zone (graph attribute ``crs``); nodes carry ``x``,
         ``y`` (metres) and ``lon``, ``lat`` (degrees).
     """
-    segments = _walk_segments(node_lonlat, ways)
     import networkx as nx
 
+    segments = _walk_segments(node_lonlat, ways)
     graph = nx.MultiDiGraph(crs=segments.crs, created_with=f"eldercare-coverage network {NETWORK_BUILD_VERSION}",
                             simplified=True)
     graph.add_nodes_from(
@@ -410,7 +402,8 @@ def load_walk_network(
             return _project(graph, to_crs)
 
     if name.endswith(".graphml"):
-        ox = _osmnx()
+        import osmnx as ox
+
         graph = ox.load_graphml(path, edge_dtypes={"ferry": _to_bool})
         for _, _, data in graph.edges(data=True):
             data.setdefault("ferry", False)
@@ -422,7 +415,9 @@ def load_walk_network(
             graph = _add_ground_lengths(_graph_from_ways(node_lonlat, ways))
             # osmnx drops components that are one isolated ring; keep them, as one edge each, as the
             # segments build does (a closed footway in a courtyard is still somewhere people walk)
-            graph = _osmnx().simplify_graph(graph, edge_attrs_differ=["ferry"], remove_rings=False)
+            import osmnx as ox
+
+            graph = ox.simplify_graph(graph, edge_attrs_differ=["ferry"], remove_rings=False)
             graph = _rings_as_loops(graph, ways)
         elif simplify == "segments":
             graph = _segments_graph(node_lonlat, ways)
@@ -638,7 +633,9 @@ def _project(graph: nx.MultiDiGraph, to_crs) -> nx.MultiDiGraph:
         xs = np.fromiter((d["x"] for _, d in graph.nodes(data=True)), float)
         ys = np.fromiter((d["y"] for _, d in graph.nodes(data=True)), float)
         to_crs = utm_crs_for(float(np.median(xs)), float(np.median(ys)))
-    return _osmnx().project_graph(graph, to_crs=to_crs)
+    import osmnx as ox
+
+    return ox.project_graph(graph, to_crs=to_crs)
 
 
 def graph_summary(graph: nx.MultiDiGraph) -> dict[str, int | float]:

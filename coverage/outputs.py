@@ -120,7 +120,8 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
     facilities = access_outputs.with_facility_load(results, facilities)  # crowding per kind, for popups and layers
     with stage("write layers"):
         layers = {"facilities": facilities, "villages": villages}
-        if gridded.demand_grid(results.demand_projected) is None:
+        grid = gridded.demand_grid(results.demand_projected)
+        if grid is None:
             # points demand: the uncovered points themselves (a raster run has them as a band of the COG)
             layers["uncovered_cells"] = uncovered
         if results.units is not None:
@@ -132,7 +133,6 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
                 units_layer = units_layer[~in_villages.to_numpy()]
             layers["units"] = units_layer
         layers.update(access_outputs.access_layers(results))  # 2SFCA and unmet demand on the demand grid
-        grid = gridded.demand_grid(results.demand_projected)
         # the cells' areas once for every gap layer (a region's area is the sum over its cells)
         cell_areas = grid.cell_areas_m2(results.demand_projected.crs) if grid is not None else None
         for kind in results.seconds_by_kind:
