@@ -14,6 +14,72 @@ from coverage._errors import InputDataError
 from coverage.config import StudyConfig
 
 
+def _census_totals_column(values: pd.Series, parsed_codes, path, column: str) -> np.ndarray:
+    """
+    The census totals as numbers, read as tables write them (``14,255``, ``１４２５５``, ``14255人``); NaN where empty.
+
+    A division's total that is written but is no number (``一万四千``, ``#REF!``)
+    stops the run, naming the row and column: left out, its people would
+    silently go uncalibrated.
+    """
+    import unicodedata
+
+    numbers = np.array(pd.to_numeric(values, errors="coerce"), dtype=float)  # a copy: filled in below
+    for position in np.flatnonzero(np.isnan(numbers)):
+        raw = values.iloc[position]
+        if raw is None or (isinstance(raw, float) and np.isnan(raw)):
+            continue
+        text = unicodedata.normalize("NFKC", str(raw)).strip().replace(",", "").replace(" ", "")
+        text = text.removesuffix("人").strip()
+        if text in ("", "-", "—", "/"):
+            continue
+        try:
+            number = float(text)
+        except ValueError:
+            number = float("nan")
+        if not (np.isfinite(number) and number >= 0):
+            if parsed_codes[position].code is None:
+                continue  # a note or heading row, not a division: left out as before
+            raise InputDataError(
+                f"the census total '{raw}' is not a number / 普查人口数不是数字",
+                path=path, row=position + 2, column=column,
+                hint="enter the total as digits (e.g. 14255) or leave the cell empty / 请填写阿拉伯数字",
+            )
+        numbers[position] = number
+    return numbers
+
+
+def _read_census_file(path, code_column: str) -> pd.DataFrame:
+    """
+    A census table as written: CSV in UTF-8 (with or without BOM) or GBK as Excel saves it in China, or a workbook.
+
+    Raises
+    ------
+    InputDataError
+        The file is empty, damaged or in another encoding: named, with what to do.
+    """
+    import io
+
+    from coverage.tables import _decode_text_file
+
+    try:
+        if path.suffix.lower() == ".csv":
+            text, _ = _decode_text_file(path, None)
+            return pd.read_csv(io.StringIO(text), dtype={code_column: str})
+        return pd.read_excel(path, dtype={code_column: str})
+    except InputDataError:
+        raise
+    except FileNotFoundError:
+        raise InputDataError("census table not found / 找不到普查表", path=path,
+                             hint="check inputs.population.census.path in the study file") from None
+    except Exception as exc:  # pandas and the Excel readers raise many types for damaged or empty files
+        raise InputDataError(
+            f"the census table cannot be read ({type(exc).__name__}: {exc}) / 无法读取普查表", path=path,
+            hint="open it in Excel/WPS and save it again as .xlsx or 'CSV UTF-8', with the division codes and "
+                 "totals in columns under one header row / 用 Excel 或 WPS 打开后另存为 .xlsx 或“CSV UTF-8”",
+        ) from None
+
+
 def _read_census_totals(config: StudyConfig) -> pd.DataFrame | None:
     """
     Census totals of the chosen age group as ``code, elderly`` (or None when not configured).
@@ -49,8 +115,7 @@ def _read_census_totals(config: StudyConfig) -> pd.DataFrame | None:
         parsed = [divisions.parse_code(code) for code in raw]
         code_column, elderly = "code", pd.to_numeric(table["elderly"], errors="coerce").to_numpy()
     else:
-        table = pd.read_csv(path, dtype={source.census_code_column: str}, encoding="utf-8-sig") \
-            if path.suffix.lower() == ".csv" else pd.read_excel(path, dtype={source.census_code_column: str})
+        table = _read_census_file(path, source.census_code_column)
         for column in (source.census_code_column, source.census_total_column):
             if column not in table.columns:
                 raise InputDataError(
@@ -62,7 +127,8 @@ def _read_census_totals(config: StudyConfig) -> pd.DataFrame | None:
         code_column = source.census_code_column
         raw = [str(value).strip() if pd.notna(value) else "" for value in table[code_column]]
         parsed = [divisions.parse_code(value) for value in table[code_column]]
-        elderly = pd.to_numeric(table[source.census_total_column], errors="coerce").to_numpy()
+        elderly = _census_totals_column(table[source.census_total_column], parsed, path,
+                                        source.census_total_column)
     needed = divisions.LEVEL_DIGITS.get(source.census_level, 12)
     for position, code in enumerate(parsed):
         if code.code is not None and not code.exact and code.known_digits < needed:

@@ -14,7 +14,7 @@ import rasterio
 import rasterio.warp
 from affine import Affine
 from pyproj import CRS, Transformer
-from rasterio.errors import WindowError
+from rasterio.errors import RasterioIOError, WindowError
 from rasterio.windows import Window
 from rasterio.windows import from_bounds as window_from_bounds
 from rasterio.windows import transform as window_transform
@@ -278,6 +278,19 @@ def _zero_invalid(values: np.ndarray, nodata: float | None) -> np.ndarray:
     return values
 
 
+def _open_raster(path: Path):
+    """``rasterio.open`` of a population raster; a file GDAL cannot read is the planner's to replace (InputDataError)."""
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as exc:
+        raise InputDataError(
+            f"the population raster cannot be read: {exc} / 人口栅格文件无法读取（文件损坏、下载不完整或不是 GeoTIFF）",
+            path=path,
+            hint="download the file again from WorldPop (an interrupted download leaves a file that is cut short) "
+                 "or remove it from inputs.population.rasters / 请重新下载该文件",
+        ) from None
+
+
 def read_elderly_raster(
     paths: str | Path | Iterable[str | Path],
     *,
@@ -333,7 +346,7 @@ def read_elderly_raster(
     bands = _select_bands(candidates, lower_age, age_group, folder)
 
     persons: np.ndarray | None = None
-    with rasterio.open(bands[0].path) as reference:
+    with _open_raster(bands[0].path) as reference:
         window = Window(0, 0, reference.width, reference.height)
         if bounds is not None:
             check_lonlat_bounds(bounds, source=bounds_source, what="study area")
@@ -361,7 +374,7 @@ def read_elderly_raster(
         grid_transform = window_transform(window, reference.transform)
         grid_crs = CRS.from_user_input(reference.crs) if reference.crs is not None else CRS.from_epsg(4326)
         for band in bands:
-            with rasterio.open(band.path) as source:
+            with _open_raster(band.path) as source:
                 _check_same_grid(reference, source, band.path)
                 values = _zero_invalid(source.read(1, window=window), source.nodata)
             if persons is None:

@@ -192,6 +192,56 @@ def test_the_census_table_read_by_the_batch_job_has_12_digit_codes():
     assert census.attrs["raw_codes"]["420116000000"] == "420116.0"
 
 
+def test_a_census_table_saved_by_excel_in_gbk_reads_as_the_utf8_one(tmp_path):
+    """Chinese Excel saves 'CSV' in GBK: the same codes and totals as the UTF-8 file."""
+    source = shared_data(CENSUS)
+    gbk = tmp_path / "census_gbk.csv"
+    gbk.write_bytes(source.read_text(encoding="utf-8-sig").encode("gbk"))
+    assert not gbk.read_bytes().startswith(b"\xef\xbb\xbf")
+    utf8 = pipeline._read_census_totals(_config(source))
+    from_gbk = pipeline._read_census_totals(_config(gbk))
+    pd.testing.assert_frame_equal(from_gbk, utf8)
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    (b"", "cannot be read"),
+    (bytes(range(0x80, 0x100)) * 4, "encoding"),
+])
+def test_an_empty_or_unreadable_census_table_is_named_not_a_program_fault(tmp_path, content, said):
+    broken = tmp_path / "census.csv"
+    broken.write_bytes(content)
+    with pytest.raises(InputDataError, match=said) as failure:
+        pipeline._read_census_totals(_config(broken))
+    assert "census.csv" in str(failure.value)
+
+
+def test_census_totals_written_with_separators_or_full_width_digits_are_read_as_numbers(tmp_path):
+    table = tmp_path / "census.csv"
+    table.write_text(
+        "区划代码,名称,pop60p\n"
+        '420116000000,黄陂区,"233,593"\n'
+        "420117000000,新洲区,１８６２０４\n"
+        "420115000000,江夏区,148 032人\n"
+        "420114000000,蔡甸区,\n"
+        "注：数据来源第七次人口普查,,\n",
+        encoding="utf-8",
+    )
+    census = pipeline._read_census_totals(_config(table))
+    assert dict(zip(census["code"], census["elderly"])) == {
+        "420116000000": 233_593, "420117000000": 186_204, "420115000000": 148_032}
+
+
+def test_a_census_total_that_is_no_number_names_its_row_and_column(tmp_path):
+    """Left out, the district's older people would silently go uncalibrated."""
+    table = tmp_path / "census.csv"
+    table.write_text("区划代码,名称,pop60p\n420116000000,黄陂区,233593\n420117000000,新洲区,一万八千\n",
+                     encoding="utf-8")
+    with pytest.raises(InputDataError, match="not a number") as failure:
+        pipeline._read_census_totals(_config(table))
+    message = str(failure.value)
+    assert "row 3" in message and "pop60p" in message and "census.csv" in message
+
+
 def test_a_county_census_read_as_numbers_finds_its_12_digit_units(wuhan_units):
     census = pipeline._read_census_totals(_config(shared_data(CENSUS)))
     zones = pipeline._census_zones(_config(shared_data(CENSUS)), wuhan_units, census)
