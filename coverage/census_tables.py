@@ -98,6 +98,11 @@ def read_census_60plus(xlsx_path: str | Path, *, year: int = 2020, age_group: st
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except FileNotFoundError:
         raise InputDataError("census table not found", path=path) from None
+    except Exception as exc:  # openpyxl raises many types for damaged files
+        raise InputDataError(
+            f"the census workbook cannot be opened ({type(exc).__name__}: {exc}) / 无法打开普查表", path=path,
+            hint="open it in Excel/WPS and save it again as .xlsx / 用 Excel 或 WPS 打开后另存为 .xlsx",
+        ) from None
     try:
         sheet = _pick_census_sheet(workbook, year, path)
         first_row = next(sheet.iter_rows(max_row=1, values_only=True))

@@ -271,6 +271,16 @@ def test_census_65plus_matches_the_published_subset(census):
     assert (both["elderly_65"] < both["elderly_60"]).all()
 
 
+def test_a_census_workbook_cut_short_by_a_download_is_named_with_what_to_do(tmp_path):
+    from coverage._errors import InputDataError
+
+    cut = tmp_path / "census_2020.xlsx"
+    cut.write_bytes(Path(CENSUS_2020).read_bytes()[:4000])
+    with pytest.raises(InputDataError, match="cannot be opened") as failure:
+        census_tables.read_census_60plus(cut)
+    assert "census_2020.xlsx" in str(failure.value)
+
+
 def test_calibration_brings_every_district_to_its_census_total(raster_60, districts, census):
     demand = population.demand_points(raster_60, WUHAN_UTM)
     calibrated, factors = population.calibrate_to_totals(demand, districts, census[census["level"] == "county"])
