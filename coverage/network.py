@@ -667,6 +667,24 @@ def graph_summary(graph: nx.MultiDiGraph) -> dict[str, int | float]:
     }
 
 
+def _round_like_python(values: np.ndarray, decimals: int) -> np.ndarray:
+    """
+    ``round(value, decimals)`` of each value, as Python rounds it (the exact decimal, half to even), in arrays.
+
+    ``numpy.round`` scales by ``10**decimals`` first, which can land a value
+    just short of or past a half; those few values (within 1e-6 of a half
+    after scaling) are rounded by Python itself, so every result is the
+    float Python gives.
+    """
+    values = np.asarray(values, dtype=float)
+    scaled = values * 10.0 ** decimals
+    out = np.round(values, decimals)
+    near_half = np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6)
+    if len(near_half):
+        out[near_half] = [round(value, decimals) for value in values[near_half].tolist()]
+    return out
+
+
 def network_summary(net: NetworkArrays) -> dict[str, int | float]:
     """
     :func:`graph_summary` from network arrays: nodes, edges, walkable length (km), ferry lines, components.
@@ -697,7 +715,7 @@ def network_summary(net: NetworkArrays) -> dict[str, int | float]:
         ``components``.
     """
     # the same rounding and summation order as graph_summary, which meets the streets in this order
-    length_m = sum(round(length, 2) for length in net.edge_length_m[~net.edge_ferry].tolist())
+    length_m = sum(_round_like_python(net.edge_length_m[~net.edge_ferry], 2).tolist())
     components = int(node_components(net, with_ferries=True).max()) + 1 if net.n_nodes else 0
     return {
         "nodes": net.n_nodes,

@@ -335,3 +335,19 @@ def test_the_arrays_keep_each_streets_osm_name_as_the_graph_does(extract):
     shared = set(a) & set(b)
     assert len(shared) > 0.95 * len(b)
     assert all(a[k] == b[k] for k in shared)
+
+
+def test_street_lengths_are_rounded_to_the_centimetre_exactly_as_python_rounds_them():
+    """The summary's walkable km sums lengths rounded by Python's round(); the array rounding must give the same floats."""
+    from coverage.network import _round_like_python
+
+    rng = np.random.default_rng(7)
+    values = np.concatenate([
+        rng.uniform(0, 5000, 200_000),
+        # halves and their neighbours, where scaling by 100 can cross the half
+        np.arange(0, 20_000) / 200.0,
+        np.nextafter(np.arange(0, 20_000) / 200.0, np.inf),
+        np.nextafter(np.arange(0, 20_000) / 200.0, -np.inf),
+        [0.125, 0.375, 2.675, 1.005, 1e6 + 0.005],
+    ])
+    assert _round_like_python(values, 2).tolist() == [round(v, 2) for v in values.tolist()]
