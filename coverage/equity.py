@@ -62,7 +62,11 @@ def gini(values, weights=None) -> float:
     values, weights
         As in :func:`lorenz_curve`.
     """
-    population, amount = lorenz_curve(values, weights)
+    return _curve_gini(*lorenz_curve(values, weights))
+
+
+def _curve_gini(population: np.ndarray, amount: np.ndarray) -> float:
+    """:func:`gini` of a curve :func:`lorenz_curve` has drawn (1 − twice the area under it)."""
     if amount[-1] <= 0 or len(population) < 2:
         return 0.0
     area = float(np.sum(np.diff(population) * (amount[1:] + amount[:-1])) / 2.0)
@@ -314,7 +318,8 @@ def lorenz_figure(values, weights, path: str | Path, *, groups=None, title: str 
     }
     values = np.asarray(values, dtype=float)
     weights = np.asarray(weights, dtype=float)
-    g = gini(values, weights)
+    curve = lorenz_curve(values, weights)  # sorted once: the curve drawn and its Gini
+    g = _curve_gini(*curve)
     rc = {"font.family": [family, "sans-serif"]} if family else {}
     names = {"urban": "城镇", "rural": "农村", "unknown": "未知"} if zh else {}
     with matplotlib.rc_context(rc):
@@ -322,7 +327,7 @@ def lorenz_figure(values, weights, path: str | Path, *, groups=None, title: str 
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
         ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label=text["equal"])
-        x, y = _drawn(*lorenz_curve(values, weights))
+        x, y = _drawn(*curve)
         ax.plot(x, y, color="#1f78b4", linewidth=2, label=f"{text['all']} (G={g:.3f})")
         if groups is not None:
             labels = pd.Series(np.asarray(groups, dtype=object)).fillna("unknown").astype(str).to_numpy()
@@ -330,9 +335,9 @@ def lorenz_figure(values, weights, path: str | Path, *, groups=None, title: str 
             for code, (label, colour) in enumerate(zip(uniques, ["#e31a1c", "#33a02c", "#ff7f00", "#6a3d9a",
                                                                  "#b15928"])):
                 inside = codes == code
-                gx, gy = _drawn(*lorenz_curve(values[inside], weights[inside]))
-                ax.plot(gx, gy, color=colour, linewidth=1.3,
-                        label=f"{names.get(label, label)} (G={gini(values[inside], weights[inside]):.3f})")
+                group_curve = lorenz_curve(values[inside], weights[inside])
+                ax.plot(*_drawn(*group_curve), color=colour, linewidth=1.3,
+                        label=f"{names.get(label, label)} (G={_curve_gini(*group_curve):.3f})")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_aspect("equal")
