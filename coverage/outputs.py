@@ -163,13 +163,17 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
         report_path = out / docx_report.report_file_name(results)
         files["report.docx"] = docx_report.write_report(results, report_path, lang=lang,
                                                         figure_path=files.get("map.png"))
-    if isochrones is not None:
-        with stage("isochrones"):
-            drawn, per_facility = isochrones.result()
-        results = dataclasses.replace(results, isochrones=drawn, facility_isochrones=per_facility)
-    with stage("write layers"):  # the same stage, timed on
-        layers.update({"isochrones": results.isochrones, "isochrones_per_facility": results.facility_isochrones})
-        files["layers.gpkg"] = report.write_geopackage(layers, out / f"{config.name}_layers.gpkg")
+    gpkg = out / f"{config.name}_layers.gpkg"
+    with report.geopackage(gpkg) as add_layers:
+        with stage("write layers"):  # the same stage, timed on: every layer but the isochrones meanwhile
+            add_layers(layers)
+        if isochrones is not None:
+            with stage("isochrones"):
+                drawn, per_facility = isochrones.result()
+            results = dataclasses.replace(results, isochrones=drawn, facility_isochrones=per_facility)
+        with stage("write layers"):
+            add_layers({"isochrones": results.isochrones, "isochrones_per_facility": results.facility_isochrones})
+    files["layers.gpkg"] = gpkg
     if make_map:
         with stage("map"):  # the same stage, timed on
             files.update(_write_html_map(results, facilities, parts, minutes, out, lang=lang))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -356,7 +357,9 @@ def check_coordinate_systems(config: StudyConfig, records: gpd.GeoDataFrame, ing
 
 
 def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: list[str] | None = None, *,
-                   as_of: int | None = None) -> StudyInputs:
+                   as_of: int | None = None,
+                   on_snapped: Callable[[reach.NetworkArrays, gpd.GeoDataFrame, reach.Snap, Any], None] | None = None,
+                   ) -> StudyInputs:
     """
     Load units, facilities, the walking network and the demand, and snap points to the network.
 
@@ -372,6 +375,11 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
         Calendar year: only facility records open in that year count
         (:func:`coverage.timeline.open_mask`); None = as listed (planned,
         under-construction and closed records do not count).
+    on_snapped
+        Called with the network, the facilities, their snap and the working
+        CRS as soon as the facilities are on the network, before the
+        population is read (:func:`run_study` starts drawing the isochrones
+        then).
     """
     params = config.parameters
     timer = timer or StageTimer()
@@ -431,13 +439,17 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
         with timer.stage("crs check"):
             notes.extend(check_coordinate_systems(config, records, ingest_summary, units, net))
 
+    with timer.stage("snapping"):
+        facility_snap = reach.snap_points(net, facilities.to_crs(working_crs).geometry,
+                                          max_access_m=params.max_access_m)
+    if on_snapped is not None:
+        on_snapped(net, facilities, facility_snap, working_crs)
+
     with timer.stage("population"):
         demand, calibration, _ = _load_demand(config, units, study_area, working_crs, notes,
                                               network_outline=lambda: _network_outline(net))
 
-    with timer.stage("snapping"):
-        facility_snap = reach.snap_points(net, facilities.to_crs(working_crs).geometry,
-                                          max_access_m=params.max_access_m)
+    with timer.stage("snapping"):  # the same stage, timed on
         demand_snap = reach.snap_points(net, demand.geometry, max_access_m=params.max_access_m)
         demand_snap, moved = reach.attach_off_fragments(net, demand.geometry, demand_snap,
                                                         max_access_m=params.max_access_m, keep=facility_snap)
@@ -527,67 +539,78 @@ def run_study(
         bar = None
     timer = StageTimer(echo=echo, bar=bar)
     notes: list[str] = []
-    if inputs is None:
-        inputs = prepare_inputs(config, timer, notes, as_of=as_of)
-    units, facilities, demand = inputs.units, inputs.facilities, inputs.demand
-    presence_only = inputs.presence_only if inputs.presence_only is not None else facilities.iloc[:0]
-    # presence targets and village counts see every facility placed in a unit, with or without a point
-    facilities_in_units = facilities if presence_only.empty else gpd.GeoDataFrame(
-        pd.concat([facilities, presence_only], ignore_index=True), geometry="geometry", crs=facilities.crs)
-    if config.facility_area_buffer_m > 0 and inputs.study_area is not None:
-        # a region run's area: facilities across its border serve reach only; presence, capacity and
-        # village counts are the area's own (coverage.region)
-        located = facilities_in_units.geometry.notna().to_numpy()
-        inside = ~located
-        inside[located] = shapely.covers(inputs.study_area.iloc[0],
-                                         np.asarray(facilities_in_units.geometry.values)[located])
-        facilities_in_units = facilities_in_units[inside].reset_index(drop=True)
-    net, facility_snap, demand_snap = inputs.net, inputs.facility_snap, inputs.demand_snap
-    rejects, ingest_summary, calibration = inputs.rejects, inputs.ingest_summary, inputs.calibration
-    graph_summary, working_crs = inputs.graph_summary, inputs.working_crs
-
-    masks = kind_masks(facilities, params.kinds)
-    networks = None  # the networks of kinds reached by car or e-bike, when the study has such kinds
-    with timer.stage("reach"):
-        walking_masks = {kind: mask for kind, mask in masks.items()
-                         if kind == ANY_KIND or params.travel_profile(kind) is None}
-        seconds_by_kind, nearest_by_kind = compute_reach(net, facility_snap, demand_snap, walking_masks, config,
-                                                         progress=progress)
-        metres_by_kind, metres_nearest = compute_reach(net, facility_snap, demand_snap, walking_masks, config,
-                                                       distance_mode=True, progress=progress)
-        if len(walking_masks) < len(masks):
-            # kinds reached by car or e-bike: their own network, snaps and edge costs
-            networks = profile_networks(config, facilities, demand, working_crs, notes)
-            seconds_by_kind, nearest_by_kind = merge_profile_reach(
-                (seconds_by_kind, nearest_by_kind), compute_profile_reach(networks, masks, config), list(masks))
-            metres_by_kind, _ = merge_profile_reach(
-                (metres_by_kind, metres_nearest), compute_profile_reach(networks, masks, config, distance_mode=True),
-                list(masks))
-            others = [f"{kind} ({params.kind_profiles[kind]})" for kind in params.kinds
-                      if params.travel_profile(kind) is not None]
-            notes.append(
-                f"travel modes per kind: {', '.join(others)}; every other kind walks. 'any' is the walk to a "
-                "facility of any kind (the walking service circle), never a drive; distances (m) of these kinds "
-                "are along the roads the mode may use. Isochrones follow each kind's mode; the sensitivity "
-                "sheet is walking only / 各类型按所设出行方式计算，“任一设施”仍为步行"
-            )
-
-    drawn_minutes = sorted({m for kind in params.kinds for m in params.isochrone_minutes_for(kind, net.n_edges)})
-    every_minutes = sorted({m for kind in params.kinds for m in params.thresholds_for(kind)})
-    if drawn_minutes != every_minutes:
-        notes.append(
-            f"isochrones drawn at {', '.join(f'{m:g}' for m in drawn_minutes)} min only, the threshold the map "
-            f"shows (walking network of {net.n_edges:,} edges; parameters.isochrone_thresholds: all draws every "
-            "threshold); the walking-minutes raster holds every threshold / 等时圈仅绘制地图所示阈值"
-        )
     # the isochrones feed only the map and the layers: drawn on a thread of their own while the tables' stages
-    # run (GEOS releases the GIL), and waited for after them (the "isochrones" stage is that wait)
+    # run (GEOS releases the GIL), and waited for after them (the "isochrones" stage is that wait); they start
+    # as soon as the facilities are on the network when every kind walks (prepare_inputs' on_snapped), else
+    # after the reach stage has loaded the kinds' own networks
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isochrones")
     cancel = threading.Event()  # set when the run fails: the thread stops after the kind it is drawing
-    drawing = pool.submit(_study_isochrones, net, facilities, facility_snap, masks, config, working_crs, networks,
-                          cancel)
-    pool.shutdown(wait=False)  # the thread ends with its one task
+    started: list = []  # the drawing's future, once started
+
+    def start_drawing(net, facilities, facility_snap, working_crs, networks=None):
+        started.append(pool.submit(_study_isochrones, net, facilities, facility_snap,
+                                   kind_masks(facilities, params.kinds), config, working_crs, networks, cancel))
+        pool.shutdown(wait=False)  # the thread ends with its one task
+
+    every_kind_walks = all(params.travel_profile(kind) is None for kind in params.kinds)
     try:
+        if inputs is None:
+            inputs = prepare_inputs(config, timer, notes, as_of=as_of,
+                                    on_snapped=start_drawing if every_kind_walks else None)
+        units, facilities, demand = inputs.units, inputs.facilities, inputs.demand
+        presence_only = inputs.presence_only if inputs.presence_only is not None else facilities.iloc[:0]
+        # presence targets and village counts see every facility placed in a unit, with or without a point
+        facilities_in_units = facilities if presence_only.empty else gpd.GeoDataFrame(
+            pd.concat([facilities, presence_only], ignore_index=True), geometry="geometry", crs=facilities.crs)
+        if config.facility_area_buffer_m > 0 and inputs.study_area is not None:
+            # a region run's area: facilities across its border serve reach only; presence, capacity and
+            # village counts are the area's own (coverage.region)
+            located = facilities_in_units.geometry.notna().to_numpy()
+            inside = ~located
+            inside[located] = shapely.covers(inputs.study_area.iloc[0],
+                                             np.asarray(facilities_in_units.geometry.values)[located])
+            facilities_in_units = facilities_in_units[inside].reset_index(drop=True)
+        net, facility_snap, demand_snap = inputs.net, inputs.facility_snap, inputs.demand_snap
+        rejects, ingest_summary, calibration = inputs.rejects, inputs.ingest_summary, inputs.calibration
+        graph_summary, working_crs = inputs.graph_summary, inputs.working_crs
+
+        masks = kind_masks(facilities, params.kinds)
+        networks = None  # the networks of kinds reached by car or e-bike, when the study has such kinds
+        with timer.stage("reach"):
+            walking_masks = {kind: mask for kind, mask in masks.items()
+                             if kind == ANY_KIND or params.travel_profile(kind) is None}
+            seconds_by_kind, nearest_by_kind = compute_reach(net, facility_snap, demand_snap, walking_masks, config,
+                                                             progress=progress)
+            metres_by_kind, metres_nearest = compute_reach(net, facility_snap, demand_snap, walking_masks, config,
+                                                           distance_mode=True, progress=progress)
+            if len(walking_masks) < len(masks):
+                # kinds reached by car or e-bike: their own network, snaps and edge costs
+                networks = profile_networks(config, facilities, demand, working_crs, notes)
+                seconds_by_kind, nearest_by_kind = merge_profile_reach(
+                    (seconds_by_kind, nearest_by_kind), compute_profile_reach(networks, masks, config), list(masks))
+                metres_by_kind, _ = merge_profile_reach(
+                    (metres_by_kind, metres_nearest), compute_profile_reach(networks, masks, config, distance_mode=True),
+                    list(masks))
+                others = [f"{kind} ({params.kind_profiles[kind]})" for kind in params.kinds
+                          if params.travel_profile(kind) is not None]
+                notes.append(
+                    f"travel modes per kind: {', '.join(others)}; every other kind walks. 'any' is the walk to a "
+                    "facility of any kind (the walking service circle), never a drive; distances (m) of these kinds "
+                    "are along the roads the mode may use. Isochrones follow each kind's mode; the sensitivity "
+                    "sheet is walking only / 各类型按所设出行方式计算，“任一设施”仍为步行"
+                )
+
+        drawn_minutes = sorted({m for kind in params.kinds for m in params.isochrone_minutes_for(kind, net.n_edges)})
+        every_minutes = sorted({m for kind in params.kinds for m in params.thresholds_for(kind)})
+        if drawn_minutes != every_minutes:
+            notes.append(
+                f"isochrones drawn at {', '.join(f'{m:g}' for m in drawn_minutes)} min only, the threshold the map "
+                f"shows (walking network of {net.n_edges:,} edges; parameters.isochrone_thresholds: all draws every "
+                "threshold); the walking-minutes raster holds every threshold / 等时圈仅绘制地图所示阈值"
+            )
+        if not started:
+            start_drawing(net, facilities, facility_snap, working_crs, networks)
+        drawing = started[0]
         with timer.stage("metrics"):
             names = units.set_index("code")["name"].to_dict() if units is not None else {}
             coverage_long = _coverage_tables(demand, seconds_by_kind, metres_by_kind, params, names)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -540,14 +541,31 @@ def write_geopackage(layers: Mapping[str, object], path: str | Path) -> Path:
     path
         Target ``.gpkg``.
     """
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        for name, layer in layers.items():
-            if layer is None or len(layer) == 0:
-                continue
-            index = "YES" if len(layer) >= SPATIAL_INDEX_MIN_FEATURES else "NO"
-            layer.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio", layer_options={"SPATIAL_INDEX": index})
-    return path
+    with geopackage(path) as add:
+        add(layers)
+    return Path(path)
+
+
+@contextmanager
+def geopackage(path: str | Path) -> Iterator[Callable[[Mapping[str, object]], None]]:
+    """
+    A GeoPackage written in parts: ``add(layers)`` as each part is ready, the file in place when the block ends.
+
+    The layers keep the order they were added in; the file appears at
+    ``path`` only when the block ends without error (:func:`coverage._io.atomic_path`),
+    so a run writes what needs no isochrone while they are still being drawn
+    (:func:`coverage.outputs.write_study_outputs`). Layers as in :func:`write_geopackage`.
+    """
+    with atomic_path(Path(path)) as tmp:
+        def add(layers: Mapping[str, object]) -> None:
+            for name, layer in layers.items():
+                if layer is None or len(layer) == 0:
+                    continue
+                index = "YES" if len(layer) >= SPATIAL_INDEX_MIN_FEATURES else "NO"
+                layer.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio",
+                              layer_options={"SPATIAL_INDEX": index})
+
+        yield add
 
 
 def _json_default(value):

@@ -308,3 +308,30 @@ def test_the_sensitivity_sheet_at_the_studys_own_speed_repeats_the_main_figures(
     row = sensitivity[(sensitivity["kind"] == "day_care") & (sensitivity["threshold"] == 15)
                       & (sensitivity["walk_speed_mps"] == slowest)].iloc[0]
     assert row["share"] == pytest.approx(elderly[seconds <= 900].sum() / elderly.sum(), abs=1e-12)
+
+
+def test_a_broken_population_raster_stops_the_run_and_the_isochrones_already_started(tmp_path):
+    """The isochrones start as soon as the facilities are on the network; a bad raster read after that still ends it all."""
+    import dataclasses
+    import threading
+
+    from coverage._errors import InputDataError
+
+    import shutil
+
+    config = load_study(DEMO, output_root=tmp_path)
+    rasters = []
+    for raster in config.population.rasters:
+        rasters.append(Path(shutil.copy(raster, tmp_path / raster.name)))
+    broken = rasters[-1]
+    broken.write_bytes(b"not a GeoTIFF, a file cut short by a download")
+    config = dataclasses.replace(config, population=dataclasses.replace(config.population, rasters=tuple(rasters)))
+    before = {thread.ident for thread in threading.enumerate()}
+    with pytest.raises(InputDataError) as failure:
+        run_study(config, write=False)
+    assert broken.name in str(failure.value)
+    drawing = [thread for thread in threading.enumerate()
+               if thread.ident not in before and thread.name.startswith("isochrones")]
+    for thread in drawing:  # started, told to stop: it ends after the kind it had in hand
+        thread.join(timeout=30)
+        assert not thread.is_alive()
