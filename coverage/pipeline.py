@@ -21,6 +21,7 @@ from coverage import (
     access_tables, crs_check, ingest, isochrones, metrics, network, outputs, profiles, reach, report, sites, targets,
     timeline, year_outputs, year_tables,
 )
+from coverage._errors import InputDataError
 from coverage.config import StudyConfig, load_study
 from coverage.demand import _census_zones, _load_demand, _network_outline, _read_census_totals, _study_area
 from coverage.kind_reach import (
@@ -356,6 +357,57 @@ def check_coordinate_systems(config: StudyConfig, records: gpd.GeoDataFrame, ing
     return notes
 
 
+def _check_network_reaches_study(config: StudyConfig, net, study_area, facilities) -> None:
+    """
+    Stop when the street network lies wholly apart from the study (another city's OpenStreetMap extract).
+
+    Run on, every older person would be "more than 500 m from a street" and
+    every coverage rate 0 %, with the cause in a note. The network is named
+    only when located facilities are kept and its extent (WGS-84) comes
+    within about a kilometre of neither the units' outline nor those
+    facilities: units apart from everything else (no facility falls inside
+    them) are the units' fault, and the coordinate check and the population
+    stage name them.
+    """
+    from pyproj import Transformer
+
+    if net.n_nodes == 0:
+        return
+    extents = []  # (what, file, WGS-84 bounds)
+    if study_area is not None:
+        extents.append(("the units", config.units.path, tuple(study_area.to_crs("EPSG:4326").total_bounds)))
+    located = facilities[facilities.geometry.notna()] if len(facilities) else facilities
+    if len(located):
+        extents.append(("the facilities", config.facilities[0].path if len(config.facilities) == 1 else None,
+                        tuple(located.to_crs("EPSG:4326").total_bounds)))
+    if not len(located):
+        # no facility inside the units: the units are the odd ones out (wrong place or coordinates), and the
+        # coordinate check and the population stage name them
+        return
+    x = [float(net.node_x.min()), float(net.node_x.max())]
+    y = [float(net.node_y.min()), float(net.node_y.max())]
+    lon, lat = Transformer.from_crs(net.crs, "EPSG:4326", always_xy=True).transform(
+        [x[0], x[0], x[1], x[1]], [y[0], y[1], y[0], y[1]])
+    network_bounds = (min(lon), min(lat), max(lon), max(lat))
+    reach_box = shapely.box(*network_bounds).buffer(0.01, join_style="mitre")  # about a kilometre around
+    if any(shapely.intersects(reach_box, shapely.box(*bounds)) for _, _, bounds in extents):
+        return
+
+    def extent(b) -> str:
+        return f"{b[0]:.3f}–{b[2]:.3f} E, {b[1]:.3f}–{b[3]:.3f} N"
+
+    apart = " nor ".join(f"{what} ({Path(path).name + ', ' if path else ''}{extent(bounds)})"
+                         for what, path, bounds in extents)
+    reaches = "reaches neither" if len(extents) > 1 else "does not reach"
+    raise InputDataError(
+        f"the street network covers {extent(network_bounds)}, which {reaches} {apart}: every older person "
+        "would be counted as far from any street / 路网范围与研究区不重叠（可能用错了城市的OSM文件）",
+        path=config.network,
+        hint="download the OpenStreetMap data of the study area (e.g. a Geofabrik extract or an export of the "
+             "area's bounding box) and set inputs.network to it / 请下载研究区范围的OSM路网数据",
+    )
+
+
 def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: list[str] | None = None, *,
                    as_of: int | None = None,
                    on_snapped: Callable[[reach.NetworkArrays, gpd.GeoDataFrame, reach.Snap, Any], None] | None = None,
@@ -434,6 +486,7 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
         net = network.load_walk_arrays(config.network)
         working_crs = net.crs
         graph_summary = network.network_summary(net)
+        _check_network_reaches_study(config, net, study_area, facilities)
 
     if params.crs_check != "off":
         with timer.stage("crs check"):

@@ -213,3 +213,17 @@ def test_siting_requests_a_planner_can_get_wrong_are_answered(without_mutual_aid
     for extra in (["--three-tier"], ["--villages", "--target", "0.6"]):
         done = _run("site", str(no_units), *extra, "--out", str(tmp_path))
         _assert_clean_error(done, "no_units.yaml", "inputs.units")
+
+
+def test_another_citys_street_network_is_named_with_both_extents(tmp_path):
+    """Beijing's streets for a county in Hubei: a clear stop, not 0 % coverage with the cause in a note."""
+    from tests.conftest import shared_data
+
+    beijing = shared_data("osm/beijing_bupt/map.osm.pbf")
+    study = _study(tmp_path, replace={"network: ../data/demo/demo_walk.osm": f"network: {beijing}"})
+    done = _run("run", str(study), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "map.osm.pbf" in done.stderr and "reaches neither the units" in done.stderr
+    assert "116." in done.stderr and "113." in done.stderr  # both extents, in degrees
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.csv"))
