@@ -28,6 +28,7 @@ def compute_reach(
     *,
     speed_override: float | None = None,
     distance_mode: bool = False,
+    distance_limit_m: float | None = None,
     progress: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """
@@ -35,6 +36,8 @@ def compute_reach(
 
     Every kind in ``masks`` walks here (at :meth:`~coverage.config.Parameters.speed_for`);
     kinds with a non-walking profile go through :func:`compute_profile_reach`.
+    In ``distance_mode`` the searches stop at ``distance_limit_m`` metres
+    (default the longest of ``parameters.distance_thresholds_m``).
 
     Returns
     -------
@@ -59,7 +62,8 @@ def compute_reach(
             nearest_by_kind[kind] = np.full(n_demand, -1, dtype=np.int64)
             continue
         if distance_mode:
-            speed, limit = None, max(params.distance_thresholds_m)
+            speed = None
+            limit = max(params.distance_thresholds_m) if distance_limit_m is None else float(distance_limit_m)
         else:
             speed = speed_override or (params.walk_speed_mps if kind == ANY_KIND else params.speed_for(kind))
             limit = max(params.thresholds_for(kind)) * 60.0

@@ -143,7 +143,11 @@ def _sensitivity(net, facility_snap, demand_snap, masks, demand, config, study_s
     Shares within each threshold at each speed of ``parameters.sensitivity_speeds_mps``.
 
     ``study_seconds`` (the main pass, per kind) is reused for the speed the
-    study itself walks at, when every kind walks at that speed.
+    study itself walks at, when every kind walks at that speed. On a
+    network without ferry lines every leg of a walk is at the one speed, so
+    the seconds at each other speed are the metres of one distance search
+    (to the farthest any speed walks within the longest threshold) over the
+    speed: one search per kind instead of one per kind and speed.
     """
     params = config.parameters
     rows = []
@@ -152,12 +156,25 @@ def _sensitivity(net, facility_snap, demand_snap, masks, demand, config, study_s
     # walking only: kinds with another travel profile are left out (and 'any' is then walking to every facility)
     masks = {kind: mask for kind, mask in masks.items()
              if kind == ANY_KIND or params.travel_profile(kind) is None}
-    for speed in params.sensitivity_speeds_mps:
-        same_as_study = study_seconds is not None and speed == params.walk_speed_mps and all(
+
+    def same_as_study(speed: float) -> bool:
+        return study_seconds is not None and speed == params.walk_speed_mps and all(
             params.speed_for(kind) == speed for kind in params.kinds) and not any(
             params.travel_profile(kind) is not None for kind in params.kinds)
-        if same_as_study:
+
+    others = [speed for speed in params.sensitivity_speeds_mps if not same_as_study(speed)]
+    longest_s = max(params.thresholds_min) * 60.0
+    metres_by_kind = None
+    if others and not np.asarray(net.edge_ferry, bool).any():
+        # no ferry wait anywhere: time is distance over speed, for every leg
+        metres_by_kind, _ = compute_reach(net, facility_snap, demand_snap, masks, config, distance_mode=True,
+                                          distance_limit_m=max(others) * longest_s)
+    for speed in params.sensitivity_speeds_mps:
+        if same_as_study(speed):
             cost_by_kind = study_seconds
+        elif metres_by_kind is not None:
+            cost_by_kind = {kind: np.where(metres / speed <= longest_s, metres / speed, np.inf)
+                            for kind, metres in metres_by_kind.items()}
         else:
             cost_by_kind, _ = compute_reach(net, facility_snap, demand_snap, masks, config, speed_override=speed)
         for kind, cost in cost_by_kind.items():

@@ -335,3 +335,40 @@ def test_a_broken_population_raster_stops_the_run_and_the_isochrones_already_sta
     for thread in drawing:  # started, told to stop: it ends after the kind it had in hand
         thread.join(timeout=30)
         assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("extract", ["beijing_bupt/map.osm.pbf"])
+def test_the_sensitivity_speeds_from_one_distance_search_are_those_of_a_search_per_speed(extract, tmp_path):
+    """A real extract without ferry lines: metres over speed give the same shares as walking at each speed."""
+    import geopandas as gpd
+
+    from coverage import reach
+    from coverage.kind_reach import compute_reach
+    from coverage.network import load_walk_arrays
+    from coverage.study_tables import _sensitivity
+    from tests.conftest import shared_data
+
+    net = load_walk_arrays(shared_data(f"osm/{extract}"), cache_dir=tmp_path)
+    assert not net.edge_ferry.any()
+    rng = np.random.default_rng(29)
+    low, high = (net.node_x.min(), net.node_y.min()), (net.node_x.max(), net.node_y.max())
+    facility_snap = reach.snap_points(net, rng.uniform(low, high, (30, 2)), max_access_m=500)
+    homes = rng.uniform(low, high, (4000, 2))
+    demand_snap = reach.snap_points(net, homes, max_access_m=500)
+    demand = gpd.GeoDataFrame({"elderly": rng.uniform(0, 20, len(homes))},
+                              geometry=gpd.points_from_xy(homes[:, 0], homes[:, 1]), crs=net.crs)
+    config = load_study(DEMO, output_root=tmp_path)
+    params = config.parameters
+    masks = {"day_care": np.arange(30) % 3 == 0, "canteen": np.arange(30) % 3 == 1, "any": np.ones(30, bool)}
+    table = _sensitivity(net, facility_snap, demand_snap, masks, demand, config)
+    elderly = demand["elderly"].to_numpy()
+    checked = 0
+    for speed in params.sensitivity_speeds_mps:
+        per_speed, _ = compute_reach(net, facility_snap, demand_snap, masks, config, speed_override=speed)
+        for kind, seconds in per_speed.items():
+            for minutes in params.thresholds_min:
+                row = table[(table["walk_speed_mps"] == speed) & (table["kind"] == kind)
+                            & (table["threshold"] == minutes)].iloc[0]
+                assert row["elderly_within"] == float(elderly[seconds <= minutes * 60.0].sum())
+                checked += row["elderly_within"] > 0
+    assert checked > 20
