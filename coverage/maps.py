@@ -132,6 +132,7 @@ def coverage_map(
     headline: Headline | None = None,
     uncovered_grid: Mapping[str, Any] | None = None,
     lang: str = "zh",
+    isochrone_images: Mapping[tuple[str, float], map_images.RasterImage] | None = None,
 ) -> folium.Map:
     """
     Build the interactive coverage map for a study area.
@@ -207,6 +208,10 @@ def coverage_map(
         The population grid (``demand.attrs["raster_grid"]``) that ``row``/``col`` of ``uncovered`` index.
     lang
         ``zh`` (default) or ``en`` for the headline panel.
+    isochrone_images
+        :func:`isochrone_images` of these isochrones, made ahead (the run
+        makes them on the thread that drew the isochrones); the images not
+        given are burnt here.
 
     Returns
     -------
@@ -220,33 +225,7 @@ def coverage_map(
     facilities_d = _for_display(facilities, display_crs, metric, 0.0)
     isochrones_d = None
     if isochrones is not None and len(isochrones):
-        isochrones = isochrones.to_crs("EPSG:4326")
-        budget = map_layers.VERTEX_BUDGET["isochrones"]
-        as_images = shapely.get_num_coordinates(np.asarray(isochrones.geometry.values)).sum() > 4 * budget
-        if as_images:
-            # a county: each kind's area at the headline threshold only (the GeoPackage has them all), drawn as
-            # images (ISOCHRONE_VECTOR_MAX_COORDS), so no coarse simplification is needed
-            isochrones = isochrones[pd.to_numeric(isochrones["minutes"], errors="coerce") == threshold_minutes]
-        at_headline = isochrones[pd.to_numeric(isochrones["minutes"], errors="coerce") == threshold_minutes]
-        if shapely.get_num_coordinates(np.asarray(at_headline.geometry.values)).sum() > ISOCHRONE_VECTOR_MAX_COORDS:
-            # too many coordinates for vectors: the any-kind area is one image, and the kinds' areas burnt in one
-            # colour are their union (no polygon union, no simplification before the 25 m pixels)
-            any_d = _for_display(at_headline.assign(kind="any"), display_crs, metric, 0.0)
-            if as_images:
-                # the kinds' areas drawn as images likewise; only the ones drawn as vectors are simplified
-                large = shapely.get_num_coordinates(np.asarray(isochrones.geometry.values)) \
-                    > ISOCHRONE_VECTOR_MAX_COORDS
-                kinds_d = pd.concat([_for_display(isochrones[large], display_crs, metric, 0.0),
-                                     _for_display(isochrones[~large], display_crs, metric, tol["isochrones"])])
-            else:
-                kinds_d = _for_display(isochrones, display_crs, metric, tol["isochrones"], budget=budget)
-            isochrones_d = gpd.GeoDataFrame(pd.concat([any_d, kinds_d.sort_index()], ignore_index=True),
-                                            crs="EPSG:4326")
-        else:
-            with_any = pd.concat([map_layers.union_isochrones(isochrones, threshold_minutes).to_crs("EPSG:4326"),
-                                  isochrones], ignore_index=True)
-            isochrones_d = _for_display(gpd.GeoDataFrame(with_any, crs="EPSG:4326"), display_crs, metric,
-                                        tol["isochrones"], budget=None if as_images else budget)
+        isochrones_d, _ = _display_isochrones(isochrones, threshold_minutes, display_crs, metric)
     streets_d = _for_display(streets, display_crs, metric, 0.0) if streets is not None and len(streets) else None
     sites_d = _for_display(proposed_sites, display_crs, metric, 0.0) if proposed_sites is not None else None
     excluded_d = _for_display(excluded_candidates, display_crs, metric, 0.0) \
@@ -267,9 +246,11 @@ def coverage_map(
     if streets_d is not None:
         map_layers.add_streets(m, streets_d)
     if isochrones_d is not None:
-        _add_isochrones(m, isochrones_d[isochrones_d["kind"] == "any"], threshold_minutes, lang)
+        _add_isochrones(m, isochrones_d[isochrones_d["kind"] == "any"], threshold_minutes, lang,
+                        images=isochrone_images)
     uncovered_classes = _add_uncovered(m, uncovered_d, threshold_minutes, lang) if uncovered_d is not None else []
-    kinds_present = _add_facilities(m, facilities_d, threshold_minutes, isochrones_d, lang)
+    kinds_present = _add_facilities(m, facilities_d, threshold_minutes, isochrones_d, lang,
+                                    images=isochrone_images)
     if excluded_d is not None:
         _add_excluded_candidates(m, excluded_d)
     if sites_d is not None:
@@ -614,15 +595,102 @@ def _add_units(m: folium.Map, units: gpd.GeoDataFrame, classes: list[ShareClass]
     group.add_to(m)
 
 
+def _display_isochrones(isochrones: gpd.GeoDataFrame, threshold_minutes: float, display_crs: str,
+                        metric) -> tuple[gpd.GeoDataFrame, set[tuple[str, float]]]:
+    """
+    The isochrones as the map draws them (display CRS, simplified, with the any-kind area), and which are exact.
+
+    Returns
+    -------
+    (geopandas.GeoDataFrame, set)
+        The layer, and the ``(kind, minutes)`` whose areas were kept unsimplified (drawn as images on a
+        county), whose pixels therefore do not depend on ``metric``.
+    """
+    tol = map_layers.DISPLAY_TOLERANCE_M
+    isochrones = isochrones.to_crs("EPSG:4326")
+    budget = map_layers.VERTEX_BUDGET["isochrones"]
+    exact: set[tuple[str, float]] = set()
+    as_images = shapely.get_num_coordinates(np.asarray(isochrones.geometry.values)).sum() > 4 * budget
+    if as_images:
+        # a county: each kind's area at the headline threshold only (the GeoPackage has them all), drawn as
+        # images (ISOCHRONE_VECTOR_MAX_COORDS), so no coarse simplification is needed
+        isochrones = isochrones[pd.to_numeric(isochrones["minutes"], errors="coerce") == threshold_minutes]
+    at_headline = isochrones[pd.to_numeric(isochrones["minutes"], errors="coerce") == threshold_minutes]
+    if shapely.get_num_coordinates(np.asarray(at_headline.geometry.values)).sum() > ISOCHRONE_VECTOR_MAX_COORDS:
+        # too many coordinates for vectors: the any-kind area is one image, and the kinds' areas burnt in one
+        # colour are their union (no polygon union, no simplification before the 25 m pixels)
+        any_d = _for_display(at_headline.assign(kind="any"), display_crs, metric, 0.0)
+        exact.add(("any", float(threshold_minutes)))
+        if as_images:
+            # the kinds' areas drawn as images likewise; only the ones drawn as vectors are simplified
+            large = shapely.get_num_coordinates(np.asarray(isochrones.geometry.values)) \
+                > ISOCHRONE_VECTOR_MAX_COORDS
+            kinds_d = pd.concat([_for_display(isochrones[large], display_crs, metric, 0.0),
+                                 _for_display(isochrones[~large], display_crs, metric, tol["isochrones"])])
+            small = set(zip(isochrones.loc[~large, "kind"], pd.to_numeric(isochrones.loc[~large, "minutes"])))
+            exact |= {(kind, float(minutes)) for kind, minutes in
+                      zip(isochrones.loc[large, "kind"], pd.to_numeric(isochrones.loc[large, "minutes"]))
+                      if (kind, minutes) not in small}
+        else:
+            kinds_d = _for_display(isochrones, display_crs, metric, tol["isochrones"], budget=budget)
+        frame = gpd.GeoDataFrame(pd.concat([any_d, kinds_d.sort_index()], ignore_index=True), crs="EPSG:4326")
+    else:
+        with_any = pd.concat([map_layers.union_isochrones(isochrones, threshold_minutes).to_crs("EPSG:4326"),
+                              isochrones], ignore_index=True)
+        frame = _for_display(gpd.GeoDataFrame(with_any, crs="EPSG:4326"), display_crs, metric,
+                             tol["isochrones"], budget=None if as_images else budget)
+    return frame, exact
+
+
+def isochrone_images(isochrones: gpd.GeoDataFrame | None, *, threshold_minutes: float,
+                     basemap: str = "cartodbpositron") -> dict[tuple[str, float], map_images.RasterImage]:
+    """
+    The isochrone layers a county map draws as images, made ahead of the map (:func:`coverage_map`'s ``isochrone_images``).
+
+    The run makes them on the thread that drew the isochrones, while the
+    main thread writes the tables; they are the images :func:`coverage_map`
+    would burn itself (the same pixels: only areas kept unsimplified are
+    made here). Empty when the map draws every area as vectors.
+
+    Returns
+    -------
+    dict
+        ``(kind, minutes)`` → :class:`coverage.map_images.RasterImage` (``kind`` ``any``: the any-kind area).
+    """
+    images: dict[tuple[str, float], map_images.RasterImage] = {}
+    if isochrones is None or not len(isochrones):
+        return images
+    wgs84 = isochrones.to_crs("EPSG:4326")
+    frame, exact = _display_isochrones(wgs84, threshold_minutes, display_crs_for(basemap),
+                                       map_layers.local_metric_crs(wgs84))
+    minutes = pd.to_numeric(frame["minutes"], errors="coerce")
+    for kind, mins in sorted(exact):
+        part = frame[(frame["kind"] == kind) & (minutes == mins)]
+        if shapely.get_num_coordinates(np.asarray(part.geometry.values)).sum() > ISOCHRONE_VECTOR_MAX_COORDS:
+            image = _isochrone_image(part, kind)
+            if image is not None:
+                images[(kind, float(mins))] = image
+    return images
+
+
 #: an area with more coordinates than this is drawn as one PNG (a county's 15-minute areas), not as vectors
 ISOCHRONE_VECTOR_MAX_COORDS = 15_000
 
 
-def _isochrone_layer(part: gpd.GeoDataFrame, kind: str, minutes: float, label: str, *, show: bool):
+def _isochrone_image(part: gpd.GeoDataFrame, kind: str) -> map_images.RasterImage | None:
+    """An area drawn as one PNG of 25 m pixels in the kind's colour."""
+    return map_images.class_image(part, np.zeros(len(part), int), [KIND_COLOURS.get(kind, "#08306b")],
+                                  opacity=0.3, cell_m=25.0)
+
+
+def _isochrone_layer(part: gpd.GeoDataFrame, kind: str, minutes: float, label: str, *, show: bool,
+                     images: Mapping[tuple[str, float], map_images.RasterImage] | None = None):
     colour = KIND_COLOURS.get(kind, "#08306b")
     weight = 2.2 if kind == "any" else 1.2  # the any-kind edge must read over the units' shading
     if shapely.get_num_coordinates(np.asarray(part.geometry.values)).sum() > ISOCHRONE_VECTOR_MAX_COORDS:
-        image = map_images.class_image(part, np.zeros(len(part), int), [colour], opacity=0.3, cell_m=25.0)
+        image = (images or {}).get((kind, float(minutes)))
+        if image is None:
+            image = _isochrone_image(part, kind)
         if image is not None:
             return folium.raster_layers.ImageOverlay(image.data_uri, bounds=image.bounds, name=label, show=show,
                                                      interactive=False, zindex=2)
@@ -655,13 +723,14 @@ def _area_label(kind_label: str, minutes: float, mode: str | None, lang: str) ->
     return f"{kind_label} {minutes:g}分钟{words[0]}范围"
 
 
-def _add_isochrones(m: folium.Map, isochrones: gpd.GeoDataFrame, threshold_minutes: int, lang: str = "zh") -> None:
+def _add_isochrones(m: folium.Map, isochrones: gpd.GeoDataFrame, threshold_minutes: int, lang: str = "zh",
+                    images: Mapping[tuple[str, float], map_images.RasterImage] | None = None) -> None:
     """The any-kind walking area at the headline threshold (per-kind areas sit with their kind's facilities)."""
     if isochrones.empty:
         return
     label = _area_label("任一类设施" if lang == "zh" else "any kind", threshold_minutes, "walk", lang)
     name = f'<span data-cov-group="任一类设施 / any kind">{label}</span>'
-    _isochrone_layer(isochrones, "any", threshold_minutes, name, show=True).add_to(m)
+    _isochrone_layer(isochrones, "any", threshold_minutes, name, show=True, images=images).add_to(m)
 
 
 def _elderly_breaks(values: np.ndarray) -> list[float]:
@@ -715,7 +784,8 @@ def _add_uncovered(m: folium.Map, uncovered: gpd.GeoDataFrame, threshold_minutes
 
 
 def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minutes: int,
-                    isochrones: gpd.GeoDataFrame | None = None, lang: str = "zh") -> list[str]:
+                    isochrones: gpd.GeoDataFrame | None = None, lang: str = "zh",
+                    images: Mapping[tuple[str, float], map_images.RasterImage] | None = None) -> list[str]:
     """One group per kind in the layer control: its sites (rows are sites), then its walking areas, hidden at first."""
     if facilities.empty:
         return []
@@ -775,7 +845,7 @@ def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minut
             part = isochrones[(isochrones["kind"] == kind) & (minutes == mins)]
             mode = part["mode"].iloc[0] if "mode" in part and len(part) else None
             label = f"<span {group_tag}>{_area_label(kind_label, mins, mode, lang)}</span>"
-            _isochrone_layer(part, kind, mins, label, show=False).add_to(m)
+            _isochrone_layer(part, kind, mins, label, show=False, images=images).add_to(m)
     return present
 
 

@@ -62,9 +62,10 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
     isochrones
         The run's isochrones still being drawn on their own thread
         (:func:`coverage.pipeline.run_study`): a future of ``(isochrones,
-        per-facility isochrones)``. The tables, gap areas and rasters are
+        per-facility isochrones, map images or None)`` (:func:`isochrone_map_images`).
+        The tables, gap areas, rasters and every other GeoPackage layer are
         written meanwhile; it is waited for (stage ``isochrones``) before the
-        GeoPackage and the map. None: ``results`` holds them.
+        GeoPackage's isochrone layers and the map. None: ``results`` holds them.
 
     Returns
     -------
@@ -164,19 +165,20 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
         files["report.docx"] = docx_report.write_report(results, report_path, lang=lang,
                                                         figure_path=files.get("map.png"))
     gpkg = out / f"{config.name}_layers.gpkg"
+    images = None  # the map's isochrone images, when the drawing thread made them
     with report.geopackage(gpkg) as add_layers:
         with stage("write layers"):  # the same stage, timed on: every layer but the isochrones meanwhile
             add_layers(layers)
         if isochrones is not None:
             with stage("isochrones"):
-                drawn, per_facility = isochrones.result()
+                drawn, per_facility, images = isochrones.result()
             results = dataclasses.replace(results, isochrones=drawn, facility_isochrones=per_facility)
         with stage("write layers"):
             add_layers({"isochrones": results.isochrones, "isochrones_per_facility": results.facility_isochrones})
     files["layers.gpkg"] = gpkg
     if make_map:
         with stage("map"):  # the same stage, timed on
-            files.update(_write_html_map(results, facilities, parts, minutes, out, lang=lang))
+            files.update(_write_html_map(results, facilities, parts, minutes, out, lang=lang, images=images))
     return files
 
 
@@ -241,8 +243,17 @@ def _write_figure(results, facilities, parts: dict, out: Path) -> dict[str, Path
         return {}  # no CJK font on this machine: said in the run's notes before anything was written
 
 
-def _write_html_map(results, facilities, parts: dict, minutes, out: Path, lang: str = "zh") -> dict[str, Path]:
-    """The HTML map (the isochrones drawn by now)."""
+def isochrone_map_images(isochrones, config) -> dict:
+    """The map's isochrone images (:func:`coverage.maps.isochrone_images`) at the study's headline threshold and basemap."""
+    from coverage import maps  # folium: loaded when maps are made
+
+    return maps.isochrone_images(isochrones, threshold_minutes=config.parameters.headline_minutes,
+                                 basemap=config.basemap)
+
+
+def _write_html_map(results, facilities, parts: dict, minutes, out: Path, lang: str = "zh",
+                    images: dict | None = None) -> dict[str, Path]:
+    """The HTML map (the isochrones drawn by now; ``images``: their map images, made with them)."""
     from coverage import maps  # folium: loaded when maps are made
 
     config = results.config
@@ -251,6 +262,6 @@ def _write_html_map(results, facilities, parts: dict, minutes, out: Path, lang: 
         title=config.title, subtitle_lines=parts["subtitle"], attribution_lines=parts["attribution"],
         synthetic=config.synthetic, basemap=config.basemap, target_share=None,
         population_method=population_method(results), threshold_minutes=minutes, streets=parts["streets"],
-        headline=parts["headline"], uncovered_grid=parts["grid"], lang=lang,
+        headline=parts["headline"], uncovered_grid=parts["grid"], lang=lang, isochrone_images=images,
     )
     return {"map.html": maps.save_map(the_map, out / f"{config.name}_map.html", offline=True)}

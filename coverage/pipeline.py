@@ -195,6 +195,22 @@ def _study_isochrones(net, facilities, facility_snap, masks, config, working_crs
     return areas, per_facility
 
 
+def _study_drawing(net, facilities, facility_snap, masks, config, working_crs, networks,
+                   cancel: threading.Event | None = None, *, map_images: bool = False):
+    """
+    :func:`_study_isochrones`, then the map's images of them (:func:`coverage.outputs.isochrone_map_images`).
+
+    The images (numpy and PNG work, mostly without the GIL) are made here,
+    on the drawing thread, so that the main thread only places them on
+    the map. Returns ``(isochrones, per-facility isochrones, images or None)``.
+    """
+    areas, per_facility = _study_isochrones(net, facilities, facility_snap, masks, config, working_crs, networks,
+                                            cancel)
+    images = outputs.isochrone_map_images(areas, config) \
+        if map_images and not (cancel is not None and cancel.is_set()) else None
+    return areas, per_facility, images
+
+
 def facility_isochrones(net, facilities, facility_snap, config, working_crs, *, threads: int = 1) -> gpd.GeoDataFrame:
     """
     One area per facility and threshold, in the travel mode of the facility's first kind.
@@ -601,8 +617,9 @@ def run_study(
     started: list = []  # the drawing's future, once started
 
     def start_drawing(net, facilities, facility_snap, working_crs, networks=None):
-        started.append(pool.submit(_study_isochrones, net, facilities, facility_snap,
-                                   kind_masks(facilities, params.kinds), config, working_crs, networks, cancel))
+        started.append(pool.submit(_study_drawing, net, facilities, facility_snap,
+                                   kind_masks(facilities, params.kinds), config, working_crs, networks, cancel,
+                                   map_images=write and make_map))
         pool.shutdown(wait=False)  # the thread ends with its one task
 
     every_kind_walks = all(params.travel_profile(kind) is None for kind in params.kinds)
@@ -726,7 +743,7 @@ def run_study(
             if year_trajectory is not None:
                 files = {**files, **year_outputs.write_year_outputs(year_trajectory, config, lang=lang,
                                                                     make_map=make_map, units=units)}
-        isochrones, per_facility = drawing.result()
+        isochrones, per_facility, _ = drawing.result()
         results = dataclasses.replace(results, isochrones=isochrones, facility_isochrones=per_facility)
         if write:
             results = dataclasses.replace(results, output_files=files)
