@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import geopandas as gpd
@@ -22,26 +23,19 @@ def _census_totals_column(values: pd.Series, parsed_codes, path, column: str) ->
     stops the run, naming the row and column: left out, its people would
     silently go uncalibrated.
     """
-    import unicodedata
+    from coverage.facility_rows import _parse_capacity  # the registries' number reading: 1,200 / １２００ / 50张
+    from coverage.tables import _cell_text
 
     numbers = np.array(pd.to_numeric(values, errors="coerce"), dtype=float)  # a copy: filled in below
     for position in np.flatnonzero(np.isnan(numbers)):
-        raw = values.iloc[position]
-        if raw is None or (isinstance(raw, float) and np.isnan(raw)):
-            continue
-        text = unicodedata.normalize("NFKC", str(raw)).strip().replace(",", "").replace(" ", "")
-        text = text.removesuffix("人").strip()
-        if text in ("", "-", "—", "/"):
-            continue
-        try:
-            number = float(text)
-        except ValueError:
-            number = float("nan")
-        if not (np.isfinite(number) and number >= 0):
+        number, readable = _parse_capacity(_cell_text(values.iloc[position]))
+        if readable and math.isnan(number):
+            continue  # empty, or a placeholder such as "-" / 无
+        if not (readable and number >= 0):
             if parsed_codes[position].code is None:
                 continue  # a note or heading row, not a division: left out as before
             raise InputDataError(
-                f"the census total '{raw}' is not a number / 普查人口数不是数字",
+                f"the census total '{values.iloc[position]}' is not a number / 普查人口数不是数字",
                 path=path, row=position + 2, column=column,
                 hint="enter the total as digits (e.g. 14255) or leave the cell empty / 请填写阿拉伯数字",
             )

@@ -387,19 +387,16 @@ def _check_network_reaches_study(config: StudyConfig, net, study_area, facilitie
     """
     from pyproj import Transformer
 
-    if net.n_nodes == 0:
+    located = facilities[facilities.geometry.notna()] if len(facilities) else facilities
+    if net.n_nodes == 0 or not len(located):
+        # no facility inside the units: the units are the odd ones out (wrong place or coordinates), and the
+        # coordinate check and the population stage name them
         return
     extents = []  # (what, file, WGS-84 bounds)
     if study_area is not None:
         extents.append(("the units", config.units.path, tuple(study_area.to_crs("EPSG:4326").total_bounds)))
-    located = facilities[facilities.geometry.notna()] if len(facilities) else facilities
-    if len(located):
-        extents.append(("the facilities", config.facilities[0].path if len(config.facilities) == 1 else None,
-                        tuple(located.to_crs("EPSG:4326").total_bounds)))
-    if not len(located):
-        # no facility inside the units: the units are the odd ones out (wrong place or coordinates), and the
-        # coordinate check and the population stage name them
-        return
+    extents.append(("the facilities", config.facilities[0].path if len(config.facilities) == 1 else None,
+                    tuple(located.to_crs("EPSG:4326").total_bounds)))
     x = [float(net.node_x.min()), float(net.node_x.max())]
     y = [float(net.node_y.min()), float(net.node_y.max())]
     lon, lat = Transformer.from_crs(net.crs, "EPSG:4326", always_xy=True).transform(
