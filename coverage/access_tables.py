@@ -298,7 +298,8 @@ def _equity_row(ka: KindAccess, demand: pd.DataFrame,
 def study_accessibility(net: reach.NetworkArrays, facility_snap, demand_snap, facilities: pd.DataFrame,
                         demand: pd.DataFrame, *, kinds: Sequence[str], minutes: float, speed_for,
                         ferry=None, units: pd.DataFrame | None = None, m2_per_place: float = M2_PER_PLACE,
-                        method: str = "exact") -> StudyAccess:
+                        method: str = "exact",
+                        facility_catchment: tuple[float, float, object] | None = None) -> StudyAccess:
     """
     Accessibility and equity of each kind for a run.
 
@@ -320,6 +321,13 @@ def study_accessibility(net: reach.NetworkArrays, facility_snap, demand_snap, fa
         Administrative units (``code``, ``name``) to name the towns.
     m2_per_place, method
         As for :func:`kind_access`.
+    facility_catchment
+        ``(walk_speed_mps, limit_seconds, matrix)``: a catchment matrix of
+        every facility (:func:`coverage.reach.catchment_matrix`, same
+        ``ferry``) the run already holds. A kind that walks at that speed
+        for ``minutes`` × 60 = ``limit_seconds`` takes its facilities' rows
+        from it instead of searching again (each row is its facility's own
+        bounded search, so the rows are the same numbers).
     """
     names = units.set_index("code")["name"].astype(str).to_dict() if units is not None and len(units) else {}
     notes: list[str] = []
@@ -332,9 +340,8 @@ def study_accessibility(net: reach.NetworkArrays, facility_snap, demand_snap, fa
             left_out.append(kind)
             continue
         # every facility's row is kept so that kind_access picks the kind's rows by position
-        subset = facility_snap.subset(supply.positions)
-        rows = reach.catchment_matrix(net, subset, demand_snap, walk_speed_mps=speed_for(kind),
-                                      limit=minutes * 60.0, ferry=ferry)
+        rows = _kind_catchment(net, facility_snap, demand_snap, supply.positions, speed_for(kind), minutes * 60.0,
+                               ferry, facility_catchment)
         full = _scatter_rows(rows, supply.positions, len(facilities))
         ka = kind_access(full, facilities, demand, kind, minutes, m2_per_place=m2_per_place, method=method)
         results[kind] = ka
@@ -363,7 +370,8 @@ ACCESS_METRICS = frozenset({"capacity_share", "access_gini"})
 
 def study_settings_accessibility(params, net: reach.NetworkArrays, facility_snap, demand_snap,
                                  facilities: pd.DataFrame, demand: pd.DataFrame,
-                                 units: pd.DataFrame | None = None) -> StudyAccess:
+                                 units: pd.DataFrame | None = None,
+                                 facility_catchment: tuple[float, float, object] | None = None) -> StudyAccess:
     """
     :func:`study_accessibility` with a study's ``parameters.accessibility`` (its kinds that walk, minutes, m² per place).
 
@@ -371,14 +379,14 @@ def study_settings_accessibility(params, net: reach.NetworkArrays, facility_snap
     ----------
     params
         :class:`coverage.config.Parameters` of the study.
-    net, facility_snap, demand_snap, facilities, demand, units
+    net, facility_snap, demand_snap, facilities, demand, units, facility_catchment
         As for :func:`study_accessibility` (a run's, or one year's of a trajectory).
     """
     settings = params.accessibility
     kinds = [kind for kind in (settings.kinds or params.kinds) if params.travel_profile(kind) is None]
     return study_accessibility(net, facility_snap, demand_snap, facilities, demand, kinds=kinds,
                                minutes=settings.minutes, speed_for=params.speed_for, ferry=params.ferry, units=units,
-                               m2_per_place=settings.m2_per_place)
+                               m2_per_place=settings.m2_per_place, facility_catchment=facility_catchment)
 
 
 def _gini_by_area(score: np.ndarray, demand: pd.DataFrame) -> dict[str, float]:
@@ -389,6 +397,17 @@ def _gini_by_area(score: np.ndarray, demand: pd.DataFrame) -> dict[str, float]:
     for area, mask in (("all", np.ones(len(demand), bool)), ("urban", labels == "urban"), ("rural", labels == "rural")):
         out[area] = equity.gini(np.clip(score[mask], 0.0, None), elderly[mask]) if elderly[mask].sum() > 0 else np.nan
     return out
+
+
+def _kind_catchment(net, facility_snap, demand_snap, positions: np.ndarray, walk_speed_mps: float,
+                    limit_s: float, ferry, facility_catchment):
+    """Catchment rows of the facilities at ``positions``: from the run's matrix when it was searched alike, else searched."""
+    if facility_catchment is not None:
+        speed, limit, matrix = facility_catchment
+        if speed == walk_speed_mps and limit == limit_s:
+            return matrix[np.asarray(positions)]
+    return reach.catchment_matrix(net, facility_snap.subset(positions), demand_snap, walk_speed_mps=walk_speed_mps,
+                                  limit=limit_s, ferry=ferry)
 
 
 def _scatter_rows(rows, positions: np.ndarray, n_rows: int):

@@ -30,7 +30,8 @@ from coverage.kind_reach import (
 from coverage.profiles import kind_modes, walking_mode_id
 from coverage.results import ANY_KIND, StudyInputs, StudyResults, population_method
 from coverage.run_record import build_run_record
-from coverage.study_tables import _components_table, _coverage_tables, _facility_table, _sensitivity, _village_table
+from coverage.study_tables import (_components_table, _coverage_tables, _facility_table, _sensitivity, _village_table,
+                                   facility_catchment)
 
 #: the batch job's own names, and the stages' names it re-exports (demand, kind_reach, study_tables)
 __all__ = [
@@ -683,8 +684,9 @@ def run_study(
             coverage_long = _coverage_tables(demand, seconds_by_kind, metres_by_kind, params, names)
             coverage_wide = metrics.wide_coverage_table(coverage_long)
             villages, uncovered_units = _village_table(units, demand, facilities_in_units, seconds_by_kind, config)
+            catchment = facility_catchment(net, facility_snap, demand_snap, config)
             facility_table = _facility_table(net, facilities, facility_snap, demand_snap, demand, nearest_by_kind,
-                                             config)
+                                             config, catchment=catchment[2])
             components = _components_table(net, facility_snap, demand_snap, demand, facilities, masks, config)
             no_facility = components[(components["component"] >= 0) & (components["facilities_total"] == 0)]
             if len(no_facility):
@@ -700,7 +702,7 @@ def run_study(
         study_access = None
         if params.accessibility.enabled:
             with timer.stage("accessibility"):
-                study_access = _study_accessibility(config, inputs)
+                study_access = _study_accessibility(config, inputs, facility_catchment=catchment)
                 notes.extend(study_access.notes)
 
         with timer.stage("targets"):
@@ -785,8 +787,8 @@ def _evaluate_targets(config, demand, seconds_by_kind, metres_by_kind, units, fa
     )
 
 
-def _study_accessibility(config: StudyConfig, inputs: StudyInputs):
+def _study_accessibility(config: StudyConfig, inputs: StudyInputs, facility_catchment=None):
     """2SFCA, capacity-aware coverage, crowding and equity of the walking kinds (``parameters.accessibility``)."""
     return access_tables.study_settings_accessibility(config.parameters, inputs.net, inputs.facility_snap,
                                                       inputs.demand_snap, inputs.facilities, inputs.demand,
-                                                      units=inputs.units)
+                                                      units=inputs.units, facility_catchment=facility_catchment)

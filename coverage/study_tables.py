@@ -114,13 +114,31 @@ def _village_table(units, demand, facilities, seconds_by_kind, config) -> tuple[
     return table, uncovered
 
 
-def _facility_table(net, facilities, facility_snap, demand_snap, demand, nearest_by_kind, config) -> pd.DataFrame:
-    """Per facility: attributes, whether it is on the network, elderly within the longest threshold, elderly it is nearest for."""
+def facility_catchment(net, facility_snap, demand_snap, config) -> tuple[float, float, object]:
+    """
+    ``(walk_speed_mps, limit_seconds, matrix)``: every facility's catchment at the study's walking speed and longest threshold.
+
+    The facility table counts the older people within it; the
+    accessibility measures take their kinds' rows from it when they walk
+    alike (``access_tables.study_accessibility(facility_catchment=…)``).
+    """
     params = config.parameters
     longest_s = max(params.thresholds_min) * 60.0
-    catchment = reach.catchment_matrix(
-        net, facility_snap, demand_snap, walk_speed_mps=params.walk_speed_mps, limit=longest_s, ferry=params.ferry
-    )
+    matrix = reach.catchment_matrix(net, facility_snap, demand_snap, walk_speed_mps=params.walk_speed_mps,
+                                    limit=longest_s, ferry=params.ferry)
+    return params.walk_speed_mps, longest_s, matrix
+
+
+def _facility_table(net, facilities, facility_snap, demand_snap, demand, nearest_by_kind, config,
+                    catchment=None) -> pd.DataFrame:
+    """
+    Per facility: attributes, whether it is on the network, elderly within the longest threshold, elderly it is nearest for.
+
+    ``catchment`` is :func:`facility_catchment`'s matrix when the run holds it (searched here otherwise).
+    """
+    params = config.parameters
+    if catchment is None:
+        catchment = facility_catchment(net, facility_snap, demand_snap, config)[2]
     elderly = demand["elderly"].to_numpy(float)
     served = np.asarray(catchment.astype(bool) @ elderly).ravel()
     nearest_any = nearest_by_kind[ANY_KIND]

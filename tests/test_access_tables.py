@@ -176,3 +176,35 @@ def test_the_run_writes_accessibility_sheets_layers_raster_and_popups_without_ch
     table = next(t for t in report.tables if [c.text for c in t.rows[0].cells][-2:] == ["基尼系数", "乡镇间份额"])
     assert len(table.rows) == 1 + len(on.accessibility.kinds)
     assert "可达性与公平性" not in [p.text for p in docx.Document(str(out_off / "demo_评估报告.docx")).paragraphs]
+
+
+def test_accessibility_from_the_runs_facility_catchment_is_the_same_as_searching_each_kind(demo_access, demo_inputs):
+    """The run searches every facility's catchment once; each kind's rows taken from it give the same measures."""
+    from scipy import sparse
+
+    from coverage.study_tables import facility_catchment
+
+    config, inputs = demo_inputs
+    params = config.parameters
+    speed, limit_s, matrix = facility_catchment(inputs.net, inputs.facility_snap, inputs.demand_snap,
+                                                dataclasses.replace(config, parameters=dataclasses.replace(
+                                                    params, thresholds_min=[15])))
+    assert limit_s == 900.0 and matrix.shape == (len(inputs.facilities), len(inputs.demand))
+    shared = study_accessibility(inputs.net, inputs.facility_snap, inputs.demand_snap, inputs.facilities,
+                                 inputs.demand, kinds=params.kinds, minutes=15.0, speed_for=params.speed_for,
+                                 ferry=params.ferry, units=inputs.units, facility_catchment=(speed, limit_s, matrix))
+    pd.testing.assert_frame_equal(shared.by_unit, demo_access.by_unit)
+    pd.testing.assert_frame_equal(shared.equity, demo_access.equity)
+    pd.testing.assert_frame_equal(shared.crowding, demo_access.crowding)
+    # a matrix searched at another speed or limit is not used: an empty one changes nothing
+    empty = sparse.csr_matrix(matrix.shape)
+    for other in ((speed + 0.1, limit_s, empty), (speed, limit_s - 60.0, empty)):
+        searched = study_accessibility(inputs.net, inputs.facility_snap, inputs.demand_snap, inputs.facilities,
+                                       inputs.demand, kinds=params.kinds, minutes=15.0, speed_for=params.speed_for,
+                                       ferry=params.ferry, units=inputs.units, facility_catchment=other)
+        pd.testing.assert_frame_equal(searched.by_unit, demo_access.by_unit)
+    # and the empty matrix at the kinds' own speed and limit is used: nobody is then in reach
+    unreached = study_accessibility(inputs.net, inputs.facility_snap, inputs.demand_snap, inputs.facilities,
+                                    inputs.demand, kinds=params.kinds, minutes=15.0, speed_for=params.speed_for,
+                                    ferry=params.ferry, units=inputs.units, facility_catchment=(speed, limit_s, empty))
+    assert (unreached.crowding["demand_in_reach"] == 0).all()
