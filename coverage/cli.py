@@ -433,5 +433,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def command() -> int:
+    """
+    The ``eldercov`` command (and ``python -m coverage``): :func:`main` in a process of its own.
+
+    The process is a batch job, so the garbage collector runs less often
+    (:func:`coverage.batch_gc.relax_collection_thresholds`); :func:`main`
+    called from Python (a notebook, the tests) leaves the collector alone.
+    """
+    from coverage.batch_gc import relax_collection_thresholds
+
+    relax_collection_thresholds()
+    return main()
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(command())
