@@ -294,7 +294,7 @@ def buffered_union(lines: np.ndarray, buffer_m: float, *, group: np.ndarray | No
         return _join_cells({}, 1, n_groups)
     origin, shape = _grid(lines, cell_m)
     key = _cell_keys(lines, group, origin, shape, cell_m)
-    cells = _union_cells(shapely.buffer(lines, buffer_m, quad_segs=4), key, threads=threads)
+    cells = _union_cells(shapely.buffer(lines, buffer_m, quad_segs=reach.ISOCHRONE_QUAD_SEGS), key, threads=threads)
     return _join_cells(cells, shape[0] * shape[1], n_groups)
 
 
@@ -412,7 +412,7 @@ def nested_isochrones(
         new = ~whole_before[edge]
         if new.any():
             key = _cell_keys(piece_lines[new], np.zeros(int(new.sum()), np.int64), origin, shape, cell_m)
-            cells = _union_cells(shapely.buffer(piece_lines[new], buffer_m, quad_segs=4), key, cells,
+            cells = _union_cells(shapely.buffer(piece_lines[new], buffer_m, quad_segs=reach.ISOCHRONE_QUAD_SEGS), key, cells,
                                  threads=threads)
         out[i] = _join_cells(cells, shape[0] * shape[1], 1)[0]
         whole_before[edge[(start <= 0.0) & (end >= 1.0)]] = True

@@ -222,7 +222,7 @@ def test_the_disjoint_subset_union_of_grid_cells_is_the_plain_union():
     group = rng.integers(0, 3, len(lines))
     mine = isochrones.buffered_union(lines, 50.0, group=group, cell_m=700.0)
     for label in range(3):
-        plain = shapely.union_all(shapely.buffer(lines[group == label], 50.0, quad_segs=4))
+        plain = shapely.union_all(shapely.buffer(lines[group == label], 50.0, quad_segs=reach.ISOCHRONE_QUAD_SEGS))
         assert shapely.is_valid(mine[label])
         assert _relative_difference(plain, mine[label]) < 1e-9
         assert shapely.get_num_geometries(mine[label]) == shapely.get_num_geometries(plain)
