@@ -340,9 +340,8 @@ def study_accessibility(net: reach.NetworkArrays, facility_snap, demand_snap, fa
             left_out.append(kind)
             continue
         # every facility's row is kept so that kind_access picks the kind's rows by position
-        rows = _kind_catchment(net, facility_snap, demand_snap, supply.positions, speed_for(kind), minutes * 60.0,
-                               ferry, facility_catchment)
-        full = _scatter_rows(rows, supply.positions, len(facilities))
+        full = _kind_catchment(net, facility_snap, demand_snap, supply.positions, len(facilities), speed_for(kind),
+                               minutes * 60.0, ferry, facility_catchment)
         ka = kind_access(full, facilities, demand, kind, minutes, m2_per_place=m2_per_place, method=method)
         results[kind] = ka
         capacities.append(ka.supply.note)
@@ -399,15 +398,20 @@ def _gini_by_area(score: np.ndarray, demand: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def _kind_catchment(net, facility_snap, demand_snap, positions: np.ndarray, walk_speed_mps: float,
-                    limit_s: float, ferry, facility_catchment):
-    """Catchment rows of the facilities at ``positions``: from the run's matrix when it was searched alike, else searched."""
+def _kind_catchment(net, facility_snap, demand_snap, positions: np.ndarray, n_facilities: int,
+                    walk_speed_mps: float, limit_s: float, ferry, facility_catchment):
+    """
+    A catchment matrix over all ``n_facilities`` whose rows at ``positions`` are the kind's (the others are not read).
+
+    The run's matrix as it is when it was searched alike, else the kind's facilities searched here.
+    """
     if facility_catchment is not None:
         speed, limit, matrix = facility_catchment
         if speed == walk_speed_mps and limit == limit_s:
-            return matrix[np.asarray(positions)]
-    return reach.catchment_matrix(net, facility_snap.subset(positions), demand_snap, walk_speed_mps=walk_speed_mps,
+            return matrix
+    rows = reach.catchment_matrix(net, facility_snap.subset(positions), demand_snap, walk_speed_mps=walk_speed_mps,
                                   limit=limit_s, ferry=ferry)
+    return _scatter_rows(rows, positions, n_facilities)
 
 
 def _scatter_rows(rows, positions: np.ndarray, n_rows: int):

@@ -14,8 +14,8 @@ reference counting frees nearly everything, the collector only finds
 cycles.
 
 This changes a setting of the whole process, so only the command's entry
-point calls it (:func:`coverage.cli.main`), never the library functions
-a notebook calls.
+point calls it (:func:`coverage.cli.command`), never :func:`coverage.cli.main`
+or the library functions a notebook calls.
 """
 
 from __future__ import annotations

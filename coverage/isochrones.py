@@ -412,8 +412,8 @@ def nested_isochrones(
         new = ~whole_before[edge]
         if new.any():
             key = _cell_keys(piece_lines[new], np.zeros(int(new.sum()), np.int64), origin, shape, cell_m)
-            cells = _union_cells(shapely.buffer(piece_lines[new], buffer_m, quad_segs=reach.ISOCHRONE_QUAD_SEGS), key, cells,
-                                 threads=threads)
+            buffers = shapely.buffer(piece_lines[new], buffer_m, quad_segs=reach.ISOCHRONE_QUAD_SEGS)
+            cells = _union_cells(buffers, key, cells, threads=threads)
         out[i] = _join_cells(cells, shape[0] * shape[1], 1)[0]
         whole_before[edge[(start <= 0.0) & (end >= 1.0)]] = True
     return out

@@ -685,8 +685,7 @@ def run_study(
             coverage_wide = metrics.wide_coverage_table(coverage_long)
             villages, uncovered_units = _village_table(units, demand, facilities_in_units, seconds_by_kind, config)
             catchment = facility_catchment(net, facility_snap, demand_snap, config)
-            facility_table = _facility_table(net, facilities, facility_snap, demand_snap, demand, nearest_by_kind,
-                                             config, catchment=catchment[2])
+            facility_table = _facility_table(facilities, facility_snap, demand, nearest_by_kind, config, catchment[2])
             components = _components_table(net, facility_snap, demand_snap, demand, facilities, masks, config)
             no_facility = components[(components["component"] >= 0) & (components["facilities_total"] == 0)]
             if len(no_facility):

@@ -711,11 +711,11 @@ def _substrings(geometries: np.ndarray, start, end) -> list:
     return [substring(g, s, t, normalized=True) for g, s, t in zip(geometries, start, end)]
 
 
-
 #: segments per quarter circle of the isochrones' buffers (street ends and bends): 3 draws a 12-gon, at most
 #: 1.7 m inside the 50 m circle (r·(1 − cos 15°)), a third of the map's 5 m display tolerance; against 4
 #: (16-gon, 1.0 m) the county's areas are 0.15 % smaller and their unions about 10 % faster
 ISOCHRONE_QUAD_SEGS = 3
+
 
 def isochrone_polygon(
     net: NetworkArrays,

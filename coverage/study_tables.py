@@ -129,16 +129,13 @@ def facility_catchment(net, facility_snap, demand_snap, config) -> tuple[float, 
     return params.walk_speed_mps, longest_s, matrix
 
 
-def _facility_table(net, facilities, facility_snap, demand_snap, demand, nearest_by_kind, config,
-                    catchment=None) -> pd.DataFrame:
+def _facility_table(facilities, facility_snap, demand, nearest_by_kind, config, catchment) -> pd.DataFrame:
     """
     Per facility: attributes, whether it is on the network, elderly within the longest threshold, elderly it is nearest for.
 
-    ``catchment`` is :func:`facility_catchment`'s matrix when the run holds it (searched here otherwise).
+    ``catchment`` is the matrix of :func:`facility_catchment`.
     """
     params = config.parameters
-    if catchment is None:
-        catchment = facility_catchment(net, facility_snap, demand_snap, config)[2]
     elderly = demand["elderly"].to_numpy(float)
     served = np.asarray(catchment.astype(bool) @ elderly).ravel()
     nearest_any = nearest_by_kind[ANY_KIND]
