@@ -308,6 +308,23 @@ def test_a_malformed_user_target_is_refused_with_the_file_and_entry_named(tmp_pa
     assert "bad.yaml" in str(error.value)
 
 
+def test_the_catalogue_reads_the_same_with_libyaml_as_with_pyyamls_own_parser():
+    import yaml
+
+    from coverage import catalogue
+
+    text = targets.CATALOGUE_PATH.read_text(encoding="utf-8")
+    assert yaml.load(text, Loader=catalogue._SAFE_LOADER) == yaml.safe_load(text)
+
+
+def test_a_target_file_that_is_not_yaml_is_refused_with_its_name(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("targets:\n  - id: x.a\n    label_zh: [甲\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: not valid YAML") as error:
+        targets.load_catalogue(extra_files=[path])
+    assert "line" in str(error.value)
+
+
 def test_a_user_target_may_not_silently_replace_a_shipped_one(tmp_path):
     import yaml
 
