@@ -15,7 +15,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import Element
+from branca.element import Element, MacroElement
 from folium.utilities import JsCode
 
 #: display tolerance of each kind of geometry (metres in a local projected CRS): about one screen pixel
@@ -395,7 +395,7 @@ def add_unit_labels(group: folium.FeatureGroup, units: gpd.GeoDataFrame) -> None
     points = shapely.point_on_surface(np.asarray(units.geometry.values))
     points = shapely.transform(points, lambda xy: np.round(xy, LINE_DECIMALS))
     labels = gpd.GeoDataFrame(geometry=points, crs="EPSG:4326")
-    folium.GeoJson(
+    GeoJsonLayer(
         _feature_collection(labels, [{"n": _text(n)} for n in units["name"]]),
         name="单元名称",
         control=False,
@@ -417,7 +417,7 @@ def add_streets(m: folium.Map, streets: gpd.GeoDataFrame) -> None:
                 "dashArray": "6 4" if cls == "ferry" else None,
                 "className": f"cov-street cov-street-{cls}"}
 
-    folium.GeoJson(
+    GeoJsonLayer(
         _feature_collection(streets, props),
         name='<span data-cov-group="底图 / basemap">道路（研究路网）</span>',
         show=True,
@@ -719,6 +719,44 @@ def _raw(text: str) -> Element:
     element = Element("{{ this.data }}")
     element.data = text
     return element
+
+
+def _as_template_text(text: str) -> str:
+    """``text`` as Jinja prints a template made of it: line ends as ``\\n``, one trailing newline dropped."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text[:-1] if text.endswith("\n") else text
+
+
+class _VerbatimMacro(MacroElement):
+    """
+    A folium element whose rendered parts are placed in the page as they are.
+
+    branca's :meth:`MacroElement.render` wraps each rendered part (header,
+    html, script) in a new ``Element``, that is a new Jinja template: the
+    inline GeoJSON and base64 images of a county map are parsed once more as
+    templates (about a quarter of the map's render time), and a name holding
+    ``{{`` or ``{%`` would be read as template code. This places each part
+    verbatim, with the same text Jinja would have printed.
+    Mixed in after the folium class: ``class X(folium.GeoJson, _VerbatimMacro)``.
+    """
+
+    def render(self, **kwargs) -> None:
+        figure = self.get_root()
+        macros = self._template.module.__dict__
+        for part, target in (("header", figure.header), ("html", figure.html), ("script", figure.script)):
+            macro = macros.get(part)
+            if macro is not None:
+                target.add_child(_raw(_as_template_text(str(macro(self, kwargs)))), name=self.get_name())
+        for element in self._children.values():
+            element.render(**kwargs)
+
+
+class GeoJsonLayer(folium.GeoJson, _VerbatimMacro):
+    """:class:`folium.GeoJson`, its data placed in the page verbatim (:class:`_VerbatimMacro`)."""
+
+
+class ImageLayer(folium.raster_layers.ImageOverlay, _VerbatimMacro):
+    """:class:`folium.raster_layers.ImageOverlay`, its image placed in the page verbatim (:class:`_VerbatimMacro`)."""
 
 
 # --------------------------------------------------------------------------- a page that needs no network

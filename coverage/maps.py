@@ -298,7 +298,7 @@ def _outline_map(units: gpd.GeoDataFrame, points: gpd.GeoDataFrame, display_crs:
     _check_basemap(basemap)
     map_layers.add_basemap(m, basemap, tianditu_key=None)
     if len(units_d):
-        folium.GeoJson(_feature_collection(units_d, [{"名称": _text(n)} for n in units_d["name"]]),
+        map_layers.GeoJsonLayer(_feature_collection(units_d, [{"名称": _text(n)} for n in units_d["name"]]),
                        name="行政区划 / units",
                        style_function=lambda _: {"color": "#555555", "weight": 1, "fillOpacity": 0.0},
                        tooltip=folium.GeoJsonTooltip(fields=["名称"])).add_to(m)
@@ -369,7 +369,7 @@ def years_map(
             if len(part):
                 props = [{"年份": str(year), "名称": _text(n), "类型": "、".join(KIND_LABELS.get(k, k) for k in _kinds_of(ks))}
                          for n, ks in zip(part["name"], part["kinds"])]
-                folium.GeoJson(_feature_collection(part, props), marker=marker,
+                map_layers.GeoJsonLayer(_feature_collection(part, props), marker=marker,
                                tooltip=folium.GeoJsonTooltip(fields=["年份", "名称", "类型"])).add_to(group)
         group.add_to(m)
         previous = set(ids)
@@ -580,7 +580,7 @@ def _add_units(m: folium.Map, units: gpd.GeoDataFrame, classes: list[ShareClass]
         popup_fields.append("本单元指标")
     name = _units_layer_name(units)
     group = folium.FeatureGroup(name=name, show=True)
-    folium.GeoJson(
+    map_layers.GeoJsonLayer(
         _feature_collection(units, props),
         name=name,
         control=False,
@@ -692,9 +692,9 @@ def _isochrone_layer(part: gpd.GeoDataFrame, kind: str, minutes: float, label: s
         if image is None:
             image = _isochrone_image(part, kind)
         if image is not None:
-            return folium.raster_layers.ImageOverlay(image.data_uri, bounds=image.bounds, name=label, show=show,
+            return map_layers.ImageLayer(image.data_uri, bounds=image.bounds, name=label, show=show,
                                                      interactive=False, zindex=2)
-    return folium.GeoJson(
+    return map_layers.GeoJsonLayer(
         _feature_collection(part, [{} for _ in range(len(part))]),
         name=label,
         show=show,
@@ -770,7 +770,7 @@ def _add_uncovered(m: folium.Map, uncovered: gpd.GeoDataFrame, threshold_minutes
         return []
     label = (f"{threshold_minutes:g}分钟外的60岁以上老人（未覆盖）" if lang == "zh"
              else f"60+ beyond {threshold_minutes:g} min (not covered)")
-    folium.raster_layers.ImageOverlay(
+    map_layers.ImageLayer(
         image.data_uri,
         bounds=image.bounds,
         name=f'<span data-cov-group="未覆盖 / not covered">{label}</span>',
@@ -819,7 +819,7 @@ def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minut
         kind_label = kinds_registry.label(kind, lang)
         count = f"（{len(rows)}处）" if lang == "zh" else f" ({len(rows)} sites)"
         group = folium.FeatureGroup(name=f"<span {group_tag}>{kind_label}{count}</span>", show=True)
-        folium.GeoJson(
+        map_layers.GeoJsonLayer(
             _feature_collection(part, props),
             name=KIND_LABELS[kind],
             control=False,
@@ -857,7 +857,7 @@ def _add_excluded_candidates(m: folium.Map, excluded: gpd.GeoDataFrame) -> None:
          "说明": _text(row.get("detail"))}
         for _, row in excluded.iterrows()
     ]
-    folium.GeoJson(
+    map_layers.GeoJsonLayer(
         _feature_collection(excluded, props),
         name=f"剔除的候选点（{len(excluded)}处）",
         show=False,
@@ -890,7 +890,7 @@ def _add_proposed_sites(m: folium.Map, sites: gpd.GeoDataFrame) -> None:
                 "新增覆盖60岁以上老人": _number(row.get("gain"), " 人"),
             }
         )
-    folium.GeoJson(
+    map_layers.GeoJsonLayer(
         _feature_collection(sites, props),
         name=f"建议新增选址（{len(sites)}处）",
         marker=folium.Marker(),
@@ -958,7 +958,7 @@ def scenario_map(
             colour = SCENARIO_CHANGE_COLOURS.get(change, "#777777")
             props = [{"情景": _text(scenario), "类型": KIND_LABELS.get(kind, _text(kind)), "变化": label,
                       "老年人": _number(e, " 人")} for e in part["elderly"]]
-            folium.GeoJson(
+            map_layers.GeoJsonLayer(
                 _feature_collection(part, props),
                 name=f"{scenario}：{KIND_LABELS.get(kind, kind)} {label}（{part['elderly'].sum():,.0f} 人）",
                 show=bool(scenario == first and kind == show_kind),
@@ -969,7 +969,7 @@ def scenario_map(
     if len(facilities_d):
         props = [{"名称": _text(n), "类型": "、".join(KIND_LABELS.get(k, k) for k in _kinds_of(ks))}
                  for n, ks in zip(facilities_d["name"], facilities_d["kinds"])]
-        folium.GeoJson(_feature_collection(facilities_d, props), name=f"现有设施（{len(facilities_d)}处）",
+        map_layers.GeoJsonLayer(_feature_collection(facilities_d, props), name=f"现有设施（{len(facilities_d)}处）",
                        marker=folium.CircleMarker(radius=4, color="#333333", fill=True, fill_opacity=0.8),
                        tooltip=folium.GeoJsonTooltip(fields=["名称", "类型"])).add_to(m)
     for layer, colour, word in ((added_sites, "#1a9850", "新增"), (closed, "#d73027", "关闭")):
@@ -978,7 +978,7 @@ def scenario_map(
         layer_d = _for_display(layer, display_crs, metric, 0.0)
         for scenario, part in layer_d.groupby("scenario", sort=False):
             props = [{"情景": _text(scenario), "名称": _text(n), "变化": word} for n in part["name"]]
-            folium.GeoJson(_feature_collection(part, props), name=f"{scenario}：{word}设施（{len(part)}处）",
+            map_layers.GeoJsonLayer(_feature_collection(part, props), name=f"{scenario}：{word}设施（{len(part)}处）",
                            show=bool(scenario == first),
                            marker=folium.CircleMarker(radius=8, color=colour, weight=3, fill=True, fill_opacity=0.3),
                            tooltip=folium.GeoJsonTooltip(fields=["情景", "名称", "变化"])).add_to(m)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Point, Polygon, box
 
-from coverage import coords, maps
+from coverage import coords, map_layers, maps
 from coverage.config import KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -375,6 +375,30 @@ def test_synthetic_label_and_title_block(tmp_path):
         assert line in text
     # the legend shows the target as a class boundary
     assert "90%–100%（达标）" in text and "75%–&lt;90%" in text
+
+
+def _with_numbered_ids(page: str) -> str:
+    """The page with branca's random element ids numbered in order of appearance."""
+    ids: dict[str, str] = {}
+    return re.sub(r"[0-9a-f]{32}", lambda m: ids.setdefault(m.group(0), f"id{len(ids)}"), page)
+
+
+def test_layers_placed_verbatim_make_the_same_page_as_folium_does(tmp_path, monkeypatch):
+    from branca.element import MacroElement
+
+    ours = maps.save_map(_build(synthetic=True), tmp_path / "ours.html").read_text(encoding="utf-8")
+    monkeypatch.setattr(map_layers._VerbatimMacro, "render", MacroElement.render)  # branca's own: a template each
+    folium_page = maps.save_map(_build(synthetic=True), tmp_path / "folium.html").read_text(encoding="utf-8")
+    assert len(_image_overlays(_build(synthetic=True))) and len(_geojson_layers(_build(synthetic=True)))
+    assert _with_numbered_ids(ours) == _with_numbered_ids(folium_page)
+
+
+def test_a_facility_name_that_looks_like_template_code_is_shown_as_it_is_written(tmp_path):
+    facilities = _facilities()
+    facilities.loc[1, "name"] = "Joy {{ 1 + 1 }} canteen {% raw %}"
+    m = maps.coverage_map(_units(), facilities, title="测试县", subtitle_lines=(), attribution_lines=("OSM",))
+    text = maps.save_map(m, tmp_path / "m.html").read_text(encoding="utf-8")
+    assert "Joy {{ 1 + 1 }} canteen {% raw %}" in text
 
 
 def test_amap_overlays_are_shifted_to_gcj02_and_osm_is_not():
