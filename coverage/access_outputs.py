@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from coverage._io import atomic_path
+from coverage.isochrones import default_threads
 
 __all__ = ["access_layers", "access_sheets", "csv_tables", "load_text", "with_facility_load", "write_access_files"]
 
@@ -121,7 +122,8 @@ def write_access_raster(results, path: str | Path) -> Path | None:
     path = Path(path)
     profile = {"driver": "GTiff", "width": grid.shape[1], "height": grid.shape[0], "count": len(bands),
                "dtype": "float32", "crs": grid.crs, "transform": grid.transform, "nodata": gridded.NODATA,
-               "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "DEFLATE"}
+               "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "DEFLATE",
+               "num_threads": str(default_threads())}  # tiles compressed on the usable cores: the same bytes
     if grid.shape[0] < 256 or grid.shape[1] < 256:
         profile.update(tiled=False)
         profile.pop("blockxsize")

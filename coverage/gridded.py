@@ -10,6 +10,7 @@ import geopandas as gpd
 import numpy as np
 
 from coverage._io import atomic_path
+from coverage.isochrones import default_threads
 from coverage.profiles import kind_modes
 
 #: what a run says when its demand has no raster grid to write
@@ -245,8 +246,10 @@ def write_walk_minutes(results, path: str | Path, *, minutes: float,
                             attribution="; ".join(attribution))
         with memfile.open() as source, atomic_path(path) as tmp:
             if has_cog:
+                # the tiles compressed on the usable cores (GDAL's threads; one in a Dask worker): the same bytes
                 rasterio.shutil.copy(source, tmp, driver="COG", blocksize=blocksize, compress="DEFLATE",
-                                     predictor="YES", overview_resampling="NEAREST", overviews="AUTO")
+                                     predictor="YES", overview_resampling="NEAREST", overviews="AUTO",
+                                     num_threads=str(default_threads()))
                 driver = "COG"
             else:
                 _write_tiled_gtiff(source, tmp, blocksize)

@@ -86,6 +86,19 @@ def test_the_raster_is_a_valid_cloud_optimized_geotiff(demo_run):
         assert ovr == sorted(ovr)
 
 
+def test_the_rasters_are_the_same_bytes_whether_compressed_on_one_core_or_several(demo_run, tmp_path, monkeypatch):
+    from coverage import access_outputs
+
+    written = {}
+    for threads in ("1", "4"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)  # coverage.isochrones.default_threads: GDAL's threads
+        minutes = gridded.write_walk_minutes(demo_run, tmp_path / f"minutes_{threads}.tif", minutes=15)
+        access = access_outputs.write_access_raster(demo_run, tmp_path / f"access_{threads}.tif")
+        assert minutes.written and access is not None
+        written[threads] = (minutes.path.read_bytes(), access.read_bytes())
+    assert written["1"] == written["4"]
+
+
 def test_dissolved_gap_polygons_hold_exactly_the_uncovered_cells(demo_run):
     demand = demo_run.demand_projected
     grid = demand.attrs["raster_grid"]
