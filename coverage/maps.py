@@ -299,9 +299,9 @@ def _outline_map(units: gpd.GeoDataFrame, points: gpd.GeoDataFrame, display_crs:
     map_layers.add_basemap(m, basemap, tianditu_key=None)
     if len(units_d):
         map_layers.GeoJsonLayer(_feature_collection(units_d, [{"名称": _text(n)} for n in units_d["name"]]),
-                       name="行政区划 / units",
-                       style_function=lambda _: {"color": "#555555", "weight": 1, "fillOpacity": 0.0},
-                       tooltip=folium.GeoJsonTooltip(fields=["名称"])).add_to(m)
+                                name="行政区划 / units",
+                                style_function=lambda _: {"color": "#555555", "weight": 1, "fillOpacity": 0.0},
+                                tooltip=folium.GeoJsonTooltip(fields=["名称"])).add_to(m)
     return m, units_d
 
 
@@ -369,8 +369,10 @@ def years_map(
             if len(part):
                 props = [{"年份": str(year), "名称": _text(n), "类型": "、".join(KIND_LABELS.get(k, k) for k in _kinds_of(ks))}
                          for n, ks in zip(part["name"], part["kinds"])]
-                map_layers.GeoJsonLayer(_feature_collection(part, props), marker=marker,
-                               tooltip=folium.GeoJsonTooltip(fields=["年份", "名称", "类型"])).add_to(group)
+                map_layers.GeoJsonLayer(
+                    _feature_collection(part, props), marker=marker,
+                    tooltip=folium.GeoJsonTooltip(fields=["年份", "名称", "类型"]),
+                ).add_to(group)
         group.add_to(m)
         previous = set(ids)
     _finish_page(m, title, subtitle_lines, attribution_lines, synthetic, [units_d])
@@ -693,7 +695,7 @@ def _isochrone_layer(part: gpd.GeoDataFrame, kind: str, minutes: float, label: s
             image = _isochrone_image(part, kind)
         if image is not None:
             return map_layers.ImageLayer(image.data_uri, bounds=image.bounds, name=label, show=show,
-                                                     interactive=False, zindex=2)
+                                         interactive=False, zindex=2)
     return map_layers.GeoJsonLayer(
         _feature_collection(part, [{} for _ in range(len(part))]),
         name=label,
@@ -969,18 +971,21 @@ def scenario_map(
     if len(facilities_d):
         props = [{"名称": _text(n), "类型": "、".join(KIND_LABELS.get(k, k) for k in _kinds_of(ks))}
                  for n, ks in zip(facilities_d["name"], facilities_d["kinds"])]
-        map_layers.GeoJsonLayer(_feature_collection(facilities_d, props), name=f"现有设施（{len(facilities_d)}处）",
-                       marker=folium.CircleMarker(radius=4, color="#333333", fill=True, fill_opacity=0.8),
-                       tooltip=folium.GeoJsonTooltip(fields=["名称", "类型"])).add_to(m)
+        map_layers.GeoJsonLayer(_feature_collection(facilities_d, props),
+                                name=f"现有设施（{len(facilities_d)}处）",
+                                marker=folium.CircleMarker(radius=4, color="#333333", fill=True, fill_opacity=0.8),
+                                tooltip=folium.GeoJsonTooltip(fields=["名称", "类型"])).add_to(m)
     for layer, colour, word in ((added_sites, "#1a9850", "新增"), (closed, "#d73027", "关闭")):
         if layer is None or not len(layer):
             continue
         layer_d = _for_display(layer, display_crs, metric, 0.0)
         for scenario, part in layer_d.groupby("scenario", sort=False):
             props = [{"情景": _text(scenario), "名称": _text(n), "变化": word} for n in part["name"]]
-            map_layers.GeoJsonLayer(_feature_collection(part, props), name=f"{scenario}：{word}设施（{len(part)}处）",
-                           show=bool(scenario == first),
-                           marker=folium.CircleMarker(radius=8, color=colour, weight=3, fill=True, fill_opacity=0.3),
-                           tooltip=folium.GeoJsonTooltip(fields=["情景", "名称", "变化"])).add_to(m)
+            map_layers.GeoJsonLayer(
+                _feature_collection(part, props), name=f"{scenario}：{word}设施（{len(part)}处）",
+                show=bool(scenario == first),
+                marker=folium.CircleMarker(radius=8, color=colour, weight=3, fill=True, fill_opacity=0.3),
+                tooltip=folium.GeoJsonTooltip(fields=["情景", "名称", "变化"]),
+            ).add_to(m)
     _finish_page(m, title, subtitle_lines, attribution_lines, synthetic, [units_d, facilities_d])
     return m
