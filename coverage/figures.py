@@ -59,6 +59,7 @@ _KIND_MARKERS = kinds_registry.registry().markers()
 _NO_DATA_COLOUR = "#bdbdbd"
 _FAIL_OUTLINE = "#d7191c"
 _UNCOVERED_COLOUR = "#54278f"
+_DOT_SIZES = 8  # steps of the uncovered points' dot sizes in the figure
 
 
 class CJKFontNotFoundError(RuntimeError):
@@ -423,8 +424,18 @@ def _draw(
                     cells.plot(ax=ax, color=_UNCOVERED_COLOUR, alpha=0.3 + 0.2 * g, linewidth=0, zorder=3)
         if points.any():
             pts = uncovered.loc[points].geometry.representative_point()
-            ax.scatter(pts.x, pts.y, s=4 + 40 * np.sqrt(np.clip(elderly[points] / scale, 0, 1)),
-                       c=_UNCOVERED_COLOUR, alpha=0.6, linewidths=0, zorder=3)
+            x, y = pts.x.to_numpy(), pts.y.to_numpy()
+            # a dot per point, its area growing with the square root of its persons, in _DOT_SIZES steps: one
+            # marker stamped per step (Agg's draw_markers) rather than one path per point (a county's 40,000
+            # uncovered points took 0.44 s as a scatter of sizes)
+            step = np.minimum((np.sqrt(np.clip(elderly[points] / scale, 0, 1)) * _DOT_SIZES).astype(int),
+                              _DOT_SIZES - 1)
+            for k in range(_DOT_SIZES):
+                inside = step == k
+                if inside.any():
+                    area_pt2 = 4 + 40 * (k + 0.5) / _DOT_SIZES
+                    ax.plot(x[inside], y[inside], linestyle="none", marker="o", markersize=np.sqrt(area_pt2),
+                            markerfacecolor=_UNCOVERED_COLOUR, markeredgewidth=0, alpha=0.6, zorder=3)
         handles.append(Patch(facecolor=_UNCOVERED_COLOUR, alpha=0.7,
                              label=f"{threshold_minutes}分钟外的60岁以上老人（颜色越深人越多）"))
 

@@ -62,7 +62,7 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
     isochrones
         The run's isochrones still being drawn on their own thread
         (:func:`coverage.pipeline.run_study`): a future of ``(isochrones,
-        per-facility isochrones, map images or None)`` (:func:`isochrone_map_images`).
+        per-facility isochrones, map pieces or None)`` (:func:`drawn_map_pieces`).
         The tables, gap areas, rasters and every other GeoPackage layer are
         written meanwhile; it is waited for (stage ``isochrones``) before the
         GeoPackage's isochrone layers and the map. None: ``results`` holds them.
@@ -165,25 +165,25 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
         files["report.docx"] = docx_report.write_report(results, report_path, lang=lang,
                                                         figure_path=files.get("map.png"))
     gpkg = out / f"{config.name}_layers.gpkg"
-    images = None  # the map's isochrone images, when the drawing thread made them
+    pieces = None  # the map's isochrone images and street layer, when the drawing thread made them
     with report.geopackage(gpkg) as add_layers:
         with stage("write layers"):  # the same stage, timed on: every layer but the isochrones meanwhile
             add_layers(layers)
         if isochrones is not None:
             with stage("isochrones"):
-                drawn, per_facility, images = isochrones.result()
+                drawn, per_facility, pieces = isochrones.result()
             results = dataclasses.replace(results, isochrones=drawn, facility_isochrones=per_facility)
         with stage("write layers"):
             add_layers({"isochrones": results.isochrones, "isochrones_per_facility": results.facility_isochrones})
     files["layers.gpkg"] = gpkg
     if make_map:
         with stage("map"):  # the same stage, timed on
-            files.update(_write_html_map(results, facilities, parts, minutes, out, lang=lang, images=images))
+            files.update(_write_html_map(results, facilities, parts, minutes, out, lang=lang, pieces=pieces))
     return files
 
 
 def _map_parts(results, villages, uncovered, minutes, lang: str = "zh") -> dict:
-    """What the HTML map and the PNG figure share: titles, attribution, units, uncovered cells, streets, headline."""
+    """What the HTML map and the PNG figure share: titles, attribution, units, uncovered cells, headline."""
     import datetime
 
     from coverage import map_layers  # folium: loaded when maps are made
@@ -211,9 +211,6 @@ def _map_parts(results, villages, uncovered, minutes, lang: str = "zh") -> dict:
     if grid is not None and "row" in results.demand_projected and "demand_id" in uncovered:
         cells = results.demand_projected[["demand_id", "row", "col"]]
         uncovered = uncovered.merge(cells, on="demand_id", how="left")
-    # the study's own streets: the map reads without a tile server
-    walk_network = getattr(results, "network", None)
-    streets = map_layers.street_layer(walk_network, names=walk_network.edge_name) if walk_network is not None else None
     dates = [f"{config.population.age_group} 人口 {config.population.year}"]
     for source in config.facilities:
         if Path(source.path).exists():
@@ -226,7 +223,7 @@ def _map_parts(results, villages, uncovered, minutes, lang: str = "zh") -> dict:
                     f"max access {params.max_access_m:g} m",),
     )
     return {"subtitle": subtitle, "attribution": attribution, "units": map_units, "uncovered": uncovered,
-            "grid": grid, "streets": streets, "headline": headline}
+            "grid": grid, "headline": headline}
 
 
 def _write_figure(results, facilities, parts: dict, out: Path) -> dict[str, Path]:
@@ -243,17 +240,44 @@ def _write_figure(results, facilities, parts: dict, out: Path) -> dict[str, Path
         return {}  # no CJK font on this machine: said in the run's notes before anything was written
 
 
-def isochrone_map_images(isochrones, config) -> dict:
-    """The map's isochrone images (:func:`coverage.maps.isochrone_images`) at the study's headline threshold and basemap."""
+def drawn_map_pieces(isochrones, network, config) -> dict:
+    """
+    The map's pieces that need neither the tables nor the writers, made on the drawing thread.
+
+    Parameters
+    ----------
+    isochrones
+        The study's isochrones (:func:`coverage.pipeline.run_study`).
+    network
+        :class:`coverage.reach.NetworkArrays` of the study (walking), or None.
+    config
+        The study.
+
+    Returns
+    -------
+    dict
+        ``isochrone_images`` (:func:`coverage.maps.isochrone_images` at the
+        headline threshold and basemap) and ``streets``
+        (:func:`street_layer_of`). Both are shapely and numpy work, mostly
+        without the GIL.
+    """
     from coverage import maps  # folium: loaded when maps are made
 
-    return maps.isochrone_images(isochrones, threshold_minutes=config.parameters.headline_minutes,
-                                 basemap=config.basemap)
+    return {"isochrone_images": maps.isochrone_images(isochrones, threshold_minutes=config.parameters.headline_minutes,
+                                                      basemap=config.basemap),
+            "streets": street_layer_of(network)}
+
+
+def street_layer_of(network):
+    """The study's own streets for the map (it reads without a tile server), or None without a network."""
+    from coverage import map_layers  # folium: loaded when maps are made
+
+    return map_layers.street_layer(network, names=network.edge_name) if network is not None else None
 
 
 def _write_html_map(results, facilities, parts: dict, minutes, out: Path, lang: str = "zh",
-                    images: dict | None = None) -> dict[str, Path]:
-    """The HTML map (the isochrones drawn by now; ``images``: their map images, made with them)."""
+                    pieces: dict | None = None) -> dict[str, Path]:
+    """The HTML map (the isochrones drawn by now; ``pieces``: :func:`drawn_map_pieces`, made with them)."""
     from coverage import maps  # folium: loaded when maps are made
 
     config = results.config
@@ -261,7 +285,9 @@ def _write_html_map(results, facilities, parts: dict, minutes, out: Path, lang: 
         parts["units"], facilities, uncovered=parts["uncovered"], isochrones=results.isochrones,
         title=config.title, subtitle_lines=parts["subtitle"], attribution_lines=parts["attribution"],
         synthetic=config.synthetic, basemap=config.basemap, target_share=None,
-        population_method=population_method(results), threshold_minutes=minutes, streets=parts["streets"],
-        headline=parts["headline"], uncovered_grid=parts["grid"], lang=lang, isochrone_images=images,
+        population_method=population_method(results), threshold_minutes=minutes,
+        streets=pieces["streets"] if pieces else street_layer_of(getattr(results, "network", None)),
+        headline=parts["headline"], uncovered_grid=parts["grid"], lang=lang,
+        isochrone_images=pieces["isochrone_images"] if pieces else None,
     )
     return {"map.html": maps.save_map(the_map, out / f"{config.name}_map.html", offline=True)}

@@ -197,19 +197,20 @@ def _study_isochrones(net, facilities, facility_snap, masks, config, working_crs
 
 
 def _study_drawing(net, facilities, facility_snap, masks, config, working_crs, networks,
-                   cancel: threading.Event | None = None, *, map_images: bool = False):
+                   cancel: threading.Event | None = None, *, map_pieces: bool = False):
     """
-    :func:`_study_isochrones`, then the map's images of them (:func:`coverage.outputs.isochrone_map_images`).
+    :func:`_study_isochrones`, then the map's isochrone images and streets (:func:`coverage.outputs.drawn_map_pieces`).
 
-    The images (numpy and PNG work, mostly without the GIL) are made here,
-    on the drawing thread, so that the main thread only places them on
-    the map. Returns ``(isochrones, per-facility isochrones, images or None)``.
+    The images and the streets (numpy, shapely and PNG work, mostly without
+    the GIL) are made here, on the drawing thread, so that the main thread
+    only places them on the map. Returns ``(isochrones, per-facility
+    isochrones, map pieces or None)``.
     """
     areas, per_facility = _study_isochrones(net, facilities, facility_snap, masks, config, working_crs, networks,
                                             cancel)
-    images = outputs.isochrone_map_images(areas, config) \
-        if map_images and not (cancel is not None and cancel.is_set()) else None
-    return areas, per_facility, images
+    pieces = outputs.drawn_map_pieces(areas, net, config) \
+        if map_pieces and not (cancel is not None and cancel.is_set()) else None
+    return areas, per_facility, pieces
 
 
 def facility_isochrones(net, facilities, facility_snap, config, working_crs, *, threads: int = 1) -> gpd.GeoDataFrame:
@@ -617,7 +618,7 @@ def run_study(
     def start_drawing(net, facilities, facility_snap, working_crs, networks=None):
         started.append(pool.submit(_study_drawing, net, facilities, facility_snap,
                                    kind_masks(facilities, params.kinds), config, working_crs, networks, cancel,
-                                   map_images=write and make_map))
+                                   map_pieces=write and make_map))
         pool.shutdown(wait=False)  # the thread ends with its one task
 
     every_kind_walks = all(params.travel_profile(kind) is None for kind in params.kinds)

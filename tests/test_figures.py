@@ -167,6 +167,29 @@ def test_coverage_figure_accepts_projected_input(tmp_path):
     assert path.exists() and Image.open(path).size[0] > 0
 
 
+def test_each_uncovered_point_is_one_dot_and_more_persons_draw_a_larger_one():
+    uncovered = _uncovered_points()
+    fig = figures._draw(_units(), _facilities(), uncovered, title="未覆盖", subtitle_lines=(), attribution_lines=(),
+                        synthetic=False, target_share=None, threshold_minutes=15)
+    dots = [line for line in fig.axes[0].get_lines() if line.get_marker() == "o" and line.get_linestyle() == "None"]
+    drawn = np.concatenate([np.column_stack(line.get_data()) for line in dots])
+    # every point once, where it lies
+    expected = np.column_stack([uncovered.geometry.x, uncovered.geometry.y])
+    assert len(drawn) == len(uncovered)
+    assert np.allclose(np.sort(drawn, axis=0), np.sort(expected, axis=0))
+    size_of = {}
+    for line in dots:
+        for x, y in np.column_stack(line.get_data()):
+            size_of[(round(x, 9), round(y, 9))] = line.get_markersize()
+    sizes = np.array([size_of[(round(x, 9), round(y, 9))] for x, y in expected])
+    elderly = uncovered["elderly"].to_numpy()
+    most, fewest = int(np.argmax(elderly)), int(np.argmin(elderly))
+    assert sizes[most] > sizes[fewest]
+    # never smaller for more persons
+    order = np.argsort(elderly)
+    assert np.all(np.diff(sizes[order]) >= 0)
+
+
 def test_missing_cjk_font_raises_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(figures, "_find_cjk_family", lambda: None)
     assert figures.find_cjk_font() is None
