@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import geopandas as gpd
@@ -141,6 +142,17 @@ def write_access_raster(results, path: str | Path) -> Path | None:
     return path
 
 
+def _lorenz_title(kind: str, minutes: float, gini: float, *, lang: str, synthetic: bool) -> str:
+    """The title of a kind's Lorenz figure, naming its Gini coefficient (and the synthetic label)."""
+    if lang == "zh":
+        from coverage.report import KIND_ZH
+
+        title = f"{KIND_ZH.get(kind, kind)}：{minutes:g}分钟 2SFCA 可达性洛伦兹曲线（基尼系数 {gini:.3f}）"
+    else:
+        title = f"{kind}: Lorenz curve of 2SFCA accessibility, {minutes:g} min (Gini {gini:.3f})"
+    return f"{title}\n{SYNTHETIC_LABEL}" if synthetic else title
+
+
 def write_access_files(results, out: str | Path, *, lang: str = "zh", figures: bool = True) -> dict[str, Path]:
     """The 2SFCA raster and, with ``figures``, one Lorenz-curve PNG per kind (urban and rural curves beside the whole)."""
     from coverage import equity
@@ -160,17 +172,12 @@ def write_access_files(results, out: str | Path, *, lang: str = "zh", figures: b
     demand = results.demand_projected
     elderly = demand["elderly"].to_numpy(float)
     labels = _urban_labels(demand)
+    curves, names = [], []
     for kind, ka in acc.kinds.items():
-        gini = equity.gini(np.clip(ka.score, 0, None), elderly)
-        if lang == "zh":
-            from coverage.report import KIND_ZH
-
-            title = f"{KIND_ZH.get(kind, kind)}：{acc.minutes:g}分钟 2SFCA 可达性洛伦兹曲线（基尼系数 {gini:.3f}）"
-        else:
-            title = f"{kind}: Lorenz curve of 2SFCA accessibility, {acc.minutes:g} min (Gini {gini:.3f})"
-        if config.synthetic:
-            title += f"\n{SYNTHETIC_LABEL}"
         name = f"lorenz_{kind}.png"
-        files[name] = equity.lorenz_figure(np.clip(ka.score, 0, None), elderly, out / f"{config.name}_{name}",
-                                           groups=labels, title=title, lang=lang)
+        names.append(name)
+        # the title names the Gini the figure draws (lorenz_figures computes it from the curve it draws)
+        title = functools.partial(_lorenz_title, kind, acc.minutes, lang=lang, synthetic=config.synthetic)
+        curves.append((np.clip(ka.score, 0, None), out / f"{config.name}_{name}", title))
+    files.update(zip(names, equity.lorenz_figures(curves, elderly, groups=labels, lang=lang)))
     return files

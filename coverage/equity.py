@@ -295,6 +295,38 @@ def lorenz_figure(values, weights, path: str | Path, *, groups=None, title: str 
     -------
     pathlib.Path
     """
+    return lorenz_figures([(values, path, title)], weights, groups=groups, lang=lang, dpi=dpi)[0]
+
+
+def lorenz_figures(curves, weights, *, groups=None, lang: str = "zh", dpi: int = 150) -> list[Path]:
+    """
+    Write one Lorenz-curve figure (PNG) per set of values of the same people, drawn on one reused figure.
+
+    The figures of a run's kinds share their people (``weights``, ``groups``)
+    and their frame: the axes, ticks and labels are made once and only the
+    curves, legend and title change from one figure to the next.
+
+    Parameters
+    ----------
+    curves
+        ``(values, path, title)`` per figure: the values as in
+        :func:`lorenz_curve`, the PNG to write, and the title (None: one
+        naming the Gini coefficient; a callable: called with the Gini
+        coefficient of the whole curve).
+    weights
+        As in :func:`lorenz_curve` (persons), the same for every figure.
+    groups
+        Optional label per point (e.g. ``urban`` / ``rural``): one more curve per group.
+    lang
+        ``zh`` (Chinese labels when a CJK font is installed, else English) or ``en``.
+    dpi
+        Resolution.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The PNGs written, in the order of ``curves``.
+    """
     # a Figure with its own Agg canvas, as coverage.figures does: no pyplot, no global backend switch
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -316,37 +348,44 @@ def lorenz_figure(values, weights, path: str | Path, *, groups=None, title: str 
         "all": "全部" if zh else "all",
         "title": "可达性洛伦兹曲线（基尼系数 {g:.3f}）" if zh else "Lorenz curve of accessibility (Gini {g:.3f})",
     }
-    values = np.asarray(values, dtype=float)
     weights = np.asarray(weights, dtype=float)
-    curve = lorenz_curve(values, weights)  # sorted once: the curve drawn and its Gini
-    g = _curve_gini(*curve)
-    rc = {"font.family": [family, "sans-serif"]} if family else {}
     names = {"urban": "城镇", "rural": "农村", "unknown": "未知"} if zh else {}
+    members = []  # per group: its label, colour and which points are in it
+    if groups is not None:
+        labels = pd.Series(np.asarray(groups, dtype=object)).fillna("unknown").astype(str).to_numpy()
+        codes, uniques = pd.factorize(labels, sort=True)  # np.unique's order, without sorting 124,000 strings
+        members = [(label, colour, codes == code)
+                   for code, (label, colour) in enumerate(zip(uniques, ["#e31a1c", "#33a02c", "#ff7f00", "#6a3d9a",
+                                                                        "#b15928"]))]
+    rc = {"font.family": [family, "sans-serif"]} if family else {}
+    written = []
     with matplotlib.rc_context(rc):
         fig = Figure(figsize=(5.5, 5.5))
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
-        ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label=text["equal"])
-        x, y = _drawn(*curve)
-        ax.plot(x, y, color="#1f78b4", linewidth=2, label=f"{text['all']} (G={g:.3f})")
-        if groups is not None:
-            labels = pd.Series(np.asarray(groups, dtype=object)).fillna("unknown").astype(str).to_numpy()
-            codes, uniques = pd.factorize(labels, sort=True)  # np.unique's order, without sorting 124,000 strings
-            for code, (label, colour) in enumerate(zip(uniques, ["#e31a1c", "#33a02c", "#ff7f00", "#6a3d9a",
-                                                                 "#b15928"])):
-                inside = codes == code
-                group_curve = lorenz_curve(values[inside], weights[inside])
-                ax.plot(*_drawn(*group_curve), color=colour, linewidth=1.3,
-                        label=f"{names.get(label, label)} (G={_curve_gini(*group_curve):.3f})")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_aspect("equal")
         ax.set_xlabel(text["x"])
         ax.set_ylabel(text["y"])
-        ax.set_title(title or text["title"].format(g=g))
-        ax.legend(loc="upper left", fontsize=8)
         ax.grid(True, linewidth=0.3)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
+        for values, path, title in curves:
+            for line in list(ax.lines):
+                line.remove()
+            values = np.asarray(values, dtype=float)
+            curve = lorenz_curve(values, weights)  # sorted once: the curve drawn and its Gini
+            g = _curve_gini(*curve)
+            ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label=text["equal"])
+            x, y = _drawn(*curve)
+            ax.plot(x, y, color="#1f78b4", linewidth=2, label=f"{text['all']} (G={g:.3f})")
+            for label, colour, inside in members:
+                group_curve = lorenz_curve(values[inside], weights[inside])
+                ax.plot(*_drawn(*group_curve), color=colour, linewidth=1.3,
+                        label=f"{names.get(label, label)} (G={_curve_gini(*group_curve):.3f})")
+            ax.set_title(title(g) if callable(title) else title or text["title"].format(g=g))
+            ax.legend(loc="upper left", fontsize=8)  # replaces the figure before's legend
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=dpi, bbox_inches="tight")
+            written.append(path)
+    return written

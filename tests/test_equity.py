@@ -113,6 +113,30 @@ def test_lorenz_figure_writes_a_png(tmp_path, lang):
     assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_kinds_figures_drawn_on_one_reused_figure_are_the_figures_drawn_alone(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    weights = rng.uniform(1, 10, 500)
+    groups = np.where(rng.random(500) < 0.4, "urban", "rural")
+    values = [rng.gamma(shape, 1.0, 500) for shape in (0.5, 1.0, 3.0)]
+    together = equity.lorenz_figures([(v, tmp_path / f"together_{i}.png", None) for i, v in enumerate(values)],
+                                     weights, groups=groups)
+    for i, v in enumerate(values):
+        alone = equity.lorenz_figure(v, weights, tmp_path / f"alone_{i}.png", groups=groups)
+        assert np.array_equal(np.asarray(Image.open(together[i])), np.asarray(Image.open(alone)))
+    # each figure its own curves: the first and the last differ
+    assert not np.array_equal(np.asarray(Image.open(together[0])), np.asarray(Image.open(together[-1])))
+
+
+def test_a_title_made_from_the_gini_names_the_gini_the_figure_draws(tmp_path):
+    rng = np.random.default_rng(3)
+    values, weights = rng.gamma(1.0, 1.0, 300), rng.uniform(1, 10, 300)
+    seen = []
+    equity.lorenz_figures([(values, tmp_path / "titled.png", lambda g: seen.append(g) or f"G {g:.3f}")], weights)
+    assert seen == [pytest.approx(equity.gini(values, weights), abs=1e-12)]
+
+
 def test_a_county_s_curve_is_drawn_from_fewer_vertices_that_stay_on_it():
     """124,000 demand points give a curve of 124,001 vertices; the figure draws 2,000 of them, within a pixel."""
     import shapely
