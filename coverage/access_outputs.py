@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from coverage._io import atomic_path
-from coverage.isochrones import default_threads
+from coverage._threads import default_threads
 
 __all__ = ["access_layers", "access_sheets", "csv_tables", "load_text", "with_facility_load", "write_access_files"]
 

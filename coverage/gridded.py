@@ -10,7 +10,7 @@ import geopandas as gpd
 import numpy as np
 
 from coverage._io import atomic_path
-from coverage.isochrones import default_threads
+from coverage._threads import default_threads
 from coverage.profiles import kind_modes
 
 #: what a run says when its demand has no raster grid to write

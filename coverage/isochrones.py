@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -161,23 +160,6 @@ def cut_lines(geometries: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.
     rank = np.concatenate([np.full(n, -1), order_in_line[inside], np.full(n, np.iinfo(np.int64).max)])
     order = np.lexsort((rank, owner))
     return shapely.linestrings(xy[order], indices=owner[order])
-
-
-def default_threads() -> int:
-    """
-    Threads for the polygon unions: ``OMP_NUM_THREADS`` when set (Dask's workers set 1), else the usable cores.
-
-    GEOS releases the GIL, so the grid cells of an isochrone are unioned on
-    several cores at once; a process that already runs one task per core
-    (a Dask worker) keeps to one thread.
-    """
-    value = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _cell_keys(lines: np.ndarray, group: np.ndarray, origin: np.ndarray, shape: tuple[int, int],
@@ -382,7 +364,7 @@ def nested_isochrones(
     node_cost
         :func:`node_seconds` searched at least to the longest limit (default: searched here).
     threads
-        Threads for the cells' unions (:func:`default_threads`); the areas do not depend on it.
+        Threads for the cells' unions (:func:`coverage._threads.default_threads`); the areas do not depend on it.
     cell_m
         Side of the grid cells (metres).
 

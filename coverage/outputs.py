@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from coverage import access_outputs, docx_report, gridded, report
+from coverage._threads import ClaimedTask
 from coverage.profiles import kind_modes
 from coverage.result_tables import (
     ATTRIBUTION_LINES, PRESENCE_COLUMNS, attribution_lines, gap_cells, gap_hexagons, headline_minutes,
@@ -45,7 +46,7 @@ def writing_notes(config, demand=None, *, make_map: bool = True) -> list[str]:
 
 
 def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, timer=None,
-                        isochrones: Future | None = None) -> dict[str, Path]:
+                        isochrones: Future | None = None, streets: ClaimedTask | None = None) -> dict[str, Path]:
     """
     Write every output file of a study run to ``results.config.output_dir``.
 
@@ -62,10 +63,14 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
     isochrones
         The run's isochrones still being drawn on their own thread
         (:func:`coverage.pipeline.run_study`): a future of ``(isochrones,
-        per-facility isochrones, map pieces or None)`` (:func:`drawn_map_pieces`).
+        per-facility isochrones, map images or None)`` (:func:`isochrone_map_images`).
         The tables, gap areas, rasters and every other GeoPackage layer are
         written meanwhile; it is waited for (stage ``isochrones``) before the
         GeoPackage's isochrone layers and the map. None: ``results`` holds them.
+    streets
+        The map's street layer (:func:`street_layer_of`) as work shared with
+        the drawing thread: done here while the isochrones are still being
+        drawn, unless that thread has done it. None: made here.
 
     Returns
     -------
@@ -165,20 +170,25 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
         files["report.docx"] = docx_report.write_report(results, report_path, lang=lang,
                                                         figure_path=files.get("map.png"))
     gpkg = out / f"{config.name}_layers.gpkg"
-    pieces = None  # the map's isochrone images and street layer, when the drawing thread made them
+    images = None  # the map's isochrone images, when the drawing thread made them
     with report.geopackage(gpkg) as add_layers:
         with stage("write layers"):  # the same stage, timed on: every layer but the isochrones meanwhile
             add_layers(layers)
         if isochrones is not None:
+            if streets is not None and make_map and not isochrones.done():
+                with stage("map"):  # the street layer, while the isochrones are still being drawn
+                    streets.run_if_unclaimed()
             with stage("isochrones"):
-                drawn, per_facility, pieces = isochrones.result()
+                drawn, per_facility, images = isochrones.result()
             results = dataclasses.replace(results, isochrones=drawn, facility_isochrones=per_facility)
         with stage("write layers"):
             add_layers({"isochrones": results.isochrones, "isochrones_per_facility": results.facility_isochrones})
     files["layers.gpkg"] = gpkg
     if make_map:
         with stage("map"):  # the same stage, timed on
-            files.update(_write_html_map(results, facilities, parts, minutes, out, lang=lang, pieces=pieces))
+            streets_layer = streets.result() if streets is not None else street_layer_of(getattr(results, "network", None))
+            files.update(_write_html_map(results, facilities, parts, minutes, out, lang=lang, images=images,
+                                         streets=streets_layer))
     return files
 
 
@@ -240,44 +250,24 @@ def _write_figure(results, facilities, parts: dict, out: Path) -> dict[str, Path
         return {}  # no CJK font on this machine: said in the run's notes before anything was written
 
 
-def drawn_map_pieces(isochrones, network, config) -> dict:
-    """
-    The map's pieces that need neither the tables nor the writers, made on the drawing thread.
-
-    Parameters
-    ----------
-    isochrones
-        The study's isochrones (:func:`coverage.pipeline.run_study`).
-    network
-        :class:`coverage.reach.NetworkArrays` of the study (walking), or None.
-    config
-        The study.
-
-    Returns
-    -------
-    dict
-        ``isochrone_images`` (:func:`coverage.maps.isochrone_images` at the
-        headline threshold and basemap) and ``streets``
-        (:func:`street_layer_of`). Both are shapely and numpy work, mostly
-        without the GIL.
-    """
+def isochrone_map_images(isochrones, config) -> dict:
+    """The map's isochrone images (:func:`coverage.maps.isochrone_images`) at the study's headline threshold and basemap."""
     from coverage import maps  # folium: loaded when maps are made
 
-    return {"isochrone_images": maps.isochrone_images(isochrones, threshold_minutes=config.parameters.headline_minutes,
-                                                      basemap=config.basemap),
-            "streets": street_layer_of(network)}
+    return maps.isochrone_images(isochrones, threshold_minutes=config.parameters.headline_minutes,
+                                 basemap=config.basemap)
 
 
 def street_layer_of(network):
-    """The study's own streets for the map (it reads without a tile server), or None without a network."""
+    """The study's own streets for the map (it reads without a tile server); None without a network."""
     from coverage import map_layers  # folium: loaded when maps are made
 
     return map_layers.street_layer(network, names=network.edge_name) if network is not None else None
 
 
 def _write_html_map(results, facilities, parts: dict, minutes, out: Path, lang: str = "zh",
-                    pieces: dict | None = None) -> dict[str, Path]:
-    """The HTML map (the isochrones drawn by now; ``pieces``: :func:`drawn_map_pieces`, made with them)."""
+                    images: dict | None = None, streets=None) -> dict[str, Path]:
+    """The HTML map (the isochrones drawn by now; ``images``: their map images, made with them; ``streets``: its streets)."""
     from coverage import maps  # folium: loaded when maps are made
 
     config = results.config
@@ -285,9 +275,7 @@ def _write_html_map(results, facilities, parts: dict, minutes, out: Path, lang: 
         parts["units"], facilities, uncovered=parts["uncovered"], isochrones=results.isochrones,
         title=config.title, subtitle_lines=parts["subtitle"], attribution_lines=parts["attribution"],
         synthetic=config.synthetic, basemap=config.basemap, target_share=None,
-        population_method=population_method(results), threshold_minutes=minutes,
-        streets=pieces["streets"] if pieces else street_layer_of(getattr(results, "network", None)),
-        headline=parts["headline"], uncovered_grid=parts["grid"], lang=lang,
-        isochrone_images=pieces["isochrone_images"] if pieces else None,
+        population_method=population_method(results), threshold_minutes=minutes, streets=streets,
+        headline=parts["headline"], uncovered_grid=parts["grid"], lang=lang, isochrone_images=images,
     )
     return {"map.html": maps.save_map(the_map, out / f"{config.name}_map.html", offline=True)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from coverage import (
     timeline, year_outputs, year_tables,
 )
 from coverage._errors import InputDataError
+from coverage._threads import ClaimedTask, default_threads
 from coverage.config import StudyConfig, load_study
 from coverage.demand import _census_zones, _load_demand, _network_outline, _read_census_totals, _study_area
 from coverage.kind_reach import (
@@ -120,7 +122,7 @@ def _isochrones(net, facility_snap, masks, config, working_crs, networks=None,
     and the facilities are snapped from their walking-network positions
     (their first access leg is then not counted: a few metres of difference).
     ``threads`` unions the grid cells on several cores
-    (default :func:`coverage.isochrones.default_threads`). Once ``cancel``
+    (default :func:`coverage._threads.default_threads`). Once ``cancel``
     is set (the run failed) no further kind is drawn.
 
     Returns
@@ -130,7 +132,7 @@ def _isochrones(net, facility_snap, masks, config, working_crs, networks=None,
         profile), ``mode`` (profile id), polygon in ``working_crs``.
     """
     params = config.parameters
-    threads = isochrones.default_threads() if threads is None else threads
+    threads = default_threads() if threads is None else threads
     rows = []
     loaded: dict = {}
     walk_xy = None
@@ -188,7 +190,7 @@ def _study_isochrones(net, facilities, facility_snap, masks, config, working_crs
     without drawing the rest.
     """
     # the main thread goes on with the tables meanwhile: the unions keep to the other cores
-    threads = max(1, isochrones.default_threads() - 1)
+    threads = max(1, default_threads() - 1)
     areas = _isochrones(net, facility_snap, masks, config, working_crs, networks=networks,
                         threads=threads, cancel=cancel).to_crs("EPSG:4326")
     per_facility = facility_isochrones(net, facilities, facility_snap, config, working_crs, threads=threads) \
@@ -197,20 +199,25 @@ def _study_isochrones(net, facilities, facility_snap, masks, config, working_crs
 
 
 def _study_drawing(net, facilities, facility_snap, masks, config, working_crs, networks,
-                   cancel: threading.Event | None = None, *, map_pieces: bool = False):
+                   cancel: threading.Event | None = None, *, map_images: bool = False,
+                   streets: ClaimedTask | None = None):
     """
-    :func:`_study_isochrones`, then the map's isochrone images and streets (:func:`coverage.outputs.drawn_map_pieces`).
+    :func:`_study_isochrones`, then the map's images of them (:func:`coverage.outputs.isochrone_map_images`).
 
-    The images and the streets (numpy, shapely and PNG work, mostly without
-    the GIL) are made here, on the drawing thread, so that the main thread
-    only places them on the map. Returns ``(isochrones, per-facility
-    isochrones, map pieces or None)``.
+    The images (numpy and PNG work, mostly without the GIL) are made here,
+    on the drawing thread, so that the main thread only places them on
+    the map; so is the map's street layer (``streets``, shapely work)
+    unless the main thread has claimed it first, having finished its own
+    work before this thread. Returns ``(isochrones, per-facility
+    isochrones, images or None)``.
     """
     areas, per_facility = _study_isochrones(net, facilities, facility_snap, masks, config, working_crs, networks,
                                             cancel)
-    pieces = outputs.drawn_map_pieces(areas, net, config) \
-        if map_pieces and not (cancel is not None and cancel.is_set()) else None
-    return areas, per_facility, pieces
+    images = outputs.isochrone_map_images(areas, config) \
+        if map_images and not (cancel is not None and cancel.is_set()) else None
+    if streets is not None and not (cancel is not None and cancel.is_set()):
+        streets.run_if_unclaimed()
+    return areas, per_facility, images
 
 
 def facility_isochrones(net, facilities, facility_snap, config, working_crs, *, threads: int = 1) -> gpd.GeoDataFrame:
@@ -616,9 +623,11 @@ def run_study(
     started: list = []  # the drawing's future, once started
 
     def start_drawing(net, facilities, facility_snap, working_crs, networks=None):
-        started.append(pool.submit(_study_drawing, net, facilities, facility_snap,
-                                   kind_masks(facilities, params.kinds), config, working_crs, networks, cancel,
-                                   map_pieces=write and make_map))
+        # the map's streets: drawn by this thread or the drawing thread, whichever is free first
+        streets = ClaimedTask(functools.partial(outputs.street_layer_of, net)) if write and make_map else None
+        started.append((pool.submit(_study_drawing, net, facilities, facility_snap,
+                                    kind_masks(facilities, params.kinds), config, working_crs, networks, cancel,
+                                    map_images=write and make_map, streets=streets), streets))
         pool.shutdown(wait=False)  # the thread ends with its one task
 
     every_kind_walks = all(params.travel_profile(kind) is None for kind in params.kinds)
@@ -679,7 +688,7 @@ def run_study(
             )
         if not started:
             start_drawing(net, facilities, facility_snap, working_crs, networks)
-        drawing = started[0]
+        drawing, streets = started[0]
         with timer.stage("metrics"):
             names = units.set_index("code")["name"].to_dict() if units is not None else {}
             coverage_long = _coverage_tables(demand, seconds_by_kind, metres_by_kind, params, names)
@@ -738,7 +747,7 @@ def run_study(
         if write:
             # the results are complete but for the isochrones before anything is written; the writers only read them
             files = outputs.write_study_outputs(results, lang=lang, make_map=make_map, timer=timer,
-                                                isochrones=drawing)
+                                                isochrones=drawing, streets=streets)
             if year_trajectory is not None:
                 files = {**files, **year_outputs.write_year_outputs(year_trajectory, config, lang=lang,
                                                                     make_map=make_map, units=units)}

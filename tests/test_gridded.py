@@ -91,7 +91,7 @@ def test_the_rasters_are_the_same_bytes_whether_compressed_on_one_core_or_severa
 
     written = {}
     for threads in ("1", "4"):
-        monkeypatch.setenv("OMP_NUM_THREADS", threads)  # coverage.isochrones.default_threads: GDAL's threads
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)  # coverage._threads.default_threads: GDAL's threads
         minutes = gridded.write_walk_minutes(demo_run, tmp_path / f"minutes_{threads}.tif", minutes=15)
         access = access_outputs.write_access_raster(demo_run, tmp_path / f"access_{threads}.tif")
         assert minutes.written and access is not None

@@ -258,10 +258,3 @@ def test_the_areas_do_not_depend_on_the_number_of_threads():
     one = isochrones.buffered_union(lines, 50.0, group=group, threads=1)
     several = isochrones.buffered_union(lines, 50.0, group=group, threads=3)
     assert [shapely.to_wkb(g) for g in one] == [shapely.to_wkb(g) for g in several]
-
-
-def test_a_dask_worker_keeps_to_one_thread(monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Dask's nanny sets in every worker
-    assert isochrones.default_threads() == 1
-    monkeypatch.delenv("OMP_NUM_THREADS")
-    assert isochrones.default_threads() >= 1
