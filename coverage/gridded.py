@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -392,7 +393,9 @@ def _region_polygons(labels: np.ndarray, mask: np.ndarray, transform) -> tuple[n
             values.append(int(value))
     polygons = np.empty(0, dtype=object)
     if values:
-        rings = shapely.linearrings(np.asarray(xy, dtype=float), indices=np.repeat(np.arange(n_rings), ring_of))
+        # the (x, y) tuples flattened straight into one array: np.asarray builds one small array per tuple first
+        xy = np.fromiter(itertools.chain.from_iterable(xy), dtype=float, count=2 * len(xy)).reshape(-1, 2)
+        rings = shapely.linearrings(xy, indices=np.repeat(np.arange(n_rings), ring_of))
         polygons = shapely.polygons(rings, indices=np.asarray(polygon_of, dtype=np.int64))
     polygons = np.concatenate([polygons, squares])
     values = np.concatenate([np.asarray(values, dtype=np.int64), labels[rows, cols].astype(np.int64)])
