@@ -460,10 +460,6 @@ def write_excel(
     title
         Text of the first row of every sheet and of the printed page header.
     """
-    import datetime as _dt
-
-    from openpyxl import Workbook
-
     path = Path(path)
     heading = title or ""
     if synthetic and SYNTHETIC_LABEL not in heading:
@@ -483,14 +479,10 @@ def write_excel(
             spec.headline = workbook.headline_rows(attrs["headline"], attrs.get("statuses"), lang)
         specs.append(spec)
     with atomic_path(path) as tmp:
-        book = Workbook()
-        book.remove(book.active)
-        workbook.write_sheets(book, [*specs, *notes], heading=heading)
         # fixed document times keep repeated runs identical
-        fixed = _dt.datetime(2000, 1, 1)
-        book.properties.created = fixed
-        book.properties.modified = fixed
-        book.save(tmp)
+        book = workbook.new_workbook(tmp)
+        workbook.write_sheets(book, [*specs, *notes], heading=heading)
+        book.close()
     return path
 
 

@@ -15,7 +15,7 @@ from coverage.results import StudyResults, population_method
 
 def _versions() -> dict[str, str]:
     names = ["eldercare-coverage", "numpy", "pandas", "scipy", "networkx", "shapely", "pyproj", "pyogrio",
-             "geopandas", "rasterio", "osmnx", "osmium", "folium", "openpyxl", "matplotlib"]
+             "geopandas", "rasterio", "osmnx", "osmium", "folium", "openpyxl", "xlsxwriter", "matplotlib"]
     out = {"python": platform.python_version()}
     for name in names:
         try:

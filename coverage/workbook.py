@@ -1,7 +1,7 @@
 """Lay out the result workbook: answer-first 总览, number formats, fills, column widths and print set-up.
 
 :func:`coverage.report.write_excel` prepares and localises the tables; this
-module turns them into openpyxl sheets that a planner can read on screen and
+module turns them into XlsxWriter sheets that a planner can read on screen and
 print on A4 (landscape, one page wide, header row repeated). Nothing is
 computed here except display text: the values in the cells are the values of
 the tables, only their number formats change.
@@ -9,7 +9,7 @@ the tables, only their number formats change.
 
 from __future__ import annotations
 
-import copy
+import datetime as _dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -213,6 +213,8 @@ class SheetSpec:
         Per row, internal column → number format (overrides :func:`column_format`).
     headline
         Rows above the table: (label, value, number format or None, status for a fill or None), ...
+    cell_status
+        Per row, internal column → raw status of that cell alone (its fill and font colour).
     """
 
     name: str
@@ -221,6 +223,7 @@ class SheetSpec:
     status: list[str] | None = None
     row_formats: list[dict[str, str]] | None = None
     headline: list[list[tuple]] = field(default_factory=list)
+    cell_status: list[dict[str, str]] | None = None
 
 
 def headline_rows(items: Sequence[Mapping], statuses: Sequence[str] | None, lang: str) -> list[list[tuple]]:
@@ -288,100 +291,155 @@ def _escape_header(text: str) -> str:
     return text.replace("&", "&&")
 
 
+#: characters Excel refuses in a sheet name
+_SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+#: Excel keeps at most this many characters of a page header or footer, field codes included
+_HEADER_MAX = 255
+
+
+def _sheet_name(name: str, used: set[str]) -> str:
+    """A sheet name Excel accepts (≤ 31 characters, none of ``[]:*?/\\``), unique in the workbook (case-blind)."""
+    base = _SHEET_NAME_FORBIDDEN.sub("_", str(name)).strip("'")[:31] or "Sheet"
+    candidate, k = base, 1
+    while candidate.lower() in used:
+        candidate = f"{base[:31 - len(str(k))]}{k}"
+        k += 1
+    used.add(candidate.lower())
+    return candidate
+
+
+class _Formats:
+    """The workbook's cell formats, one per distinct set of properties (XlsxWriter keeps each it is given)."""
+
+    def __init__(self, book):
+        self._book = book
+        self._made: dict = {}
+
+    def __call__(self, **properties):
+        properties = {k: v for k, v in properties.items() if v is not None and v is not False}
+        if not properties:
+            return None
+        key = tuple(sorted(properties.items()))
+        if key not in self._made:
+            self._made[key] = self._book.add_format(properties)
+        return self._made[key]
+
+
+def _write_cell(sheet, row: int, col: int, value, cell_format) -> None:
+    """One cell by its Python type: text stays text (no formula or link is made of it), numbers are numbers."""
+    if value is None:
+        if cell_format is not None:
+            sheet.write_blank(row, col, None, cell_format)
+    elif isinstance(value, bool):
+        sheet.write_boolean(row, col, value, cell_format)
+    elif isinstance(value, (int, float)):
+        sheet.write_number(row, col, value, cell_format)
+    elif isinstance(value, (_dt.date, _dt.time)):
+        sheet.write_datetime(row, col, value, cell_format)
+    else:
+        sheet.write_string(row, col, str(value), cell_format)
+
+
 def write_sheets(book, specs: Sequence[SheetSpec], *, heading: str) -> None:
     """
-    Add each sheet to an openpyxl workbook, formatted and set up for printing.
+    Add each sheet to an XlsxWriter workbook, formatted and set up for printing.
 
     Layout: row 1 the heading (study title, synthetic label), then the
     headline block and an empty row when there is one, then the bold header
     row and the data. Header row and first column are frozen; the header row
     repeats on every printed page; pages are A4 landscape, one page wide, with
     the heading in the page header and page numbers in the footer.
-    """
-    from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-    from openpyxl.utils import get_column_letter
-    from openpyxl.worksheet.properties import PageSetupProperties
 
-    bold = Font(bold=True)
-    header_fill = PatternFill("solid", fgColor=HEADER_FILL)
-    header_border = Border(bottom=Side(style="thin", color="808080"))
-    wrap_top = Alignment(wrap_text=True, vertical="top")
-    top = Alignment(vertical="top")
-    status_fills = {s: PatternFill("solid", fgColor=c) for s, c in STATUS_FILLS.items()}
-    status_fonts = {s: Font(color=c, bold=True) for s, c in STATUS_FONTS.items()}
-    data_styles: dict = {}  # (number format, wrapped) → the style of a data cell, within this workbook
+    Parameters
+    ----------
+    book
+        An ``xlsxwriter.Workbook`` (:func:`new_workbook`); the caller closes it.
+    specs
+        The sheets, in order.
+    heading
+        Text of each sheet's first row and of its printed page header.
+    """
+    formats = _Formats(book)
+    used: set[str] = set()
+    header_format = formats(bold=True, bg_color=f"#{HEADER_FILL}", bottom=1, bottom_color="#808080",
+                            text_wrap=True, valign="vcenter")
+
+    def status_properties(status, *, bold: bool) -> dict:
+        if status not in STATUS_FILLS:
+            return {}
+        return {"bg_color": f"#{STATUS_FILLS[status]}", "font_color": f"#{STATUS_FONTS[status]}", "bold": bold}
 
     for spec in specs:
-        sheet = book.create_sheet(spec.name[:31])
-        sheet.cell(row=1, column=1, value=heading).font = Font(bold=True, size=13)
-        row = 2
+        sheet = book.add_worksheet(_sheet_name(spec.name, used))
+        sheet.write_string(0, 0, str(heading), formats(bold=True, font_size=13))
+        row = 1  # 0-based: the sheet's second row
         for line in spec.headline:
-            for col, (value, fmt, status) in enumerate(line, start=1):
-                cell = sheet.cell(row=row, column=col, value=_cell_value(value))
-                cell.font = bold if col > 1 or status else Font(bold=False)
-                if fmt:
-                    cell.number_format = fmt
-                if status in status_fills:
-                    cell.fill, cell.font = status_fills[status], status_fonts[status]
+            for col, (value, fmt, status) in enumerate(line):
+                properties = {"bold": col > 0 or bool(status), "num_format": fmt, **status_properties(status, bold=True)}
+                _write_cell(sheet, row, col, _cell_value(value), formats(**properties))
             row += 1
         if spec.headline:
             row += 1
         header_row = row
         columns = spec.columns
-        formats = [column_format(c) for c in columns]
+        number_formats = [column_format(c) for c in columns]
         widths = [min(_text_width(h), 18.0) for h in spec.frame.columns]
-        for col, text in enumerate(spec.frame.columns, start=1):
-            cell = sheet.cell(row=header_row, column=col, value=str(text))
-            cell.font, cell.fill, cell.border = bold, header_fill, header_border
-            cell.alignment = Alignment(wrap_text=True, vertical="center")
+        for col, text in enumerate(spec.frame.columns):
+            sheet.write_string(header_row, col, str(text), header_format)
         text_columns = [c in TEXT_COLUMNS for c in columns]
         values = spec.frame.to_numpy(dtype=object)
+        # the result columns of a targets table take the row's fill (and 是否达标 its font colour)
+        status_columns = {j: name == "status" for j, name in enumerate(columns) if name in ("status", "actual")}
         for i, record in enumerate(values):
             r = header_row + 1 + i
             overrides = spec.row_formats[i] if spec.row_formats else {}
+            row_status = spec.status[i] if spec.status is not None else None
+            cell_status = spec.cell_status[i] if spec.cell_status else {}
             for j, raw in enumerate(record):
                 value = _cell_value(raw)
-                cell = sheet.cell(row=r, column=j + 1, value=value)
-                fmt = overrides.get(columns[j], formats[j])
+                fmt = overrides.get(columns[j], number_formats[j])
                 numeric = bool(fmt) and isinstance(value, (int, float)) and not isinstance(value, bool)
-                # a data cell's style is one of a few (format × alignment): set once, then copied (openpyxl
-                # looks every style assignment up in the workbook's tables, a county's 60,000 cells took 1.5 s)
-                key = (fmt if numeric else None, text_columns[j])
-                if key in data_styles:
-                    cell._style = copy.copy(data_styles[key])
-                else:
-                    if numeric:
-                        cell.number_format = fmt
-                    cell.alignment = wrap_top if text_columns[j] else top
-                    data_styles[key] = copy.copy(cell._style)
+                properties = {"num_format": fmt if numeric else None, "text_wrap": text_columns[j], "valign": "top"}
+                if j in status_columns and row_status in STATUS_FILLS:
+                    properties["bg_color"] = f"#{STATUS_FILLS[row_status]}"
+                    if status_columns[j]:
+                        properties.update(status_properties(row_status, bold=True))
+                elif cell_status.get(columns[j]) in STATUS_FILLS:
+                    properties.update(status_properties(cell_status[columns[j]], bold=False))
+                _write_cell(sheet, r, j, value, formats(**properties))
                 if value is not None and i < 300:
                     widths[j] = max(widths[j], _display_width(value, fmt))
-            if spec.status is not None:
-                status = spec.status[i]
-                for j, name in enumerate(columns):
-                    if name in ("status", "actual") and status in status_fills:
-                        cell = sheet.cell(row=r, column=j + 1)
-                        cell.fill = status_fills[status]
-                        if name == "status":
-                            cell.font = status_fonts[status]
         for j, width in enumerate(widths):
             limit = 48.0 if text_columns[j] else 30.0
             if columns[j] in ("detail_zh", "quote", "raw", "detail"):
                 limit = 60.0
-            sheet.column_dimensions[get_column_letter(j + 1)].width = max(6.0, min(width + 2.0, limit))
-        sheet.column_dimensions["A"].width = max(sheet.column_dimensions["A"].width, 14.0)
+            width = max(6.0, min(width + 2.0, limit))
+            sheet.set_column(j, j, max(width, 14.0) if j == 0 else width)
+        if not widths:
+            sheet.set_column(0, 0, 14.0)
 
-        sheet.freeze_panes = sheet.cell(row=header_row + 1, column=2).coordinate
-        sheet.print_title_rows = f"{header_row}:{header_row}"
-        sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
-        sheet.page_setup.orientation = "landscape"
-        sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
-        sheet.page_setup.fitToWidth = 1
-        sheet.page_setup.fitToHeight = 0
-        sheet.print_options.gridLines = True
-        sheet.page_margins.left = sheet.page_margins.right = 0.4
-        sheet.page_margins.top = sheet.page_margins.bottom = 0.6
-        sheet.oddHeader.center.text = _escape_header(heading)
-        sheet.oddHeader.center.size = 9
-        sheet.oddFooter.center.text = "&P / &N"
-        sheet.oddFooter.right.text = _escape_header(spec.name)
+        sheet.freeze_panes(header_row + 1, 1)
+        sheet.repeat_rows(header_row)
+        sheet.set_landscape()
+        sheet.set_paper(9)  # A4
+        sheet.fit_to_pages(1, 0)  # one page wide, as many long as needed
+        sheet.hide_gridlines(0)  # gridlines on screen and on paper
+        sheet.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+        sheet.set_header("&C&9" + _escape_header(heading)[:_HEADER_MAX - 10])
+        sheet.set_footer("&C&P / &N&R" + _escape_header(spec.name)[:_HEADER_MAX - 20])
+
+
+def new_workbook(path, *, created: _dt.datetime = _dt.datetime(2000, 1, 1)):
+    """
+    An XlsxWriter workbook writing to ``path`` (closed by the caller), with fixed document times.
+
+    Text cells stay text (nothing that looks like a formula, number or link
+    is converted) and the document's creation time is ``created``, so the
+    same tables give the same file.
+    """
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False,
+                                           "strings_to_urls": False, "in_memory": True})
+    book.set_properties({"created": created})
+    return book

@@ -185,9 +185,6 @@ def _display(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
 
 
 def _write_workbook(trajectory: Trajectory, config: StudyConfig, path: Path, lang: str) -> Path:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font, PatternFill
-
     heading = config.title + ("" if not config.synthetic or "合成示例数据" in config.title else f"（{SYNTHETIC_TEXT}）")
     progress = progress_table(trajectory, lang)
     share = progress["target_id"].map(lambda t: trajectory.targets.loc[trajectory.targets["target_id"] == t,
@@ -199,29 +196,19 @@ def _write_workbook(trajectory: Trajectory, config: StudyConfig, path: Path, lan
              "en": ("Progress by year", "Targets x years", "Coverage by year", "Facilities by year")}[lang]
     coverage = coverage_matrix(trajectory)
     specs = [
-        workbook.SheetSpec(names[1], _display(matrix, lang), list(matrix.columns)),
+        # the matrix: each year's cell filled green (met) / red (not met) / grey (no data)
+        workbook.SheetSpec(names[1], _display(matrix, lang), list(matrix.columns),
+                           cell_status=[{str(y): s for y, s in zip(trajectory.years, row)} for row in statuses]),
         workbook.SheetSpec(names[0], _display(progress, lang), list(progress.columns),
                            status=list(progress["status"]), row_formats=formats),
         workbook.SheetSpec(names[2], _display(coverage, lang), list(coverage.columns),
                            row_formats=[{str(y): "0.0%" for y in trajectory.years} for _ in range(len(coverage))]),
         workbook.SheetSpec(names[3], _display(trajectory.facilities, lang), list(trajectory.facilities.columns)),
     ]
-    book = Workbook()
-    book.remove(book.active)
-    workbook.write_sheets(book, specs, heading=heading)
-    # the matrix: each year's cell filled green (met) / red (not met) / grey (no data)
-    sheet = book[names[1][:31]]
-    fills = {s: PatternFill("solid", fgColor=c) for s, c in workbook.STATUS_FILLS.items()}
-    fonts = {s: Font(color=c) for s, c in workbook.STATUS_FONTS.items()}
-    first_year_col = 4
-    header_row = 2
-    for i, row_status in enumerate(statuses):
-        for j, status in enumerate(row_status):
-            if status in fills:
-                cell = sheet.cell(row=header_row + 1 + i, column=first_year_col + j)
-                cell.fill, cell.font = fills[status], fonts[status]
     with atomic_path(path) as tmp:
-        book.save(tmp)
+        book = workbook.new_workbook(tmp)
+        workbook.write_sheets(book, specs, heading=heading)
+        book.close()
     return path
 
 

@@ -152,7 +152,9 @@ def test_every_sheet_is_formatted_and_set_up_for_a4_landscape_one_page_wide(zh_r
         assert all(cell.font.bold for cell in sheet[row] if cell.value), sheet.title
         setup = sheet.page_setup
         assert setup.orientation == "landscape" and str(setup.paperSize) == str(sheet.PAPERSIZE_A4), sheet.title
-        assert sheet.sheet_properties.pageSetUpPr.fitToPage and setup.fitToWidth == 1 and setup.fitToHeight == 0
+        # fitToWidth left out of the file means 1 page wide (its default in the OOXML schema, as Excel reads it)
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage and (setup.fitToWidth or 1) == 1
+        assert setup.fitToHeight == 0, sheet.title
         assert SYNTHETIC_LABEL in sheet.oddHeader.center.text, sheet.title
         widths = [sheet.column_dimensions[c.column_letter].width for c in sheet[row] if c.value]
         assert all(6 <= w <= 62 for w in widths), sheet.title
@@ -290,6 +292,20 @@ def test_siting_tables_written_by_the_writer_get_gcj02_and_six_decimals(tmp_path
     header, body = _table(book["选址建议"])
     assert "经度(GCJ-02,高德/腾讯)" in header
     assert body[0][header.index("新增覆盖老人(人)")].number_format == "#,##0"
+
+
+def test_registry_text_that_looks_like_a_formula_link_or_number_stays_text(tmp_path):
+    # bureau lists hold such cells: a note typed as "=见附件", a web address, a code with leading zeros
+    table = pd.DataFrame({"name": ["=见附件2", "http://mzj.example.gov.cn/list", "00123", "1.5e3", "仁义社区"],
+                          "elderly": [12.0, 3.0, float("nan"), 7.0, 1.0]})
+    book = openpyxl.load_workbook(report.write_excel({"设施": table}, tmp_path / "text.xlsx"))
+    header, body = _table(book["设施"])
+    names = [row[0] for row in body]
+    assert [c.value for c in names] == table["name"].tolist()
+    assert all(c.data_type == "s" for c in names)  # text, not a formula, hyperlink or number
+    assert not any(c.hyperlink for c in names)
+    elderly = [row[1].value for row in body]
+    assert elderly[:2] == [12.0, 3.0] and elderly[2] is None and elderly[3:] == [7.0, 1.0]
 
 
 # ---------------------------------------------------------------------------------------------
