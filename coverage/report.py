@@ -461,6 +461,24 @@ def write_excel(
         Text of the first row of every sheet and of the printed page header.
     """
     path = Path(path)
+    specs, heading = workbook_specs(sheets, lang=lang, synthetic=synthetic, title=title)
+    with atomic_path(path) as tmp:
+        # fixed document times keep repeated runs identical
+        book = workbook.new_workbook(tmp)
+        workbook.write_sheets(book, specs, heading=heading)
+        book.close()
+    return path
+
+
+def workbook_specs(
+    sheets: Mapping[str, pd.DataFrame], *, lang: str = "zh", synthetic: bool = False, title: str | None = None,
+) -> tuple[list[workbook.SheetSpec], str]:
+    """
+    The sheets of :func:`write_excel`, localised and laid out, in order, and the heading over each.
+
+    A targets table (``attrs["role"] == "targets"``) gives the 总览 sheet and,
+    after the others, the 指标说明 sheet; parameters as in :func:`write_excel`.
+    """
     heading = title or ""
     if synthetic and SYNTHETIC_LABEL not in heading:
         heading = f"{heading}（{SYNTHETIC_LABEL}）" if heading else SYNTHETIC_LABEL
@@ -478,12 +496,7 @@ def write_excel(
         if attrs.get("headline"):
             spec.headline = workbook.headline_rows(attrs["headline"], attrs.get("statuses"), lang)
         specs.append(spec)
-    with atomic_path(path) as tmp:
-        # fixed document times keep repeated runs identical
-        book = workbook.new_workbook(tmp)
-        workbook.write_sheets(book, [*specs, *notes], heading=heading)
-        book.close()
-    return path
+    return [*specs, *notes], heading
 
 
 #: sheet of the workbook with each target's ids, metric codes and quote
