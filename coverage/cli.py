@@ -438,13 +438,15 @@ def command() -> int:
     The ``eldercov`` command (and ``python -m coverage``): :func:`main` in a process of its own.
 
     The process is a batch job, so the garbage collector runs less often
-    (:func:`coverage.batch_gc.relax_collection_thresholds`); :func:`main`
-    called from Python (a notebook, the tests) leaves the collector alone.
+    (:func:`coverage.batch_gc.relax_collection_thresholds`) and the process
+    ends without the interpreter's teardown of its modules
+    (:func:`coverage.batch_gc.exit_without_teardown`); :func:`main` called
+    from Python (a notebook, the tests) leaves both alone.
     """
-    from coverage.batch_gc import relax_collection_thresholds
+    from coverage.batch_gc import exit_without_teardown, relax_collection_thresholds
 
     relax_collection_thresholds()
-    return main()
+    return exit_without_teardown(main())
 
 
 if __name__ == "__main__":
