@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -688,13 +689,28 @@ def legend_html(
 # --------------------------------------------------------------------------- small helpers
 
 
+def geojson_geometries(geometries) -> list:
+    """
+    GeoJSON geometry objects (dicts) of many shapely geometries, the same as ``shapely.geometry.mapping`` gives.
+
+    GEOS writes the GeoJSON of all of them in one call (``shapely.to_geojson``,
+    coordinates in their shortest round-trip form) and :func:`json.loads`
+    reads it back: a county's street layer (one MultiLineString of 15,000
+    lines) costs a few hundredths of a second, not the ~0.2 s of shapely's
+    Python-level ``__geo_interface__``. Empty geometries (GEOS writes their
+    rings differently) go through ``mapping``; missing ones are None.
+    """
+    geometries = np.asarray(geometries, dtype=object)
+    texts = shapely.to_geojson(geometries)
+    empty = shapely.is_empty(geometries)
+    return [None if g is None else shapely.geometry.mapping(g) if e else json.loads(t)
+            for g, t, e in zip(geometries.tolist(), np.atleast_1d(texts).tolist(), np.atleast_1d(empty).tolist())]
+
+
 def _feature_collection(gdf: gpd.GeoDataFrame, properties: list[dict[str, Any]]) -> dict:
     """A GeoJSON FeatureCollection of a layer's geometries with the given properties."""
-    features = []
-    for i, (geom, props) in enumerate(zip(gdf.geometry.values, properties)):
-        features.append(
-            {"type": "Feature", "id": i, "properties": props, "geometry": shapely.geometry.mapping(geom)}
-        )
+    features = [{"type": "Feature", "id": i, "properties": props, "geometry": geometry}
+                for i, (geometry, props) in enumerate(zip(geojson_geometries(gdf.geometry.values), properties))]
     return {"type": "FeatureCollection", "features": features}
 
 

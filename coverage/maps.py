@@ -803,7 +803,7 @@ def _add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame, threshold_minut
         present.append(kind)
         part = facilities.iloc[rows]
         props = []
-        for (_, row), i in zip(part.iterrows(), rows):
+        for row, i in zip(part.to_dict("records"), rows):
             props.append(
                 {
                     "名称": _text(row.get("name")),

@@ -921,3 +921,21 @@ def test_walking_areas_are_burnt_into_the_same_pixels_as_gdal():
         mine = map_images.burn_polygons(geoms, values, (height, width), (west, north, px, py))
         assert (gdal > 0).sum() > 1000 and set(np.unique(mine)) == set(np.unique(gdal))
         assert (mine != gdal).sum() <= 1e-5 * mine.size  # a pixel centre exactly on an edge may fall either way
+
+
+def test_map_layers_hold_the_same_geojson_as_shapely_gives_for_every_geometry():
+    import json
+
+    import shapely
+    from shapely.geometry import mapping
+
+    rng = np.random.default_rng(3)
+    lines = shapely.multilinestrings(shapely.linestrings(np.round(rng.random((400, 3, 2)) + [114.0, 30.5], 6)))
+    with_hole = Polygon([(0, 0), (4, 0), (4, 4), (0, 4)], [[(1, 1), (2, 1), (2, 2), (1, 1)]])
+    geometries = [Point(114.1234567, 30.7654321), lines, with_hole, shapely.MultiPolygon([with_hole, box(9, 9, 10, 10)]),
+                  Point(rng.random(), rng.random()), Polygon(), shapely.MultiLineString(), None]
+    layer = gpd.GeoDataFrame({"n": range(len(geometries))}, geometry=geometries, crs="EPSG:4326")
+    collection = map_layers._feature_collection(layer, [{"n": n} for n in layer["n"]])
+    expected = [None if g is None else mapping(g) for g in geometries]
+    assert json.dumps([f["geometry"] for f in collection["features"]]) == json.dumps(expected)
+    assert [f["id"] for f in collection["features"]] == list(range(len(geometries)))
