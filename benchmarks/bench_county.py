@@ -22,7 +22,9 @@ bounding box, around its centre, and the full county):
   in populated cells with probability in proportion to their 60+ people, of
   the kinds a municipal registry lists, written as a registry CSV in GCJ-02.
 
-Each run is its own process (``--worker``): ``coverage.pipeline.run_study``
+Each run is its own process (``--worker``), started and ended as the
+``eldercov`` command is (collector thresholds, exit without teardown where
+the revision has them): ``coverage.pipeline.run_study``
 with the written outputs and the map, per-stage seconds (``results.timings``),
 peak RSS (``ru_maxrss`` of the worker), each output file's size. At the
 full window ``site --add 20`` (``coverage.proposals.propose_sites``) is timed
@@ -671,8 +673,12 @@ def main(argv=None) -> int:
             answer = worker_site(Path(rest[0]), Path(rest[1]), rest[2])
         else:
             answer = worker_catchment(Path(rest[0]), Path(rest[1]), rest[2], rest[3])
-        print(json.dumps(answer, default=str))
-        return 0
+        print(json.dumps(answer, default=str), flush=True)
+        try:  # the process ends as `eldercov` ends (its wall time is the command's); an older revision's may not
+            from coverage.batch_gc import exit_without_teardown
+        except ImportError:
+            return 0
+        return exit_without_teardown(0)
 
     if not SHARED.is_dir():
         print(f"no reference data at {SHARED}", file=sys.stderr)
