@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 from collections.abc import Sequence
@@ -645,7 +646,7 @@ def _display_isochrones(isochrones: gpd.GeoDataFrame, threshold_minutes: float, 
 
 
 def isochrone_images(isochrones: gpd.GeoDataFrame | None, *, threshold_minutes: float,
-                     basemap: str = "cartodbpositron") -> dict[tuple[str, float], map_images.RasterImage]:
+                     basemap: str = "cartodbpositron", run_all=None) -> dict[tuple[str, float], map_images.RasterImage]:
     """
     The isochrone layers a county map draws as images, made ahead of the map (:func:`coverage_map`'s ``isochrone_images``).
 
@@ -653,6 +654,9 @@ def isochrone_images(isochrones: gpd.GeoDataFrame | None, *, threshold_minutes: 
     main thread writes the tables; they are the images :func:`coverage_map`
     would burn itself (the same pixels: only areas kept unsimplified are
     made here). Empty when the map draws every area as vectors.
+    ``run_all`` (e.g. :meth:`coverage._threads.SharedTasks.run_all`) is
+    given the images to make, one callable each, and returns them in order;
+    by default they are made here one after the other.
 
     Returns
     -------
@@ -666,12 +670,14 @@ def isochrone_images(isochrones: gpd.GeoDataFrame | None, *, threshold_minutes: 
     frame, exact = _display_isochrones(wgs84, threshold_minutes, display_crs_for(basemap),
                                        map_layers.local_metric_crs(wgs84))
     minutes = pd.to_numeric(frame["minutes"], errors="coerce")
+    drawn, works = [], []
     for kind, mins in sorted(exact):
         part = frame[(frame["kind"] == kind) & (minutes == mins)]
         if shapely.get_num_coordinates(np.asarray(part.geometry.values)).sum() > ISOCHRONE_VECTOR_MAX_COORDS:
-            image = _isochrone_image(part, kind)
-            if image is not None:
-                images[(kind, float(mins))] = image
+            drawn.append((kind, float(mins)))
+            works.append(functools.partial(_isochrone_image, part, kind))
+    made = run_all(works) if run_all is not None else [work() for work in works]
+    images.update((key, image) for key, image in zip(drawn, made) if image is not None)
     return images
 
 

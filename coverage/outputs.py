@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from coverage import access_outputs, docx_report, gridded, report
-from coverage._threads import ClaimedTask
+from coverage._threads import ClaimedTask, SharedTasks
 from coverage.profiles import kind_modes
 from coverage.result_tables import (
     ATTRIBUTION_LINES, PRESENCE_COLUMNS, attribution_lines, gap_cells, gap_hexagons, headline_minutes,
@@ -46,7 +46,8 @@ def writing_notes(config, demand=None, *, make_map: bool = True) -> list[str]:
 
 
 def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, timer=None,
-                        isochrones: Future | None = None, streets: ClaimedTask | None = None) -> dict[str, Path]:
+                        isochrones: Future | None = None, streets: ClaimedTask | None = None,
+                        shared: SharedTasks | None = None) -> dict[str, Path]:
     """
     Write every output file of a study run to ``results.config.output_dir``.
 
@@ -71,6 +72,10 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
         The map's street layer (:func:`street_layer_of`) as work shared with
         the drawing thread: done here while the isochrones are still being
         drawn, unless that thread has done it. None: made here.
+    shared
+        Work the drawing thread shares (:class:`coverage._threads.SharedTasks`:
+        the map's isochrone images): done here, the last first, while the
+        isochrones are waited for.
 
     Returns
     -------
@@ -179,6 +184,8 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
                 with stage("map"):  # the street layer, while the isochrones are still being drawn
                     streets.run_if_unclaimed()
             with stage("isochrones"):
+                if shared is not None:  # the drawing thread's last items, rather than waiting idle
+                    shared.help_until(isochrones)
                 drawn, per_facility, images = isochrones.result()
             results = dataclasses.replace(results, isochrones=drawn, facility_isochrones=per_facility)
         with stage("write layers"):
@@ -250,12 +257,17 @@ def _write_figure(results, facilities, parts: dict, out: Path) -> dict[str, Path
         return {}  # no CJK font on this machine: said in the run's notes before anything was written
 
 
-def isochrone_map_images(isochrones, config) -> dict:
-    """The map's isochrone images (:func:`coverage.maps.isochrone_images`) at the study's headline threshold and basemap."""
+def isochrone_map_images(isochrones, config, shared=None) -> dict:
+    """
+    The map's isochrone images (:func:`coverage.maps.isochrone_images`) at the study's headline threshold and basemap.
+
+    ``shared``: a :class:`coverage._threads.SharedTasks` through which a
+    thread waiting for them (the run's main thread) may make some.
+    """
     from coverage import maps  # folium: loaded when maps are made
 
     return maps.isochrone_images(isochrones, threshold_minutes=config.parameters.headline_minutes,
-                                 basemap=config.basemap)
+                                 basemap=config.basemap, run_all=shared.run_all if shared is not None else None)
 
 
 def street_layer_of(network):

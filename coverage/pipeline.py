@@ -23,7 +23,7 @@ from coverage import (
     timeline, year_outputs, year_tables,
 )
 from coverage._errors import InputDataError
-from coverage._threads import ClaimedTask, default_threads
+from coverage._threads import ClaimedTask, SharedTasks, default_threads
 from coverage.config import StudyConfig, load_study
 from coverage.demand import _census_zones, _load_demand, _network_outline, _read_census_totals, _study_area
 from coverage.kind_reach import (
@@ -200,7 +200,7 @@ def _study_isochrones(net, facilities, facility_snap, masks, config, working_crs
 
 def _study_drawing(net, facilities, facility_snap, masks, config, working_crs, networks,
                    cancel: threading.Event | None = None, *, map_images: bool = False,
-                   streets: ClaimedTask | None = None):
+                   streets: ClaimedTask | None = None, shared: SharedTasks | None = None):
     """
     :func:`_study_isochrones`, then the map's images of them (:func:`coverage.outputs.isochrone_map_images`).
 
@@ -208,12 +208,14 @@ def _study_drawing(net, facilities, facility_snap, masks, config, working_crs, n
     on the drawing thread, so that the main thread only places them on
     the map; so is the map's street layer (``streets``, shapely work)
     unless the main thread has claimed it first, having finished its own
-    work before this thread. Returns ``(isochrones, per-facility
+    work before this thread; and the images are ``shared`` work
+    (:class:`coverage._threads.SharedTasks`) that the main thread, once
+    waiting for this one, makes from the last. Returns ``(isochrones, per-facility
     isochrones, images or None)``.
     """
     areas, per_facility = _study_isochrones(net, facilities, facility_snap, masks, config, working_crs, networks,
                                             cancel)
-    images = outputs.isochrone_map_images(areas, config) \
+    images = outputs.isochrone_map_images(areas, config, shared=shared) \
         if map_images and not (cancel is not None and cancel.is_set()) else None
     if streets is not None and not (cancel is not None and cancel.is_set()):
         streets.run_if_unclaimed()
@@ -621,13 +623,14 @@ def run_study(
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isochrones")
     cancel = threading.Event()  # set when the run fails: the thread stops after the kind it is drawing
     started: list = []  # the drawing's future, once started
+    shared = SharedTasks()  # the drawing's last work items (the map's images), for the main thread once it waits
 
     def start_drawing(net, facilities, facility_snap, working_crs, networks=None):
         # the map's streets: drawn by this thread or the drawing thread, whichever is free first
         streets = ClaimedTask(functools.partial(outputs.street_layer_of, net)) if write and make_map else None
         started.append((pool.submit(_study_drawing, net, facilities, facility_snap,
                                     kind_masks(facilities, params.kinds), config, working_crs, networks, cancel,
-                                    map_images=write and make_map, streets=streets), streets))
+                                    map_images=write and make_map, streets=streets, shared=shared), streets))
         pool.shutdown(wait=False)  # the thread ends with its one task
 
     every_kind_walks = all(params.travel_profile(kind) is None for kind in params.kinds)
@@ -747,7 +750,7 @@ def run_study(
         if write:
             # the results are complete but for the isochrones before anything is written; the writers only read them
             files = outputs.write_study_outputs(results, lang=lang, make_map=make_map, timer=timer,
-                                                isochrones=drawing, streets=streets)
+                                                isochrones=drawing, streets=streets, shared=shared)
             if year_trajectory is not None:
                 files = {**files, **year_outputs.write_year_outputs(year_trajectory, config, lang=lang,
                                                                     make_map=make_map, units=units)}

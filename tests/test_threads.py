@@ -64,3 +64,54 @@ def test_an_error_in_shared_work_reaches_the_thread_that_asks_for_the_result():
     worker.join()
     with pytest.raises(ValueError, match="no network"):
         task.result()
+
+
+def _drawing_with_images(shared, n_images, seconds_each, *, fail_at=None):
+    """A drawing thread whose last work is ``n_images`` images of ``seconds_each`` each, shared with the main thread."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    made = []
+
+    def image(i):
+        time.sleep(seconds_each)
+        made.append((i, threading.current_thread().name))
+        if i == fail_at:
+            raise ValueError(f"image {i} failed")
+        return f"image {i}"
+
+    def drawing():
+        time.sleep(0.05)  # the isochrones
+        return shared.run_all([lambda i=i: image(i) for i in range(n_images)])
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isochrones")
+    future = pool.submit(drawing)
+    pool.shutdown(wait=False)
+    return future, made
+
+
+def test_the_waiting_main_thread_makes_the_last_images_and_every_image_is_made_once_in_order():
+    shared = _threads.SharedTasks()
+    future, made = _drawing_with_images(shared, n_images=6, seconds_each=0.1)
+    helped = shared.help_until(future)
+    assert future.result() == [f"image {i}" for i in range(6)]  # in order, whoever made them
+    assert sorted(i for i, _ in made) == list(range(6))  # each once
+    by_main = [i for i, name in made if name == threading.current_thread().name]
+    assert helped == len(by_main) >= 2  # the main thread did its share, from the end
+    assert by_main == sorted(by_main, reverse=True) and by_main[0] == 5
+
+
+def test_a_main_thread_arriving_after_the_drawing_has_nothing_to_do():
+    shared = _threads.SharedTasks()
+    future, made = _drawing_with_images(shared, n_images=3, seconds_each=0.01)
+    future.result()
+    assert shared.help_until(future) == 0
+    assert {name for _, name in made} == {"isochrones_0"}
+
+
+def test_an_image_failing_on_the_main_thread_fails_the_drawing():
+    shared = _threads.SharedTasks()
+    future, _ = _drawing_with_images(shared, n_images=4, seconds_each=0.1, fail_at=3)
+    shared.help_until(future)  # the main thread takes image 3, the last, which fails
+    with pytest.raises(ValueError, match="image 3 failed"):
+        future.result()
