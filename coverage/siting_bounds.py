@@ -283,3 +283,22 @@ def _minsites_milp(
     if db is not None and np.isfinite(db):
         out["dual_bound"] = float(db)
     return out
+
+
+def _minsites_counting_bound(B: sp.csr_array, wg: np.ndarray, need: float) -> float:
+    """
+    Lower bound on the fewest sites covering ``need`` persons: the largest sites' own coverages added up.
+
+    No k sites together cover more than the k largest single-site coverages
+    (``B @ wg``), so the first k whose largest coverages reach ``need`` is a
+    valid bound. It is weak (it ignores the overlap of sites) but costs one
+    sparse product and a sort, and stands when the LP relaxation
+    (:func:`_minsites_lp_bound`) does not finish in time. Persons as in
+    ``wg``; returns at least 1, and ``inf`` when every site together cannot
+    reach ``need``.
+    """
+    if need <= 0:
+        return 0.0
+    coverage = np.sort(np.asarray(sp.csr_array(B, dtype=np.float64) @ np.asarray(wg, np.float64)))[::-1]
+    reached = np.flatnonzero(np.cumsum(coverage) >= float(need))
+    return float(reached[0] + 1) if reached.size else float("inf")

@@ -671,3 +671,38 @@ def test_a_county_sized_fewest_sites_model_searches_the_lp_support_and_reaches_t
     covered = np.zeros(len(homes), bool)
     covered[coverage[np.asarray(res.selected)].indices] = True
     assert weights[covered].sum() >= 0.45 * weights.sum() * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_bound_left_when_the_lp_runs_out_of_time_never_exceeds_the_fewest_sites(seed):
+    # a county on a slow machine: the LP relaxation may not finish; the sites' own sizes still bound the answer
+    from coverage.siting_bounds import _minsites_counting_bound
+
+    a, dense, w, base = _instance(seed, n_cand=9, n_dem=26, density=0.2)
+    total = w.sum()
+    above_one = 0
+    for target in (0.4, 0.6, 0.75):
+        k = _brute_min_sites(dense, w, base, target)
+        if not k:
+            continue
+        res = min_sites_for_target(a, w, target, already_covered=base, method="auto")
+        counting = res.info["counting_lower_bound"]
+        assert 1 <= counting <= k <= res.n_sites
+        assert counting <= res.bound  # the LP's bound, when it finishes, is at least as strong
+        # at least the count from every candidate's own new persons (dominated candidates left out can only raise it)
+        need = target * total - w[base].sum()
+        own = np.sort([w[dense[j] & ~base].sum() for j in range(dense.shape[0])])[::-1]
+        assert counting >= 1 + int(np.flatnonzero(np.cumsum(own) >= need - 1e-9 * total)[0])
+        above_one += counting > 1
+    assert above_one >= 1
+
+
+def test_disjoint_sites_of_equal_size_are_bounded_exactly_by_their_sizes():
+    from coverage.siting_bounds import _minsites_counting_bound
+
+    # 30 sites, each the only one reaching its own 10 persons: 95 persons need 10 sites
+    B = sp.csr_array(np.kron(np.eye(30, dtype=bool), np.ones((1, 10), dtype=bool)))
+    assert _minsites_counting_bound(B, np.ones(300), 95.0) == 10
+    assert _minsites_counting_bound(B, np.ones(300), 301.0) == float("inf")
+    res = min_sites_for_target(B, np.ones(300), 95.0 / 300.0)
+    assert res.n_sites == 10 and res.status == "optimal" and res.info["counting_lower_bound"] == 10
