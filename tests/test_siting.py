@@ -676,8 +676,6 @@ def test_a_county_sized_fewest_sites_model_searches_the_lp_support_and_reaches_t
 @pytest.mark.parametrize("seed", SEEDS)
 def test_the_bound_left_when_the_lp_runs_out_of_time_never_exceeds_the_fewest_sites(seed):
     # a county on a slow machine: the LP relaxation may not finish; the sites' own sizes still bound the answer
-    from coverage.siting_bounds import _minsites_counting_bound
-
     a, dense, w, base = _instance(seed, n_cand=9, n_dem=26, density=0.2)
     total = w.sum()
     above_one = 0
