@@ -325,6 +325,26 @@ class _Formats:
         return self._made[key]
 
 
+def _date_format(value) -> str | None:
+    """Number format of a date or time cell (a registry's 登记日期 read from Excel), None for other values."""
+    if isinstance(value, _dt.datetime):
+        return "yyyy-mm-dd" if value.time() == _dt.time(0) else "yyyy-mm-dd hh:mm"
+    if isinstance(value, _dt.date):
+        return "yyyy-mm-dd"
+    if isinstance(value, _dt.time):
+        return "hh:mm"
+    return None
+
+
+def _header_text(text: str, room: int) -> str:
+    """``text`` for a page header or footer (:func:`_escape_header`), cut to ``room`` characters without splitting an ``&&``."""
+    escaped = _escape_header(text)
+    while len(escaped) > room:
+        text = text[:-1]
+        escaped = _escape_header(text)
+    return escaped
+
+
 def _write_cell(sheet, row: int, col: int, value, cell_format) -> None:
     """One cell by its Python type: text stays text (no formula or link is made of it), numbers are numbers."""
     if value is None:
@@ -399,7 +419,8 @@ def write_sheets(book, specs: Sequence[SheetSpec], *, heading: str) -> None:
                 value = _cell_value(raw)
                 fmt = overrides.get(columns[j], number_formats[j])
                 numeric = bool(fmt) and isinstance(value, (int, float)) and not isinstance(value, bool)
-                properties = {"num_format": fmt if numeric else None, "text_wrap": text_columns[j], "valign": "top"}
+                properties = {"num_format": fmt if numeric else _date_format(value), "text_wrap": text_columns[j],
+                              "valign": "top"}
                 if j in status_columns and row_status in STATUS_FILLS:
                     properties["bg_color"] = f"#{STATUS_FILLS[row_status]}"
                     if status_columns[j]:
@@ -425,8 +446,8 @@ def write_sheets(book, specs: Sequence[SheetSpec], *, heading: str) -> None:
         sheet.fit_to_pages(1, 0)  # one page wide, as many long as needed
         sheet.hide_gridlines(0)  # gridlines on screen and on paper
         sheet.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
-        sheet.set_header("&C&9" + _escape_header(heading)[:_HEADER_MAX - 10])
-        sheet.set_footer("&C&P / &N&R" + _escape_header(spec.name)[:_HEADER_MAX - 20])
+        sheet.set_header("&C&9" + _header_text(heading, _HEADER_MAX - 10))
+        sheet.set_footer("&C&P / &N&R" + _header_text(spec.name, _HEADER_MAX - 20))
 
 
 def new_workbook(path, *, created: _dt.datetime = _dt.datetime(2000, 1, 1)):
@@ -434,12 +455,14 @@ def new_workbook(path, *, created: _dt.datetime = _dt.datetime(2000, 1, 1)):
     An XlsxWriter workbook writing to ``path`` (closed by the caller), with fixed document times.
 
     Text cells stay text (nothing that looks like a formula, number or link
-    is converted) and the document's creation time is ``created``, so the
+    is converted), dates with a time zone keep their local time (Excel has
+    no time zones) and the document's creation time is ``created``, so the
     same tables give the same file.
     """
     import xlsxwriter
 
     book = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False,
-                                           "strings_to_urls": False, "in_memory": True})
+                                           "strings_to_urls": False, "in_memory": True,
+                                           "remove_timezone": True})
     book.set_properties({"created": created})
     return book

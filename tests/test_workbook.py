@@ -308,6 +308,17 @@ def test_registry_text_that_looks_like_a_formula_link_or_number_stays_text(tmp_p
     assert elderly[:2] == [12.0, 3.0] and elderly[2] is None and elderly[3:] == [7.0, 1.0]
 
 
+def test_a_registrys_dates_show_as_dates_even_with_a_time_zone(tmp_path):
+    # a bureau workbook's 登记日期 read as datetimes, one of them stamped with the time zone of an export
+    table = pd.DataFrame({"name": ["甲社区日间照料中心", "乙村互助幸福院"],
+                          "registered": [pd.Timestamp("2021-03-04"), pd.Timestamp("2022-05-06 10:30", tz="Asia/Shanghai")]})
+    book = openpyxl.load_workbook(report.write_excel({"设施": table}, tmp_path / "dates.xlsx"))
+    header, body = _table(book["设施"])
+    dates = [row[1] for row in body]
+    assert [c.value for c in dates] == [pd.Timestamp("2021-03-04"), pd.Timestamp("2022-05-06 10:30")]
+    assert [c.number_format for c in dates] == ["yyyy-mm-dd", "yyyy-mm-dd hh:mm"]
+
+
 # ---------------------------------------------------------------------------------------------
 # printed with LibreOffice
 # ---------------------------------------------------------------------------------------------
