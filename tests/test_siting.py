@@ -704,3 +704,98 @@ def test_disjoint_sites_of_equal_size_are_bounded_exactly_by_their_sizes():
     assert _minsites_counting_bound(B, np.ones(300), 301.0) == float("inf")
     res = min_sites_for_target(B, np.ones(300), 95.0 / 300.0)
     assert res.n_sites == 10 and res.status == "optimal" and res.info["counting_lower_bound"] == 10
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_fewest_sites_lagrangian_bound_holds_for_any_multipliers(seed):
+    # the column-generation bound rests on this: whatever the prices, the bound never exceeds the fewest sites
+    from coverage.siting_bounds import _minsites_lagrangian
+
+    a, dense, w, base = _instance(seed, n_cand=9, n_dem=26, density=0.2)
+    red = _reduce(*_check_inputs(a, w, base))
+    rng = np.random.default_rng(seed)
+    for target in (0.4, 0.6, 0.75):
+        k = _brute_min_sites(dense, w, base, target)
+        if not k:
+            continue
+        need = target * w.sum() - w[base].sum()
+        for _ in range(50):
+            mu = rng.uniform(0.0, 3.0 / max(red.wg.min(), 1e-9))
+            lam = rng.uniform(0.0, 1.0, red.wg.size) * mu * red.wg * rng.uniform(0.0, 1.5)
+            bound, reduced_cost = _minsites_lagrangian(red.B, red.wg, need, lam, mu)
+            assert bound <= k + 1e-9
+            assert reduced_cost == pytest.approx(1.0 - sp.csr_array(red.B, dtype=float) @ lam)
+
+
+def _streets_like_instance(seed: int, n_sites: int = 3000, side: int = 80, radius_m: float = 450.0):
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(seed)
+    homes = np.stack(np.meshgrid(np.arange(float(side)), np.arange(float(side))), axis=-1).reshape(-1, 2) * 100.0
+    sites = rng.uniform(0, side * 100.0, (n_sites, 2))
+    reached = cKDTree(sites).query_ball_tree(cKDTree(homes), radius_m)
+    rows = np.repeat(np.arange(n_sites), [len(r) for r in reached])
+    cols = np.concatenate([np.asarray(r, dtype=np.int64) for r in reached])
+    coverage = sp.csr_array((np.ones(len(rows), bool), (rows, cols)), shape=(n_sites, len(homes)))
+    return coverage, rng.gamma(2.0, 2.0, len(homes))
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("target", [0.5, 0.6])
+def test_the_lp_bound_by_column_generation_rounds_to_the_whole_lps_bound(seed, target):
+    """A county-sized model's LP is solved over a few candidates at a time: its rounded bound must be the whole LP's."""
+    from coverage.siting_bounds import _minsites_lp_bound, _minsites_lp_bound_columns
+
+    coverage, weights = _streets_like_instance(seed)
+    red = _reduce(*_check_inputs(coverage, weights, None))
+    need = target * weights.sum()
+    whole, _ = _minsites_lp_bound(red.B, red.wg, need, 60.0)
+    start, _, _ = _lazy_greedy(red.B, red.wg, red.B.shape[0], need=need)
+    # started from a few greedy sites only, so that candidates must be priced in over several rounds
+    bound, x, details = _minsites_lp_bound_columns(red.B, red.wg, need, start[:5], 60.0)
+    assert details["rounds"] > 1 and details["n_candidates"] < red.B.shape[0]
+    assert bound <= whole + 1e-6  # a valid bound on the whole LP ...
+    assert np.ceil(bound - 1e-9) == np.ceil(whole - 1e-9)  # ... and as strong once rounded up
+    # its x is a feasible LP solution of the whole model, within the tolerances of HiGHS
+    reached = np.minimum(sp.csr_array(red.B.T, dtype=float) @ x, 1.0)
+    assert reached @ red.wg >= need * (1 - 1e-7)
+    assert whole - 1e-6 <= x.sum() == pytest.approx(details["restricted_value"])
+    # and the model uses it: the same rounded bound, the whole LP's, under the fewest sites found
+    model = MinimumSitesModel(coverage, weights, target)
+    model_lp = _minsites_lp_bound(model.reduced.B, model.reduced.wg, need, 60.0)[0]
+    res = model.solve(time_limit_s=60)
+    assert res.bound >= np.ceil(model_lp - 1e-9) and res.bound <= res.n_sites
+
+
+def test_the_lp_bound_by_column_generation_stops_once_the_sites_found_are_proved():
+    from coverage.siting_bounds import _minsites_lp_bound_columns
+
+    coverage, weights = _streets_like_instance(4)
+    red = _reduce(*_check_inputs(coverage, weights, None))
+    need = 0.6 * weights.sum()
+    start, _, _ = _lazy_greedy(red.B, red.wg, red.B.shape[0], need=need)
+    full = _minsites_lp_bound_columns(red.B, red.wg, need, start[:5], 60.0)
+    running = np.ceil(np.maximum.accumulate(full[2]["bounds"]) - 1e-9)
+    assert full[2]["rounds"] >= 2
+    # told that a set as large as the next-to-last round's rounded bound is known, it stops once a round reaches it
+    enough = float(running[-2])
+    early = _minsites_lp_bound_columns(red.B, red.wg, need, start[:5], 60.0, enough=enough)
+    first = int(np.flatnonzero(running >= enough)[0]) + 1
+    assert first < full[2]["rounds"]
+    assert early[2]["rounds"] == first and early[2]["stopped"] == "rounded bound reached"
+    assert np.ceil(early[0] - 1e-9) >= enough
+
+
+def test_a_fractional_lp_too_slow_for_column_generation_is_solved_whole(monkeypatch):
+    # wide, overlapping catchments make the simplex rounds slow; the whole LP by interior point then gives the bound
+    from coverage import siting_bounds
+    from coverage.siting_bounds import _minsites_lp_bound, _minsites_lp_bound_columns
+
+    coverage, weights = _streets_like_instance(1)
+    red = _reduce(*_check_inputs(coverage, weights, None))
+    need = 0.6 * weights.sum()
+    whole, x_whole = _minsites_lp_bound(red.B, red.wg, need, 60.0)
+    monkeypatch.setattr(siting_bounds, "_COLUMNS_MIN_ROUND_S", 0.0)  # no round may be slower than the one before
+    bound, x, details = _minsites_lp_bound_columns(red.B, red.wg, need, np.arange(3), 60.0)
+    assert details["stopped"] == "round too slow" and details["whole_lp"]
+    assert bound == pytest.approx(whole) and x == pytest.approx(x_whole)
