@@ -227,7 +227,7 @@ def worker_ours_minsites(path: str, target_share: float, time_limit: float) -> N
         "check_share": float(case["weights"][covered].sum() / case["weights"].sum()),
         "solve_s": t2 - t1, "import_load_s": t1 - t0,
         "steps": {k: (round(v, 2) if isinstance(v, float) else v) for k, v in res.info.items()
-                  if k in ("greedy_sites", "lp_value", "lp_lower_bound", "lp_s", "fewer_tries")},
+                  if k in ("greedy_sites", "lp_value", "lp_lower_bound", "lp_s", "lp_columns", "fewer_tries")},
     })
 
 

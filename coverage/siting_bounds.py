@@ -20,7 +20,8 @@ _COLUMNS_MIN_GROUPS = 15_000
 _COLUMNS_MIN_ADD = 500
 #: a round of column generation (dual simplex) may take 2.5 times the slowest round before it, and at least this
 #: many seconds; beyond, the LP is too fractional for the simplex and the whole LP is solved by interior point
-_COLUMNS_MIN_ROUND_S = 2.0
+#: (a county's rounds take 0.4-3 s on a slow VM; a fractional 100k x 5,000 model's second round 27-44 s)
+_COLUMNS_MIN_ROUND_S = 4.0
 
 
 # --------------------------------------------------------------------------
