@@ -460,14 +460,8 @@ def write_excel(
     title
         Text of the first row of every sheet and of the printed page header.
     """
-    path = Path(path)
     specs, heading = workbook_specs(sheets, lang=lang, synthetic=synthetic, title=title)
-    with atomic_path(path) as tmp:
-        # fixed document times keep repeated runs identical
-        book = workbook.new_workbook(tmp)
-        workbook.write_sheets(book, specs, heading=heading)
-        book.close()
-    return path
+    return workbook.write_workbook(Path(path), specs, heading=heading)
 
 
 def workbook_specs(

@@ -13,10 +13,12 @@ import datetime as _dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from coverage._io import atomic_path
 from coverage.catalogue import METRICS
 from coverage.labels import LEVEL_EN, LEVEL_ZH, coordinate_columns
 
@@ -466,3 +468,18 @@ def new_workbook(path, *, created: _dt.datetime = _dt.datetime(2000, 1, 1)):
                                            "remove_timezone": True})
     book.set_properties({"created": created})
     return book
+
+
+def write_workbook(path, specs: Sequence[SheetSpec], *, heading: str):
+    """
+    Write the sheets ``specs`` (:func:`write_sheets`) to the workbook ``path``, atomically; returns ``path``.
+
+    The file appears only once it is complete (:func:`coverage._io.atomic_path`),
+    with the fixed document times of :func:`new_workbook`.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        book = new_workbook(tmp)
+        write_sheets(book, specs, heading=heading)
+        book.close()
+    return path

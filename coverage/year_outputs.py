@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from coverage import figures, report, workbook
-from coverage._io import atomic_path
 from coverage.catalogue import STATUS_FAIL, STATUS_NO_DATA, STATUS_PASS
 from coverage.config import StudyConfig
 from coverage.kinds import ANY_KIND
@@ -205,11 +204,7 @@ def _write_workbook(trajectory: Trajectory, config: StudyConfig, path: Path, lan
                            row_formats=[{str(y): "0.0%" for y in trajectory.years} for _ in range(len(coverage))]),
         workbook.SheetSpec(names[3], _display(trajectory.facilities, lang), list(trajectory.facilities.columns)),
     ]
-    with atomic_path(path) as tmp:
-        book = workbook.new_workbook(tmp)
-        workbook.write_sheets(book, specs, heading=heading)
-        book.close()
-    return path
+    return workbook.write_workbook(path, specs, heading=heading)
 
 
 def trajectory_png(trajectory: Trajectory, config: StudyConfig, path: Path, *,
