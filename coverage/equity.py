@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from coverage._io import atomic_path
+
 
 def _prepare(values, weights) -> tuple[np.ndarray, np.ndarray]:
     values = np.asarray(values, dtype=float)
@@ -332,15 +334,14 @@ def lorenz_figures(curves, weights, *, groups=None, lang: str = "zh", dpi: int =
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    family = None
-    if lang == "zh":
-        try:
-            from coverage.figures import cjk_font_family
+    # a CJK font in either language: English titles may carry the synthetic label (合成示例数据)
+    try:
+        from coverage.figures import cjk_font_family
 
-            family = cjk_font_family()
-        except Exception:  # no CJK font: English labels rather than boxes
-            family = None
-    zh = family is not None
+        family = cjk_font_family()
+    except Exception:  # no CJK font: English labels rather than boxes
+        family = None
+    zh = lang == "zh" and family is not None
     text = {
         "x": "老年人口累计占比" if zh else "cumulative share of the 60+ population",
         "y": "可达性累计占比" if zh else "cumulative share of accessibility",
@@ -360,9 +361,11 @@ def lorenz_figures(curves, weights, *, groups=None, lang: str = "zh", dpi: int =
     rc = {"font.family": [family, "sans-serif"]} if family else {}
     written = []
     with matplotlib.rc_context(rc):
-        fig = Figure(figsize=(5.5, 5.5))
+        # a fixed layout, wide enough for the longest title of two lines (a kind's name, the Gini, the synthetic
+        # label): bbox_inches="tight" would draw every figure twice to find its extent
+        fig = Figure(figsize=(6.2, 6.0))
         FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
+        ax = fig.add_axes((0.11, 0.08, 0.86, 0.80))
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_aspect("equal")
@@ -382,10 +385,10 @@ def lorenz_figures(curves, weights, *, groups=None, lang: str = "zh", dpi: int =
                 group_curve = lorenz_curve(values[inside], weights[inside])
                 ax.plot(*_drawn(*group_curve), color=colour, linewidth=1.3,
                         label=f"{names.get(label, label)} (G={_curve_gini(*group_curve):.3f})")
-            ax.set_title(title(g) if callable(title) else title or text["title"].format(g=g))
+            ax.set_title(title(g) if callable(title) else title or text["title"].format(g=g), wrap=True)
             ax.legend(loc="upper left", fontsize=8)  # replaces the figure before's legend
             path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, dpi=dpi, bbox_inches="tight")
+            with atomic_path(path) as tmp:  # a reader never sees half a figure
+                fig.savefig(tmp, format="png", dpi=dpi)
             written.append(path)
     return written

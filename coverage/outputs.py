@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coverage import access_outputs, docx_report, gridded, report
+from coverage import access_outputs, gridded, report
 from coverage._threads import ClaimedTask, SharedTasks
 from coverage.profiles import kind_modes
 from coverage.result_tables import (
@@ -171,6 +171,8 @@ def write_study_outputs(results, *, lang: str = "zh", make_map: bool = True, tim
             parts = _map_parts(results, villages, uncovered, minutes, lang=lang)
             files.update(_write_figure(results, facilities, parts, out))
     with stage("report"):
+        from coverage import docx_report  # python-docx: loaded when a report is written
+
         report_path = out / docx_report.report_file_name(results)
         files["report.docx"] = docx_report.write_report(results, report_path, lang=lang,
                                                         figure_path=files.get("map.png"))

@@ -512,15 +512,17 @@ def prepare_inputs(config: StudyConfig, timer: StageTimer | None = None, notes: 
         graph_summary = network.network_summary(net)
         _check_network_reaches_study(config, net, study_area, facilities)
 
-    if params.crs_check != "off":
-        with timer.stage("crs check"):
-            notes.extend(check_coordinate_systems(config, records, ingest_summary, units, net))
-
     with timer.stage("snapping"):
         facility_snap = reach.snap_points(net, facilities.to_crs(working_crs).geometry,
                                           max_access_m=params.max_access_m)
     if on_snapped is not None:
         on_snapped(net, facilities, facility_snap, working_crs)
+
+    if params.crs_check != "off":
+        # after the isochrones have started (it only reads; a file's implausible coordinates stop the run
+        # before the population is read, and the drawing thread is then cancelled)
+        with timer.stage("crs check"):
+            notes.extend(check_coordinate_systems(config, records, ingest_summary, units, net))
 
     with timer.stage("population"):
         demand, calibration, _ = _load_demand(config, units, study_area, working_crs, notes,

@@ -8,7 +8,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from coverage import figures, report, workbook
+from coverage import report, workbook
 from coverage.catalogue import STATUS_FAIL, STATUS_NO_DATA, STATUS_PASS
 from coverage.config import StudyConfig
 from coverage.kinds import ANY_KIND
@@ -236,6 +236,8 @@ def trajectory_png(trajectory: Trajectory, config: StudyConfig, path: Path, *,
                 circle[label] = required
             elif part["actual"].notna().any():
                 others[label] = (list(part["actual"].astype(float)), required)
+    from coverage import figures  # matplotlib: loaded when figures are made
+
     return figures.trajectory_figure(
         list(trajectory.years), {kind: list(frame["share"]) for kind, frame in series.items()}, circle,
         title=f"{config.title}：分年度进展 / plans over years", synthetic=config.synthetic, path=path,
