@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import folium
@@ -18,6 +19,8 @@ import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
 from folium.utilities import JsCode
+
+from coverage._io import atomic_path
 
 #: display tolerance of each kind of geometry (metres in a local projected CRS): about one screen pixel
 #: at the zoom the layer is read at (units and streets at street zoom 16-17, isochrones at 14-15)
@@ -251,6 +254,80 @@ def street_layer(net, *, tolerance_m: float = DISPLAY_TOLERANCE_M["streets"], na
     layer.attrs["omitted_classes"] = omitted
     layer.attrs["tolerance_m"] = tolerance_m
     return layer
+
+
+#: bump when :func:`street_layer` draws differently, so that cached street layers are drawn again
+STREET_LAYER_VERSION = 1
+
+
+def cached_street_layer(net, *, names: Sequence[Any] | None = None, cache_dir=None,
+                        use_cache: bool = True) -> gpd.GeoDataFrame:
+    """
+    :func:`street_layer` at its default tolerance and budget, kept beside the parsed networks for the next run.
+
+    A county's street layer (line merging and simplifying 330,000 edges)
+    takes 0.4–0.7 s and is the same from run to run of one network, so it is
+    cached by the network's content (edge vertices, highway classes, ferry
+    flags, names and CRS), this drawing's version and the shapely and
+    geopandas versions, in ``map_streets/`` of the network cache
+    (:func:`coverage.network.default_cache_dir`, ``$ELDERCOV_CACHE``). A
+    cache file that cannot be read is drawn again.
+
+    Parameters
+    ----------
+    net, names
+        As for :func:`street_layer`.
+    cache_dir
+        The cache's folder (default: the network cache's).
+    use_cache
+        Read and write the cache; False draws the layer.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        As :func:`street_layer` returns it.
+    """
+    import pickle
+
+    from coverage import network
+
+    if not use_cache:
+        return street_layer(net, names=names)
+    root = Path(cache_dir) if cache_dir is not None else network.default_cache_dir()
+    path = root / "map_streets" / f"{_street_layer_key(net, names)}.pickle"
+    if path.exists():
+        try:
+            with open(path, "rb") as handle:
+                layer = pickle.load(handle)
+            if isinstance(layer, gpd.GeoDataFrame):
+                return layer
+        except Exception:  # a damaged or foreign cache file: drawn again below
+            pass
+    layer = street_layer(net, names=names)
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            pickle.dump(layer, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError:  # a read-only cache folder: the map is drawn all the same
+        pass
+    return layer
+
+
+def _street_layer_key(net, names) -> str:
+    """sha256 of what :func:`street_layer` draws from: the edges' vertices, classes, ferry flags, names, CRS."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(f"v{STREET_LAYER_VERSION}|shapely {shapely.__version__}|geopandas {gpd.__version__}|"
+                  f"{DISPLAY_TOLERANCE_M['streets']}|{VERTEX_BUDGET['streets']}|{net.crs}".encode())
+    geometry = np.asarray(net.edge_geometry)
+    digest.update(np.ascontiguousarray(shapely.get_num_coordinates(geometry), dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(shapely.get_coordinates(geometry)).tobytes())
+    highway = np.zeros(net.n_edges, dtype=np.int64) if net.edge_highway is None else net.edge_highway
+    digest.update(np.ascontiguousarray(highway, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(net.edge_ferry, dtype=bool).tobytes())
+    if names is not None:
+        digest.update("\x1f".join("" if n is None else str(n) for n in names).encode())
+    return digest.hexdigest()
 
 
 def _fewest_coordinates(net, edges: np.ndarray) -> int:

@@ -276,7 +276,7 @@ def street_layer_of(network):
     """The study's own streets for the map (it reads without a tile server); None without a network."""
     from coverage import map_layers  # folium: loaded when maps are made
 
-    return map_layers.street_layer(network, names=network.edge_name) if network is not None else None
+    return map_layers.cached_street_layer(network, names=network.edge_name) if network is not None else None
 
 
 def _write_html_map(results, facilities, parts: dict, minutes, out: Path, lang: str = "zh",

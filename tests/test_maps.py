@@ -9,6 +9,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 from shapely.geometry import Point, Polygon, box
 
@@ -939,3 +940,51 @@ def test_map_layers_hold_the_same_geojson_as_shapely_gives_for_every_geometry():
     expected = [None if g is None else mapping(g) for g in geometries]
     assert json.dumps([f["geometry"] for f in collection["features"]]) == json.dumps(expected)
     assert [f["id"] for f in collection["features"]] == list(range(len(geometries)))
+
+
+def _shanghai_streets_net():
+    from coverage.network import load_walk_arrays
+    from tests.conftest import shared_data
+
+    return load_walk_arrays(shared_data("osm/shanghai_center/shanghai_center.osm.pbf"))
+
+
+def test_a_second_map_of_the_same_network_takes_its_streets_from_the_cache(tmp_path):
+    from coverage import map_layers
+
+    net = _shanghai_streets_net()
+    drawn = map_layers.cached_street_layer(net, names=net.edge_name, cache_dir=tmp_path)
+    assert drawn.equals(map_layers.street_layer(net, names=net.edge_name))
+    (cached,) = (tmp_path / "map_streets").glob("*.pickle")
+    # what the cache holds is what the next run gets: a layer put there in its place comes back
+    marked = drawn.iloc[:1].copy()
+    marked.attrs = {**drawn.attrs, "tolerance_m": -1.0}
+    pd.to_pickle(marked, cached)
+    again = map_layers.cached_street_layer(net, names=net.edge_name, cache_dir=tmp_path)
+    assert len(again) == 1 and again.attrs["tolerance_m"] == -1.0
+    # without the cache the layer is drawn
+    assert map_layers.cached_street_layer(net, names=net.edge_name, cache_dir=tmp_path, use_cache=False).equals(drawn)
+
+
+def test_a_changed_network_or_a_damaged_cache_file_draws_the_streets_again(tmp_path):
+    import dataclasses
+
+    from coverage import map_layers
+
+    net = _shanghai_streets_net()
+    map_layers.cached_street_layer(net, names=net.edge_name, cache_dir=tmp_path)
+    keep = np.arange(net.n_edges) % 2 == 0
+    half = dataclasses.replace(
+        net, edge_u=net.edge_u[keep], edge_v=net.edge_v[keep], edge_length_m=net.edge_length_m[keep],
+        edge_ferry=net.edge_ferry[keep], edge_geometry=net.edge_geometry[keep],
+        edge_highway=None if net.edge_highway is None else net.edge_highway[keep],
+        edge_oneway=None if net.edge_oneway is None else net.edge_oneway[keep],
+        edge_name=None if net.edge_name is None else net.edge_name[keep],
+    )
+    streets_of_half = map_layers.cached_street_layer(half, names=half.edge_name, cache_dir=tmp_path)
+    assert streets_of_half.equals(map_layers.street_layer(half, names=half.edge_name))
+    assert len(list((tmp_path / "map_streets").glob("*.pickle"))) == 2  # one per network
+    for cached in (tmp_path / "map_streets").glob("*.pickle"):
+        cached.write_bytes(b"not a pickle")
+    assert map_layers.cached_street_layer(net, names=net.edge_name, cache_dir=tmp_path).equals(
+        map_layers.street_layer(net, names=net.edge_name))
