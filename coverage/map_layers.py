@@ -20,8 +20,6 @@ import shapely
 from branca.element import Element, MacroElement
 from folium.utilities import JsCode
 
-from coverage._io import atomic_path
-
 #: display tolerance of each kind of geometry (metres in a local projected CRS): about one screen pixel
 #: at the zoom the layer is read at (units and streets at street zoom 16-17, isochrones at 14-15)
 DISPLAY_TOLERANCE_M: Mapping[str, float] = {"units": 2.0, "streets": 3.0, "isochrones": 5.0}
@@ -305,8 +303,7 @@ def cached_street_layer(net, *, names: Sequence[Any] | None = None, cache_dir=No
             pass
     layer = street_layer(net, names=names)
     try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            pickle.dump(layer, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        network._atomic_pickle(layer, path)  # as the parsed networks are kept
     except OSError:  # a read-only cache folder: the map is drawn all the same
         pass
     return layer
