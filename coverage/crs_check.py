@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +293,9 @@ class CrsFit:
     p75_m : dict
         75th percentile of the distances (metres) per system: the figure the
         verdict rests on (see :func:`crs_fit`).
+    n_own_system : int
+        Rows left out because their own coordinate-system cell (坐标系)
+        named the system they are in (:func:`check_facility_crs`).
     """
 
     declared: str
@@ -304,6 +307,7 @@ class CrsFit:
     closer_share: float = math.nan
     detail: str = ""
     p75_m: dict[str, float] = field(default_factory=dict)
+    n_own_system: int = 0
 
     @property
     def plausible(self) -> bool:
@@ -554,16 +558,18 @@ def check_facility_crs(facilities, declared: str, streets: Any, *, converted: bo
     CrsFit
     """
     frame = facilities
+    n_own_system = 0
     if "flags" in frame.columns:
-        own_system = frame["flags"].fillna("").astype(str).str.contains("crs_from_column", regex=False)
-        frame = frame[~own_system.to_numpy()]
+        own_system = frame["flags"].fillna("").astype(str).str.contains("crs_from_column", regex=False).to_numpy()
+        n_own_system = int(own_system.sum())
+        frame = frame[~own_system]
     points = np.asarray(frame.geometry.values, dtype=object)
     points = points[~shapely.is_missing(points)] if len(points) else points
     points = points[shapely.get_type_id(points) == 0] if len(points) else points
     x = shapely.get_x(points) if len(points) else np.empty(0)
     y = shapely.get_y(points) if len(points) else np.empty(0)
     lon, lat = _file_values(x, y, declared, converted)
-    return crs_fit(lon, lat, declared, streets)
+    return replace(crs_fit(lon, lat, declared, streets), n_own_system=n_own_system)
 
 
 def check_units_crs(
@@ -678,17 +684,25 @@ def raise_if_implausible(fit: CrsFit, *, path: str | Path | None, what: str, all
         The verdict is ``other_system`` or ``projected_metres`` and ``allow`` is False.
     """
     what_zh = _WHAT_ZH.get(what, what)
+    own = ""
+    if fit.n_own_system:
+        own = (f"; {fit.n_own_system} rows name their own system in their coordinate-system column (坐标系), "
+               f"which governs them, and are not measured / {fit.n_own_system} 行按本行“坐标系”列换算，未参与核对")
+    if fit.verdict == "inconclusive" and fit.n_points == 0 and fit.n_own_system:
+        return (f"{what}: coordinate system {fit.declared} applies to no row: all {fit.n_own_system} rows name their "
+                f"own system in their coordinate-system column (坐标系), which governs them / 所有 "
+                f"{fit.n_own_system} 行均按本行“坐标系”列换算，声明的坐标系 {fit.declared} 未用于任何一行")
     if fit.verdict == "inconclusive":
         return (f"{what}: coordinate system {fit.declared} not checked: only {fit.n_used} of {fit.n_points} points "
-                f"lie within {MAX_USED_M:,.0f} m of a street of the network / 靠近路网的点太少，未核对坐标系")
+                f"lie within {MAX_USED_M:,.0f} m of a street of the network / 靠近路网的点太少，未核对坐标系{own}")
     if fit.verdict == "ok" and fit.medians_m.get(fit.declared, 0.0) > DECLARED_FLOOR_M:
         # far from the streets under every system (outlines along rivers and fields): nothing to tell
         return (f"{what}: coordinate system {fit.declared} not contradicted, but the points lie far from the streets "
                 f"under every system, so the streets cannot confirm it ({fit.figures()}; {fit.n_used} points) "
-                f"/ 各坐标系下均远离道路，无法据此确认坐标系")
+                f"/ 各坐标系下均远离道路，无法据此确认坐标系{own}")
     if fit.verdict == "ok":
         return (f"{what}: coordinate system {fit.declared} fits the streets ({fit.figures()}; {fit.n_used} points) "
-                f"/ 坐标系与道路吻合")
+                f"/ 坐标系与道路吻合{own}")
     if fit.verdict == "projected_metres":
         message = (f"the {what} coordinates are metres of a map projection, not longitude/latitude degrees: "
                    f"{fit.detail} / {what_zh}坐标为投影平面坐标（米），不是经纬度")

@@ -217,6 +217,34 @@ def test_facilities_read_from_a_gcj02_file_declared_wgs84(extract, tmp_path):
     assert crs_check.check_facility_crs(right, "gcj02", net).verdict == "ok"
 
 
+def test_rows_naming_their_own_system_are_said_to_govern_when_the_study_declares_another(extract, tmp_path):
+    # a bureau list whose 坐标系 column says GCJ-02 on every row, declared bd09 in the study: the rows' own cells
+    # govern, so nothing is measured against bd09, and the note says why rather than "0 of 0 points"
+    _, net = extract
+    lon, lat = coords.from_wgs84(*beside_streets(net), "gcj02")
+    path = tmp_path / "facilities.csv"
+    table = pd.DataFrame({"名称": [f"幸福院{i}" for i in range(len(lon))], "类型": "农村幸福院",
+                          "经度": np.round(lon, 6), "纬度": np.round(lat, 6), "坐标系": "GCJ-02"})
+    table.to_csv(path, index=False, encoding="utf-8-sig")
+    facilities, _, _ = ingest.read_facilities(path, crs="bd09")
+    fit = crs_check.check_facility_crs(facilities, "bd09", net)
+    assert (fit.n_points, fit.n_own_system) == (0, len(lon))
+    note = crs_check.raise_if_implausible(fit, path=path, what="facilities")
+    assert f"applies to no row: all {len(lon)} rows" in note and "0 of 0" not in note
+    # half the rows in WGS-84 without the cell: those are measured in the declared wgs84, the others counted apart
+    half = len(lon) // 2
+    wgs_lon, wgs_lat = beside_streets(net)
+    table.loc[: half - 1, "经度"] = np.round(wgs_lon[:half], 6)
+    table.loc[: half - 1, "纬度"] = np.round(wgs_lat[:half], 6)
+    table.loc[: half - 1, "坐标系"] = ""
+    table.to_csv(path, index=False, encoding="utf-8-sig")
+    mixed, _, _ = ingest.read_facilities(path, crs="wgs84")
+    fit = crs_check.check_facility_crs(mixed, "wgs84", net)
+    assert (fit.n_points, fit.n_own_system, fit.verdict) == (half, len(lon) - half, "ok")
+    assert f"{len(lon) - half} rows name their own system" in crs_check.raise_if_implausible(
+        fit, path=path, what="facilities")
+
+
 def test_a_units_outline_in_gcj02_declared_wgs84_is_caught(extract, tmp_path):
     _, net = extract
     outline = street_blocks_outline(net)
