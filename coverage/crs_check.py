@@ -684,25 +684,27 @@ def raise_if_implausible(fit: CrsFit, *, path: str | Path | None, what: str, all
         The verdict is ``other_system`` or ``projected_metres`` and ``allow`` is False.
     """
     what_zh = _WHAT_ZH.get(what, what)
-    own = ""
+    # rows whose own 坐标系 cell governs them: said in each half of the note (English / 中文)
+    own_en = own_zh = ""
     if fit.n_own_system:
-        own = (f"; {fit.n_own_system} rows name their own system in their coordinate-system column (坐标系), "
-               f"which governs them, and are not measured / {fit.n_own_system} 行按本行“坐标系”列换算，未参与核对")
+        own_en = (f"; {fit.n_own_system} rows name their own system in their coordinate-system column (坐标系), "
+                  "which governs them, and are not measured")
+        own_zh = f"；另有 {fit.n_own_system} 行按本行“坐标系”列换算，未参与核对"
     if fit.verdict == "inconclusive" and fit.n_points == 0 and fit.n_own_system:
         return (f"{what}: coordinate system {fit.declared} applies to no row: all {fit.n_own_system} rows name their "
                 f"own system in their coordinate-system column (坐标系), which governs them / 所有 "
                 f"{fit.n_own_system} 行均按本行“坐标系”列换算，声明的坐标系 {fit.declared} 未用于任何一行")
     if fit.verdict == "inconclusive":
         return (f"{what}: coordinate system {fit.declared} not checked: only {fit.n_used} of {fit.n_points} points "
-                f"lie within {MAX_USED_M:,.0f} m of a street of the network / 靠近路网的点太少，未核对坐标系{own}")
+                f"lie within {MAX_USED_M:,.0f} m of a street of the network{own_en} / 靠近路网的点太少，未核对坐标系{own_zh}")
     if fit.verdict == "ok" and fit.medians_m.get(fit.declared, 0.0) > DECLARED_FLOOR_M:
         # far from the streets under every system (outlines along rivers and fields): nothing to tell
         return (f"{what}: coordinate system {fit.declared} not contradicted, but the points lie far from the streets "
-                f"under every system, so the streets cannot confirm it ({fit.figures()}; {fit.n_used} points) "
-                f"/ 各坐标系下均远离道路，无法据此确认坐标系{own}")
+                f"under every system, so the streets cannot confirm it ({fit.figures()}; {fit.n_used} points){own_en} "
+                f"/ 各坐标系下均远离道路，无法据此确认坐标系{own_zh}")
     if fit.verdict == "ok":
-        return (f"{what}: coordinate system {fit.declared} fits the streets ({fit.figures()}; {fit.n_used} points) "
-                f"/ 坐标系与道路吻合{own}")
+        return (f"{what}: coordinate system {fit.declared} fits the streets ({fit.figures()}; {fit.n_used} points){own_en} "
+                f"/ 坐标系与道路吻合{own_zh}")
     if fit.verdict == "projected_metres":
         message = (f"the {what} coordinates are metres of a map projection, not longitude/latitude degrees: "
                    f"{fit.detail} / {what_zh}坐标为投影平面坐标（米），不是经纬度")
