@@ -1,9 +1,10 @@
-"""Small file helpers shared by the writers: atomic replacement and checksums."""
+"""Small file helpers shared by the writers: atomic replacement, cache pickles and checksums."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,12 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_pickle(obj, target: str | Path) -> None:
+    """Pickle ``obj`` to ``target`` atomically (:func:`atomic_path`): the caches' one writer."""
+    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+        pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def file_sha256(path: str | Path) -> str:

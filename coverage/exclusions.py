@@ -29,7 +29,7 @@ import pandas as pd
 import shapely
 
 from coverage._errors import InputDataError
-from coverage._io import atomic_path, file_sha256
+from coverage._io import atomic_pickle, file_sha256
 from coverage.config import ExclusionSource
 
 __all__ = [
@@ -116,8 +116,7 @@ def read_osm_water(
                 return pickle.load(handle)
     water = _assemble_water(path, empty)
     if cache_file is not None:
-        with atomic_path(cache_file) as tmp, open(tmp, "wb") as handle:
-            pickle.dump(water, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        atomic_pickle(water, cache_file)
     return water
 
 

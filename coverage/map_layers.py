@@ -288,6 +288,7 @@ def cached_street_layer(net, *, names: Sequence[Any] | None = None, cache_dir=No
     import pickle
 
     from coverage import network
+    from coverage._io import atomic_pickle
 
     if not use_cache:
         return street_layer(net, names=names)
@@ -303,7 +304,7 @@ def cached_street_layer(net, *, names: Sequence[Any] | None = None, cache_dir=No
             pass
     layer = street_layer(net, names=names)
     try:
-        network._atomic_pickle(layer, path)  # as the parsed networks are kept
+        atomic_pickle(layer, path)  # as the parsed networks are kept
     except OSError:  # a read-only cache folder: the map is drawn all the same
         pass
     return layer

@@ -16,7 +16,7 @@ import pandas as pd
 import shapely
 
 from coverage._errors import InputDataError
-from coverage._io import atomic_path, file_sha256
+from coverage._io import atomic_pickle, file_sha256
 from coverage.coords import utm_crs_for
 from coverage.lengths import ground_lengths
 from coverage.network_arrays import NetworkArrays, highway_code, network_arrays, node_components
@@ -431,7 +431,7 @@ def load_walk_network(
         )
 
     if cache_file is not None:
-        _atomic_pickle(graph, cache_file)
+        atomic_pickle(graph, cache_file)
     return _project(graph, to_crs)
 
 
@@ -509,7 +509,7 @@ def load_walk_arrays(
     net = _arrays_from_segments(_walk_segments(node_lonlat, kept, low_end_first=True))
     del node_lonlat, kept
     if cache_file is not None:
-        _atomic_pickle(_arrays_to_cache(net), cache_file)
+        atomic_pickle(_arrays_to_cache(net), cache_file)
     return _project_arrays(net, to_crs)
 
 
@@ -615,11 +615,6 @@ def _project_arrays(net: NetworkArrays, to_crs) -> NetworkArrays:
 
 def _to_bool(value) -> bool:
     return str(value).strip().lower() in {"true", "1", "yes"}
-
-
-def _atomic_pickle(obj, target: Path) -> None:
-    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
-        pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _project(graph: nx.MultiDiGraph, to_crs) -> nx.MultiDiGraph:
